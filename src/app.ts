@@ -1,0 +1,102 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+import { createDb, type Db } from './db/client.js';
+import { createUnitOfWork } from './db/unit-of-work.js';
+import type { TokenVerifier } from './auth/verifier.js';
+import { systemClock, type Clock } from './shared/clock.js';
+import { AppError } from './shared/errors.js';
+import { errorsPlugin } from './http/errors.js';
+import { authPlugin } from './http/auth.js';
+import { openapiPlugin } from './http/openapi.js';
+import { healthRoutes } from './http/health.js';
+import { createAuditLog } from './modules/audit/audit.service.js';
+import { createHistory } from './modules/history/history.service.js';
+import { createPatientsService } from './modules/patients/patients.service.js';
+import { createConsentsService } from './modules/patients/consents.service.js';
+import { patientsRoutes } from './modules/patients/patients.routes.js';
+
+export interface AppOptions {
+  pool: pg.Pool;
+  verifyToken: TokenVerifier;
+  logger: Logger;
+  clock?: Clock;
+  /** Requests per minute per token subject; 0 turns the limit off. */
+  rateLimitPerMinute?: number;
+  requestTimeoutMs?: number;
+}
+
+export const BODY_LIMIT_BYTES = 1024 * 1024;
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Builds the HTTP application on a pool it does not own: it opens no connection itself. */
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger as FastifyBaseLogger,
+    // Fastify's own request lines would log the URL with its query (patient names, MRNs): we log our own.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    return503OnClosing: true,
+    // Honour a caller's correlation id when it is harmless; otherwise make one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  // Only JSON bodies: text/plain is refused with 415, merge-patch is JSON.
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+
+  // One log line per request: method, route path without its query (which may hold patient data), status, time.
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.info(
+      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime), sub: req.principal?.sub },
+      'request',
+    );
+  });
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('X-Request-Id', String(req.id));
+  });
+
+  const db: Db = createDb(opts.pool);
+  const clock = opts.clock ?? systemClock;
+  const uow = createUnitOfWork(db);
+  const audit = createAuditLog();
+  const history = createHistory();
+  const patients = createPatientsService({ db, uow, audit, history, clock });
+  const consents = createConsentsService({ db, uow, audit, history, clock, patients });
+
+  await app.register(errorsPlugin);
+  await app.register(authPlugin, { verify: opts.verifyToken });
+  if ((opts.rateLimitPerMinute ?? 0) > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      max: opts.rateLimitPerMinute!,
+      timeWindow: 60_000,
+      hook: 'preHandler', // after authentication, so the limit is per token subject
+      keyGenerator: (req) => `sub:${req.principal?.sub ?? req.ip}`,
+      allowList: (req) => req.principal === null,
+      errorResponseBuilder: (_req, ctx) =>
+        new AppError(429, 'rate-limited', 'Too Many Requests', `More than ${ctx.max} requests in a minute; retry in ${Math.ceil(ctx.ttl / 1000)} s.`),
+    });
+  }
+  await app.register(openapiPlugin);
+
+  healthRoutes(app, { pool: opts.pool });
+  await app.register(
+    async (v1) => {
+      patientsRoutes(v1, { patients, consents });
+    },
+    { prefix: '/v1' },
+  );
+  return app;
+}

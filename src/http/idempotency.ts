@@ -1,0 +1,33 @@
+import { createHash } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import { BadRequest } from '../shared/errors.js';
+import type { IdempotencyRequest } from '../db/unit-of-work.js';
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
+ * The `Idempotency-Key` of a creating POST, scoped to the caller. The fingerprint covers the operation,
+ * its path parameters and the body, so the same key on another request is recognised and refused.
+ */
+export function idempotencyOf(req: FastifyRequest): IdempotencyRequest | undefined {
+  const header = req.headers['idempotency-key'];
+  if (header === undefined) return undefined;
+  const key = String(header);
+  if (!/^[\x21-\x7e]{1,255}$/.test(key)) {
+    throw new BadRequest('Idempotency-Key must be 1..255 visible ASCII characters.', [{ path: 'headers.idempotency-key', message: 'invalid' }]);
+  }
+  const p = req.principal;
+  const fingerprint = createHash('sha256')
+    .update(`${req.method} ${req.routeOptions.url ?? ''}\n${canonical(req.params)}\n${canonical(req.body)}`)
+    .digest('base64url');
+  return { owner: `${p?.sub ?? ''}|${p?.clinicId ?? ''}`, key, fingerprint };
+}

@@ -1,0 +1,122 @@
+import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
+import type { Executor, Tx } from '../../db/client.js';
+import { pgCode, pgConstraint } from '../../db/errors.js';
+import type { PageRequest } from '../../http/pagination.js';
+import { Conflict } from '../../shared/errors.js';
+import { consents, patients } from './patients.table.js';
+import type { PatientFilters } from './patients.schemas.js';
+
+export type PatientRow = typeof patients.$inferSelect;
+export type ConsentRow = typeof consents.$inferSelect;
+
+function mapUniqueViolation(err: unknown): never {
+  if (pgCode(err) === '23505' && pgConstraint(err) === 'patients_clinic_mrn_uq') {
+    throw new Conflict('A patient with this MRN already exists in your clinic.', 'duplicate-mrn');
+  }
+  throw err;
+}
+
+export async function insertPatient(tx: Tx, row: typeof patients.$inferInsert): Promise<PatientRow> {
+  try {
+    const [created] = await tx.insert(patients).values(row).returning();
+    return created!;
+  } catch (err) {
+    return mapUniqueViolation(err);
+  }
+}
+
+export async function findPatient(exec: Executor, clinicId: string, id: string): Promise<PatientRow | undefined> {
+  const [row] = await exec
+    .select()
+    .from(patients)
+    .where(and(eq(patients.id, id), eq(patients.clinicId, clinicId)))
+    .limit(1);
+  return row;
+}
+
+const likePrefix = (s: string) => s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`) + '%';
+
+export async function listPatients(exec: Executor, clinicId: string, f: PatientFilters, page: PageRequest): Promise<PatientRow[]> {
+  const where: (SQL | undefined)[] = [eq(patients.clinicId, clinicId)];
+  if (page.after) where.push(gt(patients.id, page.after));
+  if (f.mrn) where.push(eq(patients.mrn, f.mrn));
+  if (f.birthDate) where.push(eq(patients.birthDate, f.birthDate));
+  if (f.familyName) where.push(sql`lower(${patients.familyName}) like ${likePrefix(f.familyName)}`);
+  if (f.identifier) {
+    const bar = f.identifier.indexOf('|');
+    const probe = JSON.stringify([{ system: f.identifier.slice(0, bar), value: f.identifier.slice(bar + 1) }]);
+    where.push(sql`${patients.identifiers} @> ${probe}::jsonb`);
+  }
+  return exec
+    .select()
+    .from(patients)
+    .where(and(...where))
+    .orderBy(asc(patients.id))
+    .limit(page.limit + 1);
+}
+
+/** Compare-and-set on `version`: undefined when the row is missing or the version moved on. */
+export async function updatePatient(
+  tx: Tx,
+  clinicId: string,
+  id: string,
+  expectedVersion: number,
+  changes: Partial<typeof patients.$inferInsert>,
+): Promise<PatientRow | undefined> {
+  try {
+    const [row] = await tx
+      .update(patients)
+      .set({ ...changes, version: sql`${patients.version} + 1` })
+      .where(and(eq(patients.id, id), eq(patients.clinicId, clinicId), eq(patients.version, expectedVersion)))
+      .returning();
+    return row;
+  } catch (err) {
+    return mapUniqueViolation(err);
+  }
+}
+
+export async function insertConsent(tx: Tx, row: typeof consents.$inferInsert): Promise<ConsentRow> {
+  const [created] = await tx.insert(consents).values(row).returning();
+  return created!;
+}
+
+export async function findConsent(exec: Executor, clinicId: string, patientId: string, id: string): Promise<ConsentRow | undefined> {
+  const [row] = await exec
+    .select()
+    .from(consents)
+    .where(and(eq(consents.id, id), eq(consents.patientId, patientId), eq(consents.clinicId, clinicId)))
+    .limit(1);
+  return row;
+}
+
+export async function lockConsent(tx: Tx, clinicId: string, patientId: string, id: string): Promise<ConsentRow | undefined> {
+  const [row] = await tx
+    .select()
+    .from(consents)
+    .where(and(eq(consents.id, id), eq(consents.patientId, patientId), eq(consents.clinicId, clinicId)))
+    .for('update')
+    .limit(1);
+  return row;
+}
+
+export async function listConsents(exec: Executor, clinicId: string, patientId: string, page: PageRequest): Promise<ConsentRow[]> {
+  return exec
+    .select()
+    .from(consents)
+    .where(and(eq(consents.patientId, patientId), eq(consents.clinicId, clinicId), page.after ? gt(consents.id, page.after) : undefined))
+    .orderBy(asc(consents.id))
+    .limit(page.limit + 1);
+}
+
+export async function withdrawConsent(
+  tx: Tx,
+  id: string,
+  w: { withdrawnAt: Date; withdrawnBy: string; withdrawalReason: string },
+): Promise<ConsentRow> {
+  const [row] = await tx
+    .update(consents)
+    .set({ status: 'withdrawn', ...w, version: sql`${consents.version} + 1` })
+    .where(eq(consents.id, id))
+    .returning();
+  return row!;
+}

@@ -1,0 +1,122 @@
+import { z } from 'zod';
+import { DateOnly, DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf } from '../../shared/schemas.js';
+import { pageQuery } from '../../http/pagination.js';
+
+export const Sex = z.enum(['female', 'male', 'other', 'unknown']);
+
+const UriLike = z
+  .string()
+  .trim()
+  .max(255)
+  .regex(/^[A-Za-z][A-Za-z0-9+.-]*:\S+$/, 'must be a URI, e.g. urn:oid:2.16.840.1.113883.4.1 or https://ehr.example.org/mrn');
+
+export const Identifier = z.strictObject({
+  system: UriLike.meta({ description: 'The identifier system (a URI)', example: 'https://ehr.example-clinic.org/patient-id' }),
+  value: NonEmpty(200).meta({ example: 'EHR-0042-7781' }),
+});
+
+export const PatientCreate = z
+  .strictObject({
+    mrn: NonEmpty(64).meta({ description: 'Medical record number, unique within the clinic', example: 'MRN-100234' }),
+    identifiers: z.array(Identifier).max(20).default([]),
+    givenName: NonEmpty(100).meta({ example: 'Maria' }),
+    familyName: NonEmpty(100).meta({ example: 'Lopez' }),
+    birthDate: DateOnly,
+    sex: Sex,
+  })
+  .meta({ id: 'PatientCreate' });
+
+export const PatientPatch = z
+  .strictObject({
+    mrn: PatientCreate.shape.mrn.optional(),
+    identifiers: z.array(Identifier).max(20).optional(),
+    givenName: PatientCreate.shape.givenName.optional(),
+    familyName: PatientCreate.shape.familyName.optional(),
+    birthDate: DateOnly.optional(),
+    sex: Sex.optional(),
+  })
+  .refine((p) => Object.values(p).some((v) => v !== undefined), { message: 'name at least one field to change' })
+  .meta({ id: 'PatientPatch', description: 'The fields to change; the others keep their values (JSON merge patch).' });
+
+export const Patient = z
+  .object({
+    id: Uuid,
+    clinicId: z.string(),
+    mrn: z.string(),
+    identifiers: z.array(z.object({ system: z.string(), value: z.string() })),
+    givenName: z.string(),
+    familyName: z.string(),
+    birthDate: DateOnly,
+    sex: Sex,
+    version: Version,
+    createdAt: DateTimeOutput,
+    updatedAt: DateTimeOutput,
+  })
+  .meta({ id: 'Patient' });
+export type PatientDto = z.infer<typeof Patient>;
+
+export const PatientPage = pageOf(Patient).meta({ id: 'PatientPage' });
+
+export const PatientHistory = pageOf(
+  z.object({ version: Version, recordedAt: DateTimeOutput, recordedBy: z.string(), resource: Patient }),
+).meta({ id: 'PatientHistory' });
+
+export const PatientSearch = z.strictObject({
+  ...pageQuery,
+  identifier: z
+    .string()
+    .max(460)
+    .regex(/^[^|]+\|.+$/, 'use system|value')
+    .optional()
+    .meta({ description: 'An EHR identifier as `system|value`' }),
+  mrn: z.string().trim().min(1).max(64).optional(),
+  familyName: z.string().trim().min(1).max(100).optional().meta({ description: 'Case-insensitive prefix of the family name' }),
+  birthDate: DateOnly.optional(),
+});
+export type PatientFilters = Omit<z.infer<typeof PatientSearch>, 'limit' | 'cursor'>;
+
+export const PatientParams = z.strictObject({ id: Uuid });
+
+// Consents
+export const ConsentKind = z.enum(['investigational-treatment']);
+
+export const ConsentCreate = z
+  .strictObject({
+    kind: ConsentKind,
+    signedAt: DateTimeInput,
+    documentVersion: NonEmpty(100).meta({ example: 'ICF-EV-KNEE v3.1' }),
+    indNumber: NonEmpty(50).optional().meta({ example: 'IND 029871' }),
+    irbProtocol: NonEmpty(100).optional().meta({ example: 'IRB-2026-0147' }),
+  })
+  .meta({ id: 'ConsentCreate' });
+
+export const ConsentWithdraw = z
+  .strictObject({
+    reason: NonEmpty(1000).meta({ example: 'Patient withdrew consent by phone' }),
+    withdrawnAt: DateTimeInput.optional().meta({ description: 'When the patient withdrew; defaults to now' }),
+  })
+  .meta({ id: 'ConsentWithdraw' });
+
+export const Consent = z
+  .object({
+    id: Uuid,
+    patientId: Uuid,
+    kind: ConsentKind,
+    signedAt: DateTimeOutput,
+    documentVersion: z.string(),
+    indNumber: z.string().nullable(),
+    irbProtocol: z.string().nullable(),
+    status: z.enum(['active', 'withdrawn']),
+    withdrawnAt: DateTimeOutput.nullable(),
+    withdrawnBy: z.string().nullable(),
+    withdrawalReason: z.string().nullable(),
+    version: Version,
+    createdAt: DateTimeOutput,
+  })
+  .meta({ id: 'Consent' });
+export type ConsentDto = z.infer<typeof Consent>;
+
+export const ConsentPage = pageOf(Consent).meta({ id: 'ConsentPage' });
+export const ConsentParams = z.strictObject({ id: Uuid, consentId: Uuid });
+export const ListQuery = z.strictObject(pageQuery);
+export const HistoryQuery = z.strictObject(pageQuery);

@@ -1,0 +1,134 @@
+import type { Db } from '../../db/client.js';
+import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
+import type { Actor } from '../../auth/principal.js';
+import type { PageRequest } from '../../http/pagination.js';
+import { toPage } from '../../http/pagination.js';
+import type { Clock } from '../../shared/clock.js';
+import { NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
+import { newId } from '../../shared/ids.js';
+import { clinicOf } from '../../shared/tenancy.js';
+import { todayIso } from '../../shared/time.js';
+import type { AuditLog } from '../audit/audit.service.js';
+import type { History } from '../history/history.service.js';
+import * as q from './patients.queries.js';
+import type { PatientDto, PatientFilters } from './patients.schemas.js';
+import type { z } from 'zod';
+import type { PatientCreate, PatientPatch } from './patients.schemas.js';
+
+export const PATIENT = 'patient';
+
+export function toPatientDto(r: q.PatientRow): PatientDto {
+  return {
+    id: r.id,
+    clinicId: r.clinicId,
+    mrn: r.mrn,
+    identifiers: r.identifiers,
+    givenName: r.givenName,
+    familyName: r.familyName,
+    birthDate: r.birthDate,
+    sex: r.sex as PatientDto['sex'],
+    version: r.version,
+    createdAt: r.createdAt.toISOString(),
+    updatedAt: r.updatedAt.toISOString(),
+  };
+}
+
+export interface PatientsDeps {
+  db: Db;
+  uow: UnitOfWork;
+  audit: AuditLog;
+  history: History;
+  clock: Clock;
+}
+
+export type PatientsService = ReturnType<typeof createPatientsService>;
+
+export function createPatientsService({ db, uow, audit, history, clock }: PatientsDeps) {
+  function checkBirthDate(birthDate: string | undefined) {
+    if (birthDate !== undefined && birthDate > todayIso(clock)) {
+      throw new RuleViolation('birth-date-in-future', 'birthDate cannot be after today.', [{ path: 'body.birthDate', message: 'after today' }]);
+    }
+  }
+
+  /** The patient if the caller's clinic holds it; otherwise 404, whether or not another clinic does. */
+  async function visiblePatient(actor: Actor, id: string): Promise<q.PatientRow> {
+    const row = await q.findPatient(db, clinicOf(actor), id);
+    if (!row) throw new NotFound('patient');
+    return row;
+  }
+
+  return {
+    visiblePatient,
+
+    async create(actor: Actor, input: z.output<typeof PatientCreate>, idem?: IdempotencyRequest): Promise<PatientDto> {
+      const clinicId = clinicOf(actor);
+      checkBirthDate(input.birthDate);
+      return uow.run(async (tx) => {
+        const now = clock.now();
+        const row = await q.insertPatient(tx, {
+          id: newId(),
+          clinicId,
+          ...input,
+          createdAt: now,
+          updatedAt: now,
+          createdBy: actor.sub,
+          updatedBy: actor.sub,
+        });
+        const dto = toPatientDto(row);
+        await history.record(tx, { resourceType: PATIENT, resourceId: row.id, version: 1, clinicId, body: dto, by: actor.sub });
+        await audit.record(tx, actor, { action: 'create', resourceType: PATIENT, resourceId: row.id, clinicId });
+        return dto;
+      }, idem);
+    },
+
+    async get(actor: Actor, id: string): Promise<PatientDto> {
+      const row = await visiblePatient(actor, id);
+      await audit.record(db, actor, { action: 'read', resourceType: PATIENT, resourceId: id, clinicId: row.clinicId });
+      return toPatientDto(row);
+    },
+
+    async search(actor: Actor, filters: PatientFilters, page: PageRequest) {
+      const clinicId = clinicOf(actor);
+      const rows = await q.listPatients(db, clinicId, filters, page);
+      const result = toPage(rows.map(toPatientDto), page.limit);
+      await audit.record(db, actor, {
+        action: 'search',
+        resourceType: PATIENT,
+        clinicId,
+        details: { filters: Object.keys(filters).filter((k) => filters[k as keyof PatientFilters] !== undefined), resultIds: result.items.map((p) => p.id) },
+      });
+      return result;
+    },
+
+    async update(actor: Actor, id: string, expectedVersion: number, patch: z.output<typeof PatientPatch>): Promise<PatientDto> {
+      const clinicId = clinicOf(actor);
+      checkBirthDate(patch.birthDate);
+      return uow.run(async (tx) => {
+        const current = await q.findPatient(tx, clinicId, id);
+        if (!current) throw new NotFound('patient');
+        if (current.version !== expectedVersion) {
+          throw new PreconditionFailed(`The patient is at version ${current.version}, not ${expectedVersion}; read it again and reapply your change.`);
+        }
+        const changed = (Object.keys(patch) as (keyof typeof patch)[]).filter(
+          (k) => patch[k] !== undefined && JSON.stringify(patch[k]) !== JSON.stringify(current[k]),
+        );
+        if (changed.length === 0) return toPatientDto(current);
+        const changes = Object.fromEntries(changed.map((k) => [k, patch[k]]));
+        const row = await q.updatePatient(tx, clinicId, id, expectedVersion, { ...changes, updatedAt: clock.now(), updatedBy: actor.sub });
+        // Another writer committed between our read and our update.
+        if (!row) throw new PreconditionFailed('The patient was changed by someone else; read it again and reapply your change.');
+        const dto = toPatientDto(row);
+        await history.record(tx, { resourceType: PATIENT, resourceId: id, version: row.version, clinicId, body: dto, by: actor.sub });
+        await audit.record(tx, actor, { action: 'update', resourceType: PATIENT, resourceId: id, clinicId, details: { changedFields: changed, version: row.version } });
+        return dto;
+      });
+    },
+
+    async history(actor: Actor, id: string, page: PageRequest<number>) {
+      const row = await visiblePatient(actor, id);
+      const versions = await history.list<PatientDto>(db, PATIENT, id, page);
+      await audit.record(db, actor, { action: 'read', resourceType: PATIENT, resourceId: id, clinicId: row.clinicId, details: { history: true } });
+      return toPage(versions, page.limit, (v) => String(v.version));
+    },
+  };
+}

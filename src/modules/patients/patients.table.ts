@@ -1,0 +1,63 @@
+import { sql } from 'drizzle-orm';
+import { check, date, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+
+export interface Identifier {
+  system: string;
+  value: string;
+}
+
+export const patients = pgTable(
+  'patients',
+  {
+    id: uuid('id').primaryKey(),
+    clinicId: text('clinic_id').notNull(),
+    mrn: text('mrn').notNull(),
+    identifiers: jsonb('identifiers').$type<Identifier[]>().notNull().default(sql`'[]'::jsonb`),
+    givenName: text('given_name').notNull(),
+    familyName: text('family_name').notNull(),
+    birthDate: date('birth_date', { mode: 'string' }).notNull(),
+    sex: text('sex').notNull(),
+    version: integer('version').notNull().default(1),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdBy: text('created_by').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    updatedBy: text('updated_by').notNull(),
+  },
+  (t) => [
+    uniqueIndex('patients_clinic_mrn_uq').on(t.clinicId, t.mrn),
+    index('patients_clinic_id_idx').on(t.clinicId, t.id),
+    index('patients_identifiers_gin').using('gin', sql`${t.identifiers} jsonb_path_ops`),
+    index('patients_clinic_family_idx').on(t.clinicId, sql`lower(${t.familyName}) text_pattern_ops`),
+    index('patients_clinic_birth_idx').on(t.clinicId, t.birthDate),
+    check('patients_sex_ck', sql`${t.sex} in ('female','male','other','unknown')`),
+    check('patients_version_ck', sql`${t.version} >= 1`),
+  ],
+);
+
+export const consents = pgTable(
+  'consents',
+  {
+    id: uuid('id').primaryKey(),
+    patientId: uuid('patient_id')
+      .notNull()
+      .references(() => patients.id),
+    clinicId: text('clinic_id').notNull(),
+    kind: text('kind').notNull(),
+    signedAt: timestamp('signed_at', { withTimezone: true, mode: 'date' }).notNull(),
+    documentVersion: text('document_version').notNull(),
+    indNumber: text('ind_number'),
+    irbProtocol: text('irb_protocol'),
+    status: text('status').notNull().default('active'),
+    withdrawnAt: timestamp('withdrawn_at', { withTimezone: true, mode: 'date' }),
+    withdrawnBy: text('withdrawn_by'),
+    withdrawalReason: text('withdrawal_reason'),
+    version: integer('version').notNull().default(1),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdBy: text('created_by').notNull(),
+  },
+  (t) => [
+    index('consents_patient_idx').on(t.patientId, t.id),
+    check('consents_status_ck', sql`${t.status} in ('active','withdrawn')`),
+    check('consents_withdrawn_ck', sql`(${t.status} = 'withdrawn') = (${t.withdrawnAt} is not null)`),
+  ],
+);

@@ -1,0 +1,106 @@
+import pg from 'pg';
+import { buildApp } from './app.js';
+import { verifierFromEnv } from './auth/from-env.js';
+import { EnvError, loadEnv, type Env } from './config/env.js';
+import { createPool } from './db/client.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
+import { migrateDatabase } from './db/migrate.js';
+import { createLogger } from './shared/logger.js';
+
+/** The process: configuration, database (embedded or DATABASE_URL), listen, and an ordered shutdown. */
+const started = performance.now();
+let env: Env;
+try {
+  env = loadEnv();
+} catch (err) {
+  if (err instanceof EnvError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
+const log = createLogger(env.LOG_LEVEL);
+
+const EMBEDDED_DATABASE = 'exosome_records';
+
+async function ensureDatabase(embedded: EmbeddedPostgres, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: embedded.url });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (!rowCount) await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
+  } finally {
+    await client.end();
+  }
+}
+
+let embedded: EmbeddedPostgres | undefined;
+let shuttingDown = false;
+
+async function main() {
+  let databaseUrl = env.DATABASE_URL;
+  if (!databaseUrl) {
+    const t0 = performance.now();
+    embedded = await startEmbeddedPostgres({
+      dataDir: env.DATA_DIR,
+      log: (line) => log.debug({ postgres: line }, 'postgres'),
+      onUnexpectedExit: (lines) => {
+        if (shuttingDown) return;
+        log.fatal({ lastLines: lines.slice(-10) }, 'the embedded PostgreSQL exited unexpectedly');
+        process.exit(1);
+      },
+    });
+    await ensureDatabase(embedded, EMBEDDED_DATABASE);
+    databaseUrl = embedded.urlFor(EMBEDDED_DATABASE);
+    log.info({ dataDir: env.DATA_DIR, port: embedded.port, ms: Math.round(performance.now() - t0) }, 'embedded PostgreSQL started');
+  }
+  await migrateDatabase(databaseUrl);
+  const pool = createPool(
+    databaseUrl,
+    { max: env.DB_POOL_SIZE, connectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS },
+    log,
+  );
+  const { verify, mode } = await verifierFromEnv(env);
+  const app = await buildApp({
+    pool,
+    verifyToken: verify,
+    logger: log,
+    rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
+    requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
+  });
+  await app.listen({ port: env.PORT, host: env.HOST });
+  log.info(
+    { auth: mode, database: embedded ? 'embedded' : 'external', startupMs: Math.round(performance.now() - started), docs: '/docs' },
+    'ready',
+  );
+  if (mode === 'dev-keys') log.info('development keys: get a token with  npm run token -- --scope "patients:read patients:write" --clinic clinic-a');
+
+  const shutdown = async (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    log.info({ signal }, 'shutting down: draining requests');
+    const force = setTimeout(() => {
+      log.error('shutdown took longer than 20 s; exiting');
+      process.exit(1);
+    }, 20_000);
+    force.unref();
+    try {
+      await app.close(); // stops accepting, waits for in-flight requests
+      await pool.end();
+      await embedded?.stop();
+      log.info('stopped');
+      process.exit(0);
+    } catch (err) {
+      log.error({ err }, 'error during shutdown');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch(async (err: unknown) => {
+  log.fatal({ err }, 'could not start');
+  await embedded?.stop().catch(() => undefined);
+  process.exit(1);
+});
