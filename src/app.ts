@@ -2,7 +2,6 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import rateLimit from '@fastify/rate-limit';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type pg from 'pg';
-import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import { createDb, type Db } from './db/client.js';
 import { createUnitOfWork } from './db/unit-of-work.js';
@@ -22,7 +21,7 @@ import { patientsRoutes } from './modules/patients/patients.routes.js';
 export interface AppOptions {
   pool: pg.Pool;
   verifyToken: TokenVerifier;
-  logger: Logger;
+  logger: FastifyBaseLogger;
   clock?: Clock;
   /** Requests per minute per token subject; 0 turns the limit off. */
   rateLimitPerMinute?: number;
@@ -36,7 +35,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 /** Builds the HTTP application on a pool it does not own: it opens no connection itself. */
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: opts.logger as FastifyBaseLogger,
+    loggerInstance: opts.logger,
     // Fastify's own request lines would log the URL with its query (patient names, MRNs): we log our own.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,

@@ -47,7 +47,7 @@ export function createUnitOfWork(db: Db): UnitOfWork {
         if (idem) {
           await tx
             .update(idempotencyKeys)
-            .set({ status: 201, body: result as object })
+            .set({ status: 201, body: result })
             .where(and(eq(idempotencyKeys.owner, idem.owner), eq(idempotencyKeys.key, idem.key)));
         }
         return result;

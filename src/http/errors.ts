@@ -38,7 +38,7 @@ export const errorsPlugin = fp(
         return sendProblem(reply, buildProblem(req, err.status, err.code, err.message, { title: err.title, errors: err.errors }));
       }
       if (hasZodFastifySchemaValidationErrors(err)) {
-        const errors = fieldErrors(err.validationContext, err.validation as unknown as ValidationIssue[]);
+        const errors = fieldErrors(err.validationContext, err.validation);
         const where = err.validationContext === 'querystring' ? 'query' : (err.validationContext ?? 'body');
         return sendProblem(reply, buildProblem(req, 400, 'validation-failed', `The request ${where} is invalid: ${errors.map((e) => e.path).join(', ')}.`, { errors }));
       }

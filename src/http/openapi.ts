@@ -35,6 +35,57 @@ function completeOperation(route: RouteOptions): void {
   schema.response = { ...problemResponses(...statuses), ...schema.response };
 }
 
+type OpenApiDoc = {
+  paths?: Record<string, Record<string, { responses?: Record<string, { description?: string }> }>>;
+  components?: { schemas?: Record<string, unknown> };
+};
+
+const SUCCESS_TEXT: Record<string, string> = { '200': 'OK', '201': 'Created', '202': 'Accepted', '204': 'No Content' };
+
+/**
+ * zod components appear twice (`X` and `XInput`) whether used or not: keep only those the operations
+ * reference (transitively), and name success responses instead of "Default Response".
+ */
+function tidyDocument<T extends OpenApiDoc>(doc: T): T {
+  for (const item of Object.values(doc.paths ?? {})) {
+    for (const op of Object.values(item)) {
+      for (const [status, response] of Object.entries(op.responses ?? {})) {
+        if (response.description === 'Default Response') response.description = SUCCESS_TEXT[status] ?? 'Success';
+      }
+    }
+  }
+  const schemas = doc.components?.schemas;
+  if (!schemas) return doc;
+  const used = new Set<string>();
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!node || typeof node !== 'object') return;
+    for (const [k, v] of Object.entries(node)) {
+      if (k === '$ref' && typeof v === 'string' && v.startsWith('#/components/schemas/')) {
+        const name = v.slice('#/components/schemas/'.length);
+        if (!used.has(name)) {
+          used.add(name);
+          visit(schemas[name]);
+        }
+      } else visit(v);
+    }
+  };
+  visit(doc.paths);
+  for (const name of Object.keys(schemas)) if (!used.has(name)) delete schemas[name];
+  // A request-only schema keeps its own name: `PatientCreate`, not `PatientCreateInput`.
+  const renames = Object.keys(schemas).filter((n) => n.endsWith('Input') && !(n.slice(0, -5) in schemas));
+  if (renames.length === 0) return doc;
+  let text = JSON.stringify(doc);
+  for (const n of renames) text = text.split(`"#/components/schemas/${n}"`).join(`"#/components/schemas/${n.slice(0, -5)}"`);
+  const renamed = JSON.parse(text) as T;
+  const out = renamed.components!.schemas!;
+  for (const n of renames) {
+    out[n.slice(0, -5)] = out[n];
+    delete out[n];
+  }
+  return renamed;
+}
+
 export const openapiPlugin = fp(
   async (app: FastifyInstance) => {
     app.addHook('onRoute', completeOperation);
@@ -62,7 +113,7 @@ export const openapiPlugin = fp(
         },
       },
       transform: jsonSchemaTransform,
-      transformObject: jsonSchemaTransformObject,
+      transformObject: (doc) => tidyDocument(jsonSchemaTransformObject(doc) as OpenApiDoc),
     });
 
     // Everything in this context (the docs page and its assets) is public.

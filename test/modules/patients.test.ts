@@ -134,7 +134,7 @@ describe('search and pagination', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const res = await t.http
+      const res: { status: number; body: { items: { id: string }[]; nextCursor: string | null } } = await t.http
         .get('/v1/patients')
         .query({ limit: 3, ...(cursor ? { cursor } : {}) })
         .set('authorization', `Bearer ${token}`);
