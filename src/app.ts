@@ -17,6 +17,11 @@ import { createHistory } from './modules/history/history.service.js';
 import { createPatientsService } from './modules/patients/patients.service.js';
 import { createConsentsService } from './modules/patients/consents.service.js';
 import { patientsRoutes } from './modules/patients/patients.routes.js';
+import { createDonorsService } from './modules/donors/donors.service.js';
+import { donorsRoutes } from './modules/donors/donors.routes.js';
+import { createLotsService } from './modules/lots/lots.service.js';
+import { createVialsService } from './modules/lots/vials.service.js';
+import { lotsRoutes } from './modules/lots/lots.routes.js';
 
 export interface AppOptions {
   pool: pg.Pool;
@@ -26,6 +31,8 @@ export interface AppOptions {
   /** Requests per minute per token subject; 0 turns the limit off. */
   rateLimitPerMinute?: number;
   requestTimeoutMs?: number;
+  /** Lot release limit for endotoxin (EU/mL). */
+  endotoxinLimitEuPerMl?: number;
 }
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -73,6 +80,17 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const history = createHistory();
   const patients = createPatientsService({ db, uow, audit, history, clock });
   const consents = createConsentsService({ db, uow, audit, history, clock, patients });
+  // Donors and lots know each other: release asks donors' eligibility; an ineligible donor quarantines lots.
+  const donors = createDonorsService({
+    db,
+    uow,
+    audit,
+    history,
+    clock,
+    onIneligible: (tx, actor, id, at, reason) => lots.quarantineLotsOfDonor(tx, actor, id, at, reason),
+  });
+  const lots = createLotsService({ db, uow, audit, history, clock, donors, endotoxinLimitEuPerMl: opts.endotoxinLimitEuPerMl ?? 0.5 });
+  const vials = createVialsService({ db, uow, audit, clock });
 
   await app.register(errorsPlugin);
   await app.register(authPlugin, { verify: opts.verifyToken });
@@ -94,6 +112,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(
     async (v1) => {
       patientsRoutes(v1, { patients, consents });
+      donorsRoutes(v1, { donors: donors });
+      lotsRoutes(v1, { lots, vials });
     },
     { prefix: '/v1' },
   );

@@ -67,6 +67,7 @@ async function main() {
     logger: log,
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
+    endotoxinLimitEuPerMl: env.ENDOTOXIN_LIMIT_EU_PER_ML,
   });
   await app.listen({ port: env.PORT, host: env.HOST });
   log.info(

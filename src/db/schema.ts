@@ -3,3 +3,5 @@ export * from '../modules/patients/patients.table.js';
 export * from '../modules/history/history.table.js';
 export * from '../modules/audit/audit.table.js';
 export * from './idempotency.table.js';
+export * from '../modules/donors/donors.table.js';
+export * from '../modules/lots/lots.table.js';

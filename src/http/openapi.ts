@@ -104,6 +104,9 @@ export const openapiPlugin = fp(
         servers: [{ url: '/', description: 'This server' }],
         tags: [
           { name: 'patients', description: 'Patients of the caller\'s clinic, their EHR identifiers and consents' },
+          { name: 'donors', description: 'Donors by ISBT 128 DIN, screening tests and eligibility (supplier records, shared by all clinics)' },
+          { name: 'lots', description: 'Exosome product lots: characterization, release tests, quarantine, release and recall' },
+          { name: 'vials', description: 'Vial distribution: shipments to clinics, discards, inventory per clinic' },
           { name: 'health', description: 'Liveness and readiness' },
         ],
         components: {

@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { dinCheckCharacter } from '../../src/modules/donors/din.js';
+import { ALWAYS_REQUIRED } from '../../src/modules/donors/vocabulary.js';
+import type { TestApp } from './app.js';
 
 export const uniq = () => randomBytes(4).toString('hex');
 
@@ -22,4 +25,80 @@ export function consentBody(overrides: Record<string, unknown> = {}) {
     irbProtocol: 'IRB-2026-0147',
     ...overrides,
   };
+}
+
+
+let dinSeq = Math.floor(Math.random() * 900_000);
+/** A fresh, valid ISBT 128 DIN with its check character. */
+export function newDin() {
+  dinSeq = (dinSeq + 1) % 1_000_000;
+  const din = `A9999${'26'}${String(dinSeq).padStart(6, '0')}`;
+  return { din, dinCheckCharacter: dinCheckCharacter(din) };
+}
+
+export function donorBody(overrides: Record<string, unknown> = {}) {
+  return { ...newDin(), sourceTissue: 'umbilical-cord', sex: 'female', ageAtDonationYears: 29, collectedOn: '2026-01-15', ...overrides };
+}
+
+export function lotBody(donorIds: string[], overrides: Record<string, unknown> = {}) {
+  return {
+    lotNumber: `EVX-${uniq()}`,
+    manufacturer: 'Vesicle Biologics Inc.',
+    productName: 'MSC-EV 2.5e11/mL',
+    donorIds,
+    isolationMethod: 'tangential-flow-filtration',
+    characterization: {
+      particlesPerMl: 250_000_000_000,
+      meanSizeNm: 112,
+      sizeMethod: 'nta',
+      positiveMarkers: ['CD63', 'CD81', 'TSG101'],
+      negativeMarkers: ['calnexin'],
+    },
+    releaseTests: { sterility: 'pass', mycoplasma: 'pass', endotoxinEuPerMl: 0.1 },
+    manufacturedOn: '2026-02-01',
+    expiresOn: '2028-02-01',
+    storageTempC: -80,
+    vialVolumeMl: 1,
+    vialCount: 100,
+    ...overrides,
+  };
+}
+
+type Http = TestApp['http'];
+const bearer = (token: string) => ['authorization', `Bearer ${token}`] as const;
+
+export async function createDonor(http: Http, token: string, overrides: Record<string, unknown> = {}) {
+  const res = await http.post('/v1/donors').set(...bearer(token)).send(donorBody(overrides));
+  if (res.status !== 201) throw new Error(`donor: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as { id: string; din: string; collectedOn: string; version: number };
+}
+
+/** A donor with every always-required marker non-reactive, determined eligible. */
+export async function eligibleDonor(http: Http, token: string, overrides: Record<string, unknown> = {}, determinedAt = '2026-01-20T10:00:00Z') {
+  const donor = await createDonor(http, token, overrides);
+  for (const marker of ALWAYS_REQUIRED) {
+    const t = await http
+      .post(`/v1/donors/${donor.id}/tests`)
+      .set(...bearer(token))
+      .send({ marker, method: marker.endsWith('nat') ? 'nat' : 'serology', result: 'non-reactive', testedOn: '2026-01-14', laboratory: 'Central Lab' });
+    if (t.status !== 201) throw new Error(`test: ${t.status} ${JSON.stringify(t.body)}`);
+  }
+  const e = await http.post(`/v1/donors/${donor.id}/eligibility`).set(...bearer(token)).send({ status: 'eligible', determinedBy: 'Dr. Director', determinedAt });
+  if (e.status !== 201) throw new Error(`eligibility: ${e.status} ${JSON.stringify(e.body)}`);
+  return donor;
+}
+
+export async function createLot(http: Http, token: string, donorIds: string[], overrides: Record<string, unknown> = {}) {
+  const res = await http.post('/v1/lots').set(...bearer(token)).send(lotBody(donorIds, overrides));
+  if (res.status !== 201) throw new Error(`lot: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as { id: string; version: number; status: string; vialCount: number };
+}
+
+/** An eligible donor's lot, released at `releasedAt`. */
+export async function releasedLot(http: Http, token: string, overrides: Record<string, unknown> = {}, releasedAt = '2026-03-01T09:00:00Z') {
+  const donor = await eligibleDonor(http, token);
+  const lot = await createLot(http, token, [donor.id], overrides);
+  const res = await http.post(`/v1/lots/${lot.id}/release`).set(...bearer(token)).send({ releasedAt });
+  if (res.status !== 200) throw new Error(`release: ${res.status} ${JSON.stringify(res.body)}`);
+  return { donor, lot: res.body as { id: string; version: number; status: string; vialCount: number } };
 }

@@ -1,0 +1,110 @@
+import { and, asc, desc, eq, gt, inArray, sql, type SQL } from 'drizzle-orm';
+import type { Executor, Tx } from '../../db/client.js';
+import { pgCode, pgConstraint } from '../../db/errors.js';
+import type { PageRequest } from '../../http/pagination.js';
+import { Conflict } from '../../shared/errors.js';
+import type { LotFilters } from './lots.schemas.js';
+import { lotDonors, lotStatusChanges, lots } from './lots.table.js';
+
+export type LotRow = typeof lots.$inferSelect;
+export type StatusChangeRow = typeof lotStatusChanges.$inferSelect;
+
+export async function insertLot(tx: Tx, row: typeof lots.$inferInsert, donorIds: string[]): Promise<LotRow> {
+  try {
+    const [created] = await tx.insert(lots).values(row).returning();
+    await tx.insert(lotDonors).values(donorIds.map((donorId) => ({ lotId: created!.id, donorId })));
+    return created!;
+  } catch (err) {
+    if (pgCode(err) === '23505' && pgConstraint(err) === 'lots_manufacturer_number_uq') {
+      throw new Conflict('This manufacturer already has a lot with this number.', 'duplicate-lot-number');
+    }
+    throw err;
+  }
+}
+
+export async function findLot(exec: Executor, id: string): Promise<LotRow | undefined> {
+  const [row] = await exec.select().from(lots).where(eq(lots.id, id)).limit(1);
+  return row;
+}
+
+/** Serializes status changes and shipments of one lot across every instance. */
+export async function lockLot(tx: Tx, id: string): Promise<LotRow | undefined> {
+  const [row] = await tx.select().from(lots).where(eq(lots.id, id)).for('update').limit(1);
+  return row;
+}
+
+export async function listLots(exec: Executor, f: LotFilters, page: PageRequest): Promise<LotRow[]> {
+  const where: (SQL | undefined)[] = [];
+  if (page.after) where.push(gt(lots.id, page.after));
+  if (f.status) where.push(eq(lots.status, f.status));
+  if (f.manufacturer) where.push(eq(lots.manufacturer, f.manufacturer));
+  if (f.lotNumber) where.push(eq(lots.lotNumber, f.lotNumber));
+  if (f.donorId) where.push(sql`exists (select 1 from ${lotDonors} where ${lotDonors.lotId} = ${lots.id} and ${lotDonors.donorId} = ${f.donorId})`);
+  return exec
+    .select()
+    .from(lots)
+    .where(and(...where))
+    .orderBy(asc(lots.id))
+    .limit(page.limit + 1);
+}
+
+export async function donorIdsOf(exec: Executor, lotIds: string[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  if (lotIds.length === 0) return out;
+  const rows = await exec.select().from(lotDonors).where(inArray(lotDonors.lotId, lotIds)).orderBy(asc(lotDonors.donorId));
+  for (const r of rows) out.set(r.lotId, [...(out.get(r.lotId) ?? []), r.donorId]);
+  return out;
+}
+
+export async function statusChangesOf(exec: Executor, lotIds: string[]): Promise<StatusChangeRow[]> {
+  if (lotIds.length === 0) return [];
+  return exec
+    .select()
+    .from(lotStatusChanges)
+    .where(inArray(lotStatusChanges.lotId, lotIds))
+    .orderBy(asc(lotStatusChanges.effectiveAt), asc(lotStatusChanges.recordedAt), asc(lotStatusChanges.id));
+}
+
+export async function lastStatusChange(exec: Executor, lotId: string): Promise<StatusChangeRow | undefined> {
+  const [row] = await exec
+    .select()
+    .from(lotStatusChanges)
+    .where(eq(lotStatusChanges.lotId, lotId))
+    .orderBy(desc(lotStatusChanges.effectiveAt), desc(lotStatusChanges.recordedAt), desc(lotStatusChanges.id))
+    .limit(1);
+  return row;
+}
+
+/** The lot's status in force at `at`, from its dated history (undefined before its first record). */
+export async function statusAt(exec: Executor, lotId: string, at: Date): Promise<string | undefined> {
+  const [row] = await exec
+    .select({ status: lotStatusChanges.status })
+    .from(lotStatusChanges)
+    .where(and(eq(lotStatusChanges.lotId, lotId), sql`${lotStatusChanges.effectiveAt} <= ${at.toISOString()}`))
+    .orderBy(desc(lotStatusChanges.effectiveAt), desc(lotStatusChanges.recordedAt), desc(lotStatusChanges.id))
+    .limit(1);
+  return row?.status;
+}
+
+export async function insertStatusChange(tx: Tx, row: typeof lotStatusChanges.$inferInsert): Promise<void> {
+  await tx.insert(lotStatusChanges).values(row);
+}
+
+export async function updateLot(tx: Tx, id: string, changes: Partial<typeof lots.$inferInsert>): Promise<LotRow> {
+  const [row] = await tx
+    .update(lots)
+    .set({ ...changes, version: sql`${lots.version} + 1` })
+    .where(eq(lots.id, id))
+    .returning();
+  return row!;
+}
+
+/** Released lots made from the donor, locked for a status change. */
+export async function lockReleasedLotsOfDonor(tx: Tx, donorId: string): Promise<LotRow[]> {
+  return tx
+    .select()
+    .from(lots)
+    .where(and(eq(lots.status, 'released'), sql`${lots.id} in (select ${lotDonors.lotId} from ${lotDonors} where ${lotDonors.donorId} = ${donorId})`))
+    .orderBy(asc(lots.id))
+    .for('update');
+}

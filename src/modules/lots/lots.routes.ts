@@ -1,0 +1,189 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { actorOf } from '../../http/auth.js';
+import { ifMatchVersion, setEtag } from '../../http/etag.js';
+import { IdempotencyHeaders, IfMatchHeaders } from '../../http/headers.js';
+import { idempotencyOf } from '../../http/idempotency.js';
+import { pageRequest } from '../../http/pagination.js';
+import { problemResponses } from '../../http/problem.js';
+import {
+  Discard,
+  DiscardCreate,
+  DiscardPage,
+  Inventory,
+  ListQuery,
+  Lot,
+  LotCreate,
+  LotPage,
+  LotParams,
+  LotPatch,
+  LotSearch,
+  QuarantineRequest,
+  RecallRequest,
+  RecallResult,
+  ReleaseRequest,
+  Shipment,
+  ShipmentCreate,
+  ShipmentPage,
+} from './lots.schemas.js';
+import type { LotsService } from './lots.service.js';
+import type { VialsService } from './vials.service.js';
+
+const tags = ['lots'];
+const vialTags = ['vials'];
+
+export function lotsRoutes(app: FastifyInstance, { lots, vials }: { lots: LotsService; vials: VialsService }) {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.post('/lots', {
+    config: { scope: 'lots:write' },
+    schema: {
+      operationId: 'createLot',
+      tags,
+      summary: 'Record an exosome product lot (it starts in quarantine)',
+      headers: IdempotencyHeaders,
+      body: LotCreate,
+      response: { 201: Lot, ...problemResponses(409, 422) },
+    },
+  }, async (req, reply) => {
+    const dto = await lots.create(actorOf(req), req.body, idempotencyOf(req));
+    setEtag(reply, dto.version);
+    return reply.code(201).header('Location', `/v1/lots/${dto.id}`).send(dto);
+  });
+
+  r.get('/lots', {
+    config: { scope: 'lots:read' },
+    schema: { operationId: 'listLots', tags, summary: 'List lots by status, manufacturer, lot number or donor', querystring: LotSearch, response: { 200: LotPage } },
+  }, async (req) => {
+    const { limit, cursor, ...filters } = req.query;
+    return lots.list(filters, pageRequest({ limit, cursor }));
+  });
+
+  r.get('/lots/:id', {
+    config: { scope: 'lots:read' },
+    schema: { operationId: 'getLot', tags, summary: 'Read a lot with its dated status history', params: LotParams, response: { 200: Lot, ...problemResponses(404) } },
+  }, async (req, reply) => {
+    const dto = await lots.get(req.params.id);
+    setEtag(reply, dto.version);
+    return dto;
+  });
+
+  r.patch('/lots/:id', {
+    config: { scope: 'lots:write' },
+    schema: {
+      operationId: 'updateLotResults',
+      tags,
+      summary: 'Record characterization or release-test results while the lot is in quarantine',
+      headers: IfMatchHeaders,
+      params: LotParams,
+      body: LotPatch,
+      response: { 200: Lot, ...problemResponses(404, 409, 412, 428) },
+    },
+  }, async (req, reply) => {
+    const dto = await lots.update(actorOf(req), req.params.id, ifMatchVersion(req), req.body);
+    setEtag(reply, dto.version);
+    return dto;
+  });
+
+  r.post('/lots/:id/release', {
+    config: { scope: 'lots:write' },
+    schema: {
+      operationId: 'releaseLot',
+      tags,
+      summary: 'Release a lot from quarantine',
+      description:
+        'Refused with 422 `lot-release-criteria-unmet`, listing every unmet criterion, unless at `releasedAt` every donor is eligible, ' +
+        'sterility and mycoplasma pass, endotoxin is within the limit, the particle concentration and one of CD9/CD63/CD81 are ' +
+        'recorded, and the lot has not expired. 409 unless the lot is in quarantine.',
+      params: LotParams,
+      body: ReleaseRequest,
+      response: { 200: Lot, ...problemResponses(404, 409, 422) },
+    },
+  }, async (req, reply) => {
+    const dto = await lots.release(actorOf(req), req.params.id, req.body);
+    setEtag(reply, dto.version);
+    return dto;
+  });
+
+  r.post('/lots/:id/quarantine', {
+    config: { scope: 'lots:write' },
+    schema: {
+      operationId: 'quarantineLot',
+      tags,
+      summary: 'Put a released lot back in quarantine',
+      params: LotParams,
+      body: QuarantineRequest,
+      response: { 200: Lot, ...problemResponses(404, 409, 422) },
+    },
+  }, async (req, reply) => {
+    const dto = await lots.quarantine(actorOf(req), req.params.id, req.body);
+    setEtag(reply, dto.version);
+    return dto;
+  });
+
+  r.post('/lots/:id/recall', {
+    config: { scope: 'lots:write' },
+    schema: {
+      operationId: 'recallLot',
+      tags,
+      summary: 'Recall a lot (final)',
+      description: 'Answers the lot with `affectedRecipients` (distinct patients who received it) and `affectedClinics`.',
+      params: LotParams,
+      body: RecallRequest,
+      response: { 200: RecallResult, ...problemResponses(404, 409, 422) },
+    },
+  }, async (req, reply) => {
+    const dto = await lots.recall(actorOf(req), req.params.id, req.body);
+    setEtag(reply, dto.version);
+    return dto;
+  });
+
+  r.post('/lots/:id/shipments', {
+    config: { scope: 'lots:write' },
+    schema: {
+      operationId: 'shipVials',
+      tags: vialTags,
+      summary: 'Record vials shipped to a clinic',
+      description: 'Only a released, unexpired lot ships, and never more vials than remain unshipped (422 `insufficient-vials`).',
+      headers: IdempotencyHeaders,
+      params: LotParams,
+      body: ShipmentCreate,
+      response: { 201: Shipment, ...problemResponses(404, 422) },
+    },
+  }, async (req, reply) => reply.code(201).send(await vials.ship(actorOf(req), req.params.id, req.body, idempotencyOf(req))));
+
+  r.get('/lots/:id/shipments', {
+    config: { scope: 'lots:read' },
+    schema: { operationId: 'listShipments', tags: vialTags, summary: 'Shipments of a lot', params: LotParams, querystring: ListQuery, response: { 200: ShipmentPage, ...problemResponses(404) } },
+  }, async (req) => vials.shipments(actorOf(req), req.params.id, pageRequest(req.query)));
+
+  r.post('/lots/:id/discards', {
+    config: { scope: 'lots:write' },
+    schema: {
+      operationId: 'discardVials',
+      tags: vialTags,
+      summary: 'Record vials a clinic wasted',
+      description: 'Never more than the clinic has on hand (422 `insufficient-vials`).',
+      headers: IdempotencyHeaders,
+      params: LotParams,
+      body: DiscardCreate,
+      response: { 201: Discard, ...problemResponses(404, 422) },
+    },
+  }, async (req, reply) => reply.code(201).send(await vials.discard(actorOf(req), req.params.id, req.body, idempotencyOf(req))));
+
+  r.get('/lots/:id/discards', {
+    config: { scope: 'lots:read' },
+    schema: { operationId: 'listDiscards', tags: vialTags, summary: 'Discards of a lot', params: LotParams, querystring: ListQuery, response: { 200: DiscardPage, ...problemResponses(404) } },
+  }, async (req) => vials.discards(actorOf(req), req.params.id, pageRequest(req.query)));
+
+  r.get('/lots/:id/inventory', {
+    config: { scope: 'lots:read' },
+    schema: {
+      operationId: 'getLotInventory',
+      tags: vialTags,
+      summary: 'Vial accounting per clinic: shipped, administered, discarded, on hand',
+      params: LotParams,
+      response: { 200: Inventory, ...problemResponses(404) },
+    },
+  }, async (req) => vials.inventory(actorOf(req), req.params.id));
+}

@@ -1,0 +1,183 @@
+import { z } from 'zod';
+import { pageQuery } from '../../http/pagination.js';
+import { DateOnly, DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf } from '../../shared/schemas.js';
+import { ISOLATION_METHODS, LOT_STATUSES, RELEASE_TEST_RESULTS, SIZE_METHODS } from './vocabulary.js';
+
+const Positive = (max: number) => z.number().positive().max(max);
+const Marker = z.string().trim().min(1).max(50);
+
+export const CharacterizationInput = z
+  .strictObject({
+    particlesPerMl: Positive(1e16).meta({ description: 'Particle concentration (particles/mL)', example: 2.5e11 }),
+    meanSizeNm: Positive(10_000).meta({ example: 112 }),
+    modeSizeNm: Positive(10_000).optional(),
+    d10Nm: Positive(10_000).optional(),
+    d90Nm: Positive(10_000).optional(),
+    sizeMethod: z.enum(SIZE_METHODS),
+    proteinUgPerMl: z.number().min(0).max(1e7).optional(),
+    positiveMarkers: z.array(Marker).max(50).default([]).meta({ example: ['CD9', 'CD63', 'CD81', 'TSG101'] }),
+    negativeMarkers: z.array(Marker).max(50).default([]).meta({ example: ['calnexin', 'GM130', 'APOA1'] }),
+  })
+  .meta({ id: 'CharacterizationInput' });
+
+export const ReleaseTestsInput = z
+  .strictObject({
+    sterility: z.enum(RELEASE_TEST_RESULTS).default('pending'),
+    mycoplasma: z.enum(RELEASE_TEST_RESULTS).default('pending'),
+    endotoxinEuPerMl: z.number().min(0).max(1e6).nullable().default(null).meta({ example: 0.12 }),
+  })
+  .meta({ id: 'ReleaseTestsInput' });
+
+export const LotCreate = z
+  .strictObject({
+    lotNumber: NonEmpty(64).meta({ example: 'EVX-2026-0142' }),
+    manufacturer: NonEmpty(200).meta({ example: 'Vesicle Biologics Inc.' }),
+    productName: NonEmpty(200).meta({ example: 'MSC-EV knee injection 2.5e11/mL' }),
+    donorIds: z.array(Uuid).min(1).max(50).refine((ids) => new Set(ids).size === ids.length, 'each donor once'),
+    poolingJustification: NonEmpty(2000).optional().meta({ description: 'Required for more than one donor (21 CFR 1271.220)' }),
+    isolationMethod: z.enum(ISOLATION_METHODS),
+    characterization: CharacterizationInput.optional(),
+    releaseTests: ReleaseTestsInput.default({ sterility: 'pending', mycoplasma: 'pending', endotoxinEuPerMl: null }),
+    manufacturedOn: DateOnly,
+    expiresOn: DateOnly,
+    storageTempC: z.number().min(-200).max(40).meta({ example: -80 }),
+    vialVolumeMl: Positive(1000).meta({ example: 1 }),
+    vialCount: z.int().min(1).max(1_000_000),
+  })
+  .superRefine((l, ctx) => {
+    if (l.expiresOn <= l.manufacturedOn) ctx.addIssue({ code: 'custom', path: ['expiresOn'], message: 'must be after manufacturedOn' });
+  })
+  .meta({ id: 'LotCreate' });
+
+export const LotPatch = z
+  .strictObject({ characterization: CharacterizationInput.optional(), releaseTests: ReleaseTestsInput.optional() })
+  .refine((p) => p.characterization !== undefined || p.releaseTests !== undefined, { message: 'name characterization or releaseTests' })
+  .meta({ id: 'LotPatch', description: 'Results that arrive while the lot is in quarantine.' });
+
+export const Characterization = z.object({
+  particlesPerMl: z.number(),
+  meanSizeNm: z.number(),
+  modeSizeNm: z.number().optional(),
+  d10Nm: z.number().optional(),
+  d90Nm: z.number().optional(),
+  sizeMethod: z.enum(SIZE_METHODS),
+  proteinUgPerMl: z.number().optional(),
+  positiveMarkers: z.array(z.string()),
+  negativeMarkers: z.array(z.string()),
+});
+
+export const StatusChange = z.object({
+  status: z.enum(LOT_STATUSES),
+  effectiveAt: DateTimeOutput,
+  reason: z.string().nullable(),
+  cause: z.enum(['created', 'manual', 'donor-ineligible']),
+  changedBy: z.string(),
+  recordedAt: DateTimeOutput,
+});
+
+export const Lot = z
+  .object({
+    id: Uuid,
+    lotNumber: z.string(),
+    manufacturer: z.string(),
+    productName: z.string(),
+    donorIds: z.array(Uuid),
+    poolingJustification: z.string().nullable(),
+    isolationMethod: z.enum(ISOLATION_METHODS),
+    characterization: Characterization.nullable(),
+    releaseTests: z.object({ sterility: z.enum(RELEASE_TEST_RESULTS), mycoplasma: z.enum(RELEASE_TEST_RESULTS), endotoxinEuPerMl: z.number().nullable() }),
+    manufacturedOn: DateOnly,
+    expiresOn: DateOnly,
+    storageTempC: z.number(),
+    vialVolumeMl: z.number(),
+    vialCount: z.int(),
+    vialsShipped: z.int(),
+    status: z.enum(LOT_STATUSES),
+    statusChanges: z.array(StatusChange).meta({ description: 'Every status change, in effective order' }),
+    version: Version,
+    createdAt: DateTimeOutput,
+    updatedAt: DateTimeOutput,
+  })
+  .meta({ id: 'Lot' });
+export type LotDto = z.infer<typeof Lot>;
+
+export const LotPage = pageOf(Lot).meta({ id: 'LotPage' });
+export const LotSearch = z.strictObject({
+  ...pageQuery,
+  status: z.enum(LOT_STATUSES).optional(),
+  manufacturer: z.string().trim().min(1).max(200).optional(),
+  lotNumber: z.string().trim().min(1).max(64).optional(),
+  donorId: Uuid.optional(),
+});
+export type LotFilters = Omit<z.infer<typeof LotSearch>, 'limit' | 'cursor'>;
+export const LotParams = z.strictObject({ id: Uuid });
+
+export const ReleaseRequest = z
+  .strictObject({
+    releasedAt: DateTimeInput.optional().meta({ description: 'Effective time; defaults to now' }),
+    reason: NonEmpty(2000).optional().meta({ description: 'A note for the release record', example: 'QA review of batch record complete' }),
+  })
+  .meta({ id: 'ReleaseRequest' });
+
+export const QuarantineRequest = z
+  .strictObject({ reason: NonEmpty(2000), effectiveAt: DateTimeInput.optional() })
+  .meta({ id: 'QuarantineRequest' });
+
+export const RecallRequest = z
+  .strictObject({ reason: NonEmpty(2000).meta({ example: 'Endotoxin excursion found on retained sample' }), recalledAt: DateTimeInput.optional() })
+  .meta({ id: 'RecallRequest' });
+
+export const RecallResult = Lot.extend({
+  affectedRecipients: z.int().meta({ description: 'Distinct patients who received the lot' }),
+  affectedClinics: z.int().meta({ description: 'Clinics that received vials of the lot' }),
+}).meta({ id: 'RecallResult' });
+
+// Vials
+const ClinicId = NonEmpty(64).meta({ example: 'clinic-a' });
+
+export const ShipmentCreate = z
+  .strictObject({ clinicId: ClinicId, vials: z.int().min(1).max(1_000_000), shippedAt: DateTimeInput.optional() })
+  .meta({ id: 'ShipmentCreate' });
+
+export const Shipment = z
+  .object({ id: Uuid, lotId: Uuid, clinicId: z.string(), vials: z.int(), shippedAt: DateTimeOutput, recordedBy: z.string(), recordedAt: DateTimeOutput })
+  .meta({ id: 'Shipment' });
+export type ShipmentDto = z.infer<typeof Shipment>;
+
+export const DiscardCreate = z
+  .strictObject({
+    clinicId: ClinicId,
+    vials: z.int().min(1).max(1_000_000),
+    reason: NonEmpty(1000).meta({ example: 'Vial dropped during thaw' }),
+    discardedAt: DateTimeInput.optional(),
+  })
+  .meta({ id: 'DiscardCreate' });
+
+export const Discard = z
+  .object({
+    id: Uuid,
+    lotId: Uuid,
+    clinicId: z.string(),
+    vials: z.int(),
+    reason: z.string(),
+    discardedAt: DateTimeOutput,
+    recordedBy: z.string(),
+    recordedAt: DateTimeOutput,
+  })
+  .meta({ id: 'Discard' });
+export type DiscardDto = z.infer<typeof Discard>;
+
+export const ShipmentPage = pageOf(Shipment).meta({ id: 'ShipmentPage' });
+export const DiscardPage = pageOf(Discard).meta({ id: 'DiscardPage' });
+
+export const ClinicStock = z.object({ clinicId: z.string(), shipped: z.int(), administered: z.int(), discarded: z.int(), onHand: z.int() });
+export const Inventory = z
+  .object({
+    lotId: Uuid,
+    vialCount: z.int(),
+    vialsShipped: z.int(),
+    vialsUnshipped: z.int(),
+    clinics: z.array(ClinicStock).meta({ description: 'Per clinic; a clinic token sees only its own clinic' }),
+  })
+  .meta({ id: 'Inventory' });
+export const ListQuery = z.strictObject(pageQuery);

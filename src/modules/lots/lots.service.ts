@@ -1,0 +1,242 @@
+import type { z } from 'zod';
+import type { Db, Executor, Tx } from '../../db/client.js';
+import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
+import type { Actor } from '../../auth/principal.js';
+import type { PageRequest } from '../../http/pagination.js';
+import { toPage } from '../../http/pagination.js';
+import type { Clock } from '../../shared/clock.js';
+import { Conflict, NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
+import { newId } from '../../shared/ids.js';
+import { effectiveTime, todayIso } from '../../shared/time.js';
+import type { AuditLog } from '../audit/audit.service.js';
+import type { DonorsService } from '../donors/donors.service.js';
+import type { History } from '../history/history.service.js';
+import * as q from './lots.queries.js';
+import type { LotCreate, LotDto, LotFilters, LotPatch } from './lots.schemas.js';
+import { unmetReleaseCriteria } from './release.js';
+import * as vq from './vials.queries.js';
+import type { LotStatus } from './vocabulary.js';
+
+export const LOT = 'lot';
+
+type StatusCause = 'created' | 'manual' | 'donor-ineligible';
+
+function toLotDto(l: q.LotRow, donorIds: string[], changes: q.StatusChangeRow[]): LotDto {
+  return {
+    id: l.id,
+    lotNumber: l.lotNumber,
+    manufacturer: l.manufacturer,
+    productName: l.productName,
+    donorIds,
+    poolingJustification: l.poolingJustification,
+    isolationMethod: l.isolationMethod as LotDto['isolationMethod'],
+    characterization: (l.characterization ?? null) as LotDto['characterization'],
+    releaseTests: l.releaseTests,
+    manufacturedOn: l.manufacturedOn,
+    expiresOn: l.expiresOn,
+    storageTempC: l.storageTempC,
+    vialVolumeMl: l.vialVolumeMl,
+    vialCount: l.vialCount,
+    vialsShipped: l.vialsShipped,
+    status: l.status as LotStatus,
+    statusChanges: changes
+      .filter((c) => c.lotId === l.id)
+      .map((c) => ({
+        status: c.status as LotStatus,
+        effectiveAt: c.effectiveAt.toISOString(),
+        reason: c.reason,
+        cause: c.cause as StatusCause,
+        changedBy: c.changedBy,
+        recordedAt: c.recordedAt.toISOString(),
+      })),
+    version: l.version,
+    createdAt: l.createdAt.toISOString(),
+    updatedAt: l.updatedAt.toISOString(),
+  };
+}
+
+export interface LotsDeps {
+  db: Db;
+  uow: UnitOfWork;
+  audit: AuditLog;
+  history: History;
+  clock: Clock;
+  donors: Pick<DonorsService, 'statusesAt' | 'existingIds'>;
+  endotoxinLimitEuPerMl: number;
+  /** Distinct patients who received the lot; the procedures module provides it. */
+  recipientsOfLot?: (exec: Executor, lotId: string) => Promise<number>;
+}
+
+export type LotsService = ReturnType<typeof createLotsService>;
+
+export function createLotsService(deps: LotsDeps) {
+  const { db, uow, audit, history, clock, donors } = deps;
+
+  async function loadMany(exec: Executor, rows: q.LotRow[]): Promise<LotDto[]> {
+    const ids = rows.map((r) => r.id);
+    const [donorIds, changes] = await Promise.all([q.donorIdsOf(exec, ids), q.statusChangesOf(exec, ids)]);
+    return rows.map((r) => toLotDto(r, donorIds.get(r.id) ?? [], changes));
+  }
+  const load = async (exec: Executor, row: q.LotRow) => (await loadMany(exec, [row]))[0]!;
+
+  async function recordVersion(tx: Tx, actor: Actor, row: q.LotRow, action: 'create' | 'update' | 'state-change', details: Record<string, unknown>) {
+    const dto = await load(tx, row);
+    await history.record(tx, { resourceType: LOT, resourceId: row.id, version: row.version, clinicId: null, body: dto, by: actor.sub });
+    await audit.record(tx, actor, { action, resourceType: LOT, resourceId: row.id, details });
+    return dto;
+  }
+
+  async function lockExisting(tx: Tx, id: string) {
+    const lot = await q.lockLot(tx, id);
+    if (!lot) throw new NotFound('lot');
+    return lot;
+  }
+
+  /** Status changes are kept in effective order, so the status at any instant has one answer. */
+  async function assertInOrder(tx: Tx, lotId: string, at: Date, field: string) {
+    const last = await q.lastStatusChange(tx, lotId);
+    if (last && at < last.effectiveAt) {
+      throw new RuleViolation(
+        'effective-time-out-of-order',
+        `${field} is before the lot's last status change (${last.status} at ${last.effectiveAt.toISOString()}).`,
+        [{ path: `body.${field}`, message: 'before the last status change' }],
+      );
+    }
+  }
+
+  async function changeStatus(tx: Tx, actor: Actor, lot: q.LotRow, to: LotStatus, at: Date, reason: string | null, cause: StatusCause) {
+    const now = clock.now();
+    await q.insertStatusChange(tx, { id: newId(), lotId: lot.id, status: to, effectiveAt: at, reason, cause, changedBy: actor.sub, recordedAt: now });
+    const row = await q.updateLot(tx, lot.id, { status: to, updatedAt: now, updatedBy: actor.sub });
+    return recordVersion(tx, actor, row, 'state-change', { status: to, from: lot.status, cause, effectiveAt: at.toISOString() });
+  }
+
+  return {
+    async create(actor: Actor, input: z.output<typeof LotCreate>, idem?: IdempotencyRequest): Promise<LotDto> {
+      if (input.donorIds.length > 1 && !input.poolingJustification) {
+        throw new RuleViolation('pooling-not-justified', 'A lot from more than one donor needs a poolingJustification (21 CFR 1271.220 forbids pooling by default).', [
+          { path: 'body.poolingJustification', message: 'required for more than one donor' },
+        ]);
+      }
+      if (input.manufacturedOn > todayIso(clock)) {
+        throw new RuleViolation('time-in-future', 'manufacturedOn cannot be after today.', [{ path: 'body.manufacturedOn', message: 'after today' }]);
+      }
+      return uow.run(async (tx) => {
+        const known = await donors.existingIds(tx, input.donorIds);
+        const unknown = input.donorIds.filter((id) => !known.has(id));
+        if (unknown.length) {
+          throw new RuleViolation('unknown-donor', `No donor with id ${unknown.join(', ')}.`, unknown.map((id) => ({ path: 'body.donorIds', message: `unknown donor ${id}` })));
+        }
+        const now = clock.now();
+        const { donorIds, characterization, ...rest } = input;
+        const row = await q.insertLot(
+          tx,
+          { id: newId(), ...rest, characterization: (characterization ?? null), status: 'quarantine', createdAt: now, updatedAt: now, createdBy: actor.sub, updatedBy: actor.sub },
+          donorIds,
+        );
+        // Quarantine from manufacture: a late-entered lot can still be released at a past date.
+        await q.insertStatusChange(tx, {
+          id: newId(),
+          lotId: row.id,
+          status: 'quarantine',
+          effectiveAt: new Date(`${row.manufacturedOn}T00:00:00Z`),
+          reason: 'Lot recorded; quarantined until release',
+          cause: 'created',
+          changedBy: actor.sub,
+          recordedAt: now,
+        });
+        return recordVersion(tx, actor, row, 'create', { lotNumber: row.lotNumber, manufacturer: row.manufacturer, donorIds });
+      }, idem);
+    },
+
+    async get(id: string): Promise<LotDto> {
+      const row = await q.findLot(db, id);
+      if (!row) throw new NotFound('lot');
+      return load(db, row);
+    },
+
+    async list(filters: LotFilters, page: PageRequest) {
+      const rows = await q.listLots(db, filters, page);
+      return toPage(await loadMany(db, rows), page.limit);
+    },
+
+    async update(actor: Actor, id: string, expectedVersion: number, patch: z.output<typeof LotPatch>): Promise<LotDto> {
+      return uow.run(async (tx) => {
+        const lot = await lockExisting(tx, id);
+        if (lot.version !== expectedVersion) throw new PreconditionFailed(`The lot is at version ${lot.version}, not ${expectedVersion}.`);
+        if (lot.status !== 'quarantine') throw new Conflict(`The lot is ${lot.status}; results can be corrected only in quarantine.`, 'lot-not-in-quarantine');
+        const row = await q.updateLot(tx, id, {
+          ...(patch.characterization ? { characterization: patch.characterization } : {}),
+          ...(patch.releaseTests ? { releaseTests: patch.releaseTests } : {}),
+          updatedAt: clock.now(),
+          updatedBy: actor.sub,
+        });
+        return recordVersion(tx, actor, row, 'update', { changedFields: Object.keys(patch), version: row.version });
+      });
+    },
+
+    async release(actor: Actor, id: string, input: { releasedAt?: string; reason?: string }): Promise<LotDto> {
+      const at = effectiveTime(clock, input.releasedAt, 'releasedAt');
+      return uow.run(async (tx) => {
+        const lot = await lockExisting(tx, id);
+        if (lot.status !== 'quarantine') throw new Conflict(`The lot is ${lot.status}; only a lot in quarantine can be released.`, 'lot-not-in-quarantine');
+        await assertInOrder(tx, id, at, 'releasedAt');
+        const donorIds = (await q.donorIdsOf(tx, [id])).get(id) ?? [];
+        const statuses = await donors.statusesAt(tx, donorIds, at);
+        const unmet = unmetReleaseCriteria(
+          {
+            characterization: lot.characterization,
+            releaseTests: lot.releaseTests,
+            manufacturedOn: lot.manufacturedOn,
+            expiresOn: lot.expiresOn,
+            donorStatuses: donorIds.map((donorId) => ({ donorId, status: statuses.get(donorId) })),
+          },
+          at,
+          deps.endotoxinLimitEuPerMl,
+        );
+        if (unmet.length) {
+          throw new RuleViolation('lot-release-criteria-unmet', `The lot cannot be released: ${unmet.map((u) => `${u.path}: ${u.message}`).join('; ')}.`, unmet);
+        }
+        return changeStatus(tx, actor, lot, 'released', at, input.reason ?? null, 'manual');
+      });
+    },
+
+    async quarantine(actor: Actor, id: string, input: { reason: string; effectiveAt?: string }): Promise<LotDto> {
+      const at = effectiveTime(clock, input.effectiveAt, 'effectiveAt');
+      return uow.run(async (tx) => {
+        const lot = await lockExisting(tx, id);
+        if (lot.status !== 'released') throw new Conflict(`The lot is ${lot.status}; only a released lot can be put back in quarantine.`, 'lot-not-released');
+        await assertInOrder(tx, id, at, 'effectiveAt');
+        return changeStatus(tx, actor, lot, 'quarantine', at, input.reason, 'manual');
+      });
+    },
+
+    async recall(actor: Actor, id: string, input: { reason: string; recalledAt?: string }) {
+      const at = effectiveTime(clock, input.recalledAt, 'recalledAt');
+      return uow.run(async (tx) => {
+        const lot = await lockExisting(tx, id);
+        if (lot.status === 'recalled') throw new Conflict('The lot is already recalled.', 'lot-already-recalled');
+        await assertInOrder(tx, id, at, 'recalledAt');
+        const dto = await changeStatus(tx, actor, lot, 'recalled', at, input.reason, 'manual');
+        const [affectedRecipients, affectedClinics] = await Promise.all([deps.recipientsOfLot?.(tx, id) ?? Promise.resolve(0), vq.clinicsReceiving(tx, id)]);
+        return { ...dto, affectedRecipients, affectedClinics };
+      });
+    },
+
+    /** A donor became ineligible at `at`: its released lots go back to quarantine, in the caller's transaction. */
+    async quarantineLotsOfDonor(tx: Tx, actor: Actor, donorId: string, at: Date, reason: string): Promise<string[]> {
+      const affected = await q.lockReleasedLotsOfDonor(tx, donorId);
+      for (const lot of affected) {
+        const last = await q.lastStatusChange(tx, lot.id);
+        const effective = last && last.effectiveAt > at ? last.effectiveAt : at;
+        await changeStatus(tx, actor, lot, 'quarantine', effective, reason, 'donor-ineligible');
+      }
+      return affected.map((l) => l.id);
+    },
+
+    /** The lot's status in force at `at`, judged from its dated history. */
+    statusAt(exec: Executor, lotId: string, at: Date) {
+      return q.statusAt(exec, lotId, at);
+    },
+  };
+}

@@ -1,0 +1,139 @@
+import { sql } from 'drizzle-orm';
+import { check, date, index, integer, jsonb, numeric, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { donors } from '../donors/donors.table.js';
+
+export interface Characterization {
+  particlesPerMl: number;
+  meanSizeNm: number;
+  modeSizeNm?: number;
+  d10Nm?: number;
+  d90Nm?: number;
+  sizeMethod: string;
+  proteinUgPerMl?: number;
+  positiveMarkers: string[];
+  negativeMarkers: string[];
+}
+
+export interface ReleaseTests {
+  sterility: 'pass' | 'fail' | 'pending';
+  mycoplasma: 'pass' | 'fail' | 'pending';
+  endotoxinEuPerMl: number | null;
+}
+
+export const lots = pgTable(
+  'lots',
+  {
+    id: uuid('id').primaryKey(),
+    lotNumber: text('lot_number').notNull(),
+    manufacturer: text('manufacturer').notNull(),
+    productName: text('product_name').notNull(),
+    isolationMethod: text('isolation_method').notNull(),
+    poolingJustification: text('pooling_justification'),
+    characterization: jsonb('characterization').$type<Characterization>(),
+    releaseTests: jsonb('release_tests').$type<ReleaseTests>().notNull(),
+    manufacturedOn: date('manufactured_on', { mode: 'string' }).notNull(),
+    expiresOn: date('expires_on', { mode: 'string' }).notNull(),
+    storageTempC: numeric('storage_temp_c', { mode: 'number' }).notNull(),
+    vialVolumeMl: numeric('vial_volume_ml', { mode: 'number' }).notNull(),
+    vialCount: integer('vial_count').notNull(),
+    vialsShipped: integer('vials_shipped').notNull().default(0),
+    status: text('status').notNull().default('quarantine'),
+    version: integer('version').notNull().default(1),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdBy: text('created_by').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    updatedBy: text('updated_by').notNull(),
+  },
+  (t) => [
+    uniqueIndex('lots_manufacturer_number_uq').on(t.manufacturer, t.lotNumber),
+    index('lots_status_idx').on(t.status, t.id),
+    check('lots_status_ck', sql`${t.status} in ('quarantine','released','recalled')`),
+    check('lots_vials_ck', sql`${t.vialCount} > 0 and ${t.vialsShipped} >= 0 and ${t.vialsShipped} <= ${t.vialCount}`),
+    check('lots_dates_ck', sql`${t.expiresOn} > ${t.manufacturedOn}`),
+  ],
+);
+
+export const lotDonors = pgTable(
+  'lot_donors',
+  {
+    lotId: uuid('lot_id')
+      .notNull()
+      .references(() => lots.id),
+    donorId: uuid('donor_id')
+      .notNull()
+      .references(() => donors.id),
+  },
+  (t) => [primaryKey({ columns: [t.lotId, t.donorId] }), index('lot_donors_donor_idx').on(t.donorId)],
+);
+
+/** The lot's dated status history: its status at any instant is the latest change effective by then. */
+export const lotStatusChanges = pgTable(
+  'lot_status_changes',
+  {
+    id: uuid('id').primaryKey(),
+    lotId: uuid('lot_id')
+      .notNull()
+      .references(() => lots.id),
+    status: text('status').notNull(),
+    effectiveAt: timestamp('effective_at', { withTimezone: true, mode: 'date' }).notNull(),
+    reason: text('reason'),
+    cause: text('cause').notNull(),
+    changedBy: text('changed_by').notNull(),
+    recordedAt: timestamp('recorded_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [index('lot_status_changes_lot_idx').on(t.lotId, t.effectiveAt, t.id)],
+);
+
+export const shipments = pgTable(
+  'shipments',
+  {
+    id: uuid('id').primaryKey(),
+    lotId: uuid('lot_id')
+      .notNull()
+      .references(() => lots.id),
+    clinicId: text('clinic_id').notNull(),
+    vials: integer('vials').notNull(),
+    shippedAt: timestamp('shipped_at', { withTimezone: true, mode: 'date' }).notNull(),
+    recordedBy: text('recorded_by').notNull(),
+    recordedAt: timestamp('recorded_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [index('shipments_lot_idx').on(t.lotId, t.id), check('shipments_vials_ck', sql`${t.vials} > 0`)],
+);
+
+export const discards = pgTable(
+  'discards',
+  {
+    id: uuid('id').primaryKey(),
+    lotId: uuid('lot_id')
+      .notNull()
+      .references(() => lots.id),
+    clinicId: text('clinic_id').notNull(),
+    vials: integer('vials').notNull(),
+    reason: text('reason').notNull(),
+    discardedAt: timestamp('discarded_at', { withTimezone: true, mode: 'date' }).notNull(),
+    recordedBy: text('recorded_by').notNull(),
+    recordedAt: timestamp('recorded_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [index('discards_lot_idx').on(t.lotId, t.id), check('discards_vials_ck', sql`${t.vials} > 0`)],
+);
+
+/**
+ * Vials per lot and clinic, kept by the writes that move them. The CHECK makes overselling impossible
+ * even for a buggy writer: a conditional UPDATE that would go below zero simply fails.
+ */
+export const lotStock = pgTable(
+  'lot_stock',
+  {
+    lotId: uuid('lot_id')
+      .notNull()
+      .references(() => lots.id),
+    clinicId: text('clinic_id').notNull(),
+    shipped: integer('shipped').notNull().default(0),
+    administered: integer('administered').notNull().default(0),
+    discarded: integer('discarded').notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ columns: [t.lotId, t.clinicId] }),
+    check('lot_stock_ck', sql`${t.administered} >= 0 and ${t.discarded} >= 0 and ${t.administered} + ${t.discarded} <= ${t.shipped}`),
+  ],
+);
