@@ -22,6 +22,12 @@ import { donorsRoutes } from './modules/donors/donors.routes.js';
 import { createLotsService } from './modules/lots/lots.service.js';
 import { createVialsService } from './modules/lots/vials.service.js';
 import { lotsRoutes } from './modules/lots/lots.routes.js';
+import { createProceduresService } from './modules/procedures/procedures.service.js';
+import { proceduresRoutes } from './modules/procedures/procedures.routes.js';
+import { createOutcomesService } from './modules/outcomes/outcomes.service.js';
+import { outcomesRoutes } from './modules/outcomes/outcomes.routes.js';
+import { createAdverseEventsService } from './modules/adverse-events/adverse-events.service.js';
+import { adverseEventsRoutes } from './modules/adverse-events/adverse-events.routes.js';
 
 export interface AppOptions {
   pool: pg.Pool;
@@ -89,8 +95,20 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     clock,
     onIneligible: (tx, actor, id, at, reason) => lots.quarantineLotsOfDonor(tx, actor, id, at, reason),
   });
-  const lots = createLotsService({ db, uow, audit, history, clock, donors, endotoxinLimitEuPerMl: opts.endotoxinLimitEuPerMl ?? 0.5 });
+  const lots = createLotsService({
+    db,
+    uow,
+    audit,
+    history,
+    clock,
+    donors,
+    endotoxinLimitEuPerMl: opts.endotoxinLimitEuPerMl ?? 0.5,
+    recipientsOfLot: (exec, lotId) => procedures.recipientsOfLot(exec, lotId),
+  });
   const vials = createVialsService({ db, uow, audit, clock });
+  const procedures = createProceduresService({ db, uow, audit, history, clock, patients, consents, lots, vials });
+  const outcomes = createOutcomesService({ db, uow, audit, clock, patients, procedures });
+  const adverseEvents = createAdverseEventsService({ db, uow, audit, history, clock, procedures });
 
   await app.register(errorsPlugin);
   await app.register(authPlugin, { verify: opts.verifyToken });
@@ -114,6 +132,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       patientsRoutes(v1, { patients, consents });
       donorsRoutes(v1, { donors: donors });
       lotsRoutes(v1, { lots, vials });
+      proceduresRoutes(v1, { procedures });
+      outcomesRoutes(v1, { outcomes });
+      adverseEventsRoutes(v1, { adverseEvents });
     },
     { prefix: '/v1' },
   );

@@ -28,7 +28,11 @@ describe('the OpenAPI document', () => {
   });
 
   it('is OpenAPI 3.1 and every operation has an operationId, a tag, a summary, a success and its problem responses', async () => {
-    const doc = (await t.http.get('/openapi.json')).body as { openapi: string; paths: Record<string, Record<string, Operation>> };
+    const doc = (await t.http.get('/openapi.json')).body as {
+      openapi: string;
+      paths: Record<string, Record<string, Operation>>;
+      components: { schemas: Record<string, { example?: unknown }> };
+    };
     expect(doc.openapi).toBe('3.1.0');
     const ids = new Set<string>();
     let count = 0;
@@ -47,7 +51,12 @@ describe('the OpenAPI document', () => {
         if (!isPublic) {
           for (const s of ['401', '403']) expect(statuses, `${where} ${s}`).toContain(s);
         }
-        if (op.requestBody) for (const s of ['400', '413', '415']) expect(statuses, `${where} ${s}`).toContain(s);
+        if (op.requestBody) {
+          for (const s of ['400', '413', '415']) expect(statuses, `${where} ${s}`).toContain(s);
+          const schema = (op.requestBody as { content: Record<string, { schema: { $ref?: string; example?: unknown } }> }).content['application/json']!.schema;
+          const resolved = schema.$ref ? doc.components.schemas[schema.$ref.split('/').pop()!]! : schema;
+          expect(resolved.example, `${where} has an example body`).toBeDefined();
+        }
         for (const s of statuses.filter((x) => x.startsWith('4') || x.startsWith('5'))) {
           expect(Object.keys(op.responses[s]!.content ?? {}), `${where} ${s}`).toEqual(['application/problem+json']);
         }

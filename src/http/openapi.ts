@@ -107,6 +107,9 @@ export const openapiPlugin = fp(
           { name: 'donors', description: 'Donors by ISBT 128 DIN, screening tests and eligibility (supplier records, shared by all clinics)' },
           { name: 'lots', description: 'Exosome product lots: characterization, release tests, quarantine, release and recall' },
           { name: 'vials', description: 'Vial distribution: shipments to clinics, discards, inventory per clinic' },
+          { name: 'procedures', description: 'Administrations of a product lot to a patient, with every safety gate' },
+          { name: 'outcomes', description: 'Follow-up outcome scores (pain, WOMAC, KOOS...) with change from baseline' },
+          { name: 'adverse-events', description: 'Adverse events: CTCAE grade, ICH E2A seriousness, WHO-UMC relatedness, outcome' },
           { name: 'health', description: 'Liveness and readiness' },
         ],
         components: {

@@ -102,3 +102,43 @@ export async function releasedLot(http: Http, token: string, overrides: Record<s
   if (res.status !== 200) throw new Error(`release: ${res.status} ${JSON.stringify(res.body)}`);
   return { donor, lot: res.body as { id: string; version: number; status: string; vialCount: number } };
 }
+
+/** A patient of `clinic` with consent signed 2026-02-15, and a released lot with `vials` shipped to the clinic. */
+export async function clinicSetup(
+  t: TestApp,
+  opts: { clinic?: string; vials?: number; lot?: Record<string, unknown>; consentSignedAt?: string } = {},
+) {
+  const clinic = opts.clinic ?? 'clinic-a';
+  const supplier = await t.token({ scope: 'lots:read lots:write', clinic: null, sub: 'qa-unit' });
+  const clinician = await t.token({ scope: 'patients:read patients:write clinical:read clinical:write lots:read', clinic, sub: `dr-${clinic}` });
+  const { lot, donor } = await releasedLot(t.http, supplier, opts.lot ?? {});
+  const shipped = await t.http
+    .post(`/v1/lots/${lot.id}/shipments`)
+    .set('authorization', `Bearer ${supplier}`)
+    .send({ clinicId: clinic, vials: opts.vials ?? 10, shippedAt: '2026-03-02T08:00:00Z' });
+  if (shipped.status !== 201) throw new Error(`ship: ${JSON.stringify(shipped.body)}`);
+  const patient = await t.http.post('/v1/patients').set('authorization', `Bearer ${clinician}`).send(patientBody());
+  const consent = await t.http
+    .post(`/v1/patients/${patient.body.id}/consents`)
+    .set('authorization', `Bearer ${clinician}`)
+    .send(consentBody({ signedAt: opts.consentSignedAt ?? '2026-02-15T09:00:00Z' }));
+  if (consent.status !== 201) throw new Error(`consent: ${JSON.stringify(consent.body)}`);
+  return { clinic, supplier, clinician, lot, donor, patientId: patient.body.id as string, consentId: consent.body.id as string };
+}
+
+/** A valid knee procedure body (2.5e9 particles = 0.01 mL × 2.5e11/mL). */
+export function procedureBody(patientId: string, lotId: string, overrides: Record<string, unknown> = {}) {
+  return {
+    patientId,
+    lotId,
+    performedAt: '2026-03-10T09:30:00+01:00',
+    performer: 'Dr. Rivera',
+    indication: { system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'M17.11', display: 'Unilateral primary osteoarthritis, right knee' },
+    route: 'intra-articular',
+    site: { bodySite: 'knee-joint', laterality: 'right' },
+    imagingGuidance: 'ultrasound',
+    dose: { particles: 2_500_000_000, volumeMl: 0.01 },
+    vialsUsed: 1,
+    ...overrides,
+  };
+}

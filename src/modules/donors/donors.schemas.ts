@@ -26,7 +26,7 @@ export const DonorCreate = z
       ctx.addIssue({ code: 'custom', path: ['dinCheckCharacter'], message: 'does not match the DIN (ISO 7064 MOD 37-2): check for a typing error' });
     }
   })
-  .meta({ id: 'DonorCreate', description: 'A donor, identified by DIN only: no name, SSN or MRN is accepted.' });
+  .meta({ example: {"din": "A999922123459", "dinCheckCharacter": "H", "sourceTissue": "umbilical-cord", "sex": "female", "ageAtDonationYears": 29, "collectedOn": "2026-01-15"}, id: 'DonorCreate', description: 'A donor, identified by DIN only: no name, SSN or MRN is accepted.' });
 
 export const ScreeningTestCreate = z
   .strictObject({
@@ -36,7 +36,7 @@ export const ScreeningTestCreate = z
     testedOn: DateOnly,
     laboratory: NonEmpty(200).meta({ example: 'Central Donor Testing Lab, CLIA 05D0000000' }),
   })
-  .meta({ id: 'ScreeningTestCreate' });
+  .meta({ example: {"marker": "hiv-1-nat", "method": "nat", "result": "non-reactive", "testedOn": "2026-01-14", "laboratory": "Central Donor Testing Lab"}, id: 'ScreeningTestCreate' });
 
 export const ScreeningTest = z
   .object({
@@ -63,7 +63,7 @@ export const EligibilityCreate = z
   .superRefine((e, ctx) => {
     if (e.status === 'ineligible' && !e.reason) ctx.addIssue({ code: 'custom', path: ['reason'], message: 'required when ineligible' });
   })
-  .meta({ id: 'EligibilityCreate' });
+  .meta({ example: {"status": "eligible", "determinedBy": "Dr. A. Medical Director", "determinedAt": "2026-01-20T10:00:00Z"}, id: 'EligibilityCreate' });
 
 export const Eligibility = z
   .object({

@@ -33,6 +33,15 @@ export async function lockLot(tx: Tx, id: string): Promise<LotRow | undefined> {
   return row;
 }
 
+/**
+ * The lot, share-locked for a procedure: procedures on it run side by side, while a status change (which
+ * takes the row FOR UPDATE) waits for them and they for it. The status they judge cannot move under them.
+ */
+export async function shareLockLot(tx: Tx, id: string): Promise<LotRow | undefined> {
+  const [row] = await tx.select().from(lots).where(eq(lots.id, id)).for('share').limit(1);
+  return row;
+}
+
 export async function listLots(exec: Executor, f: LotFilters, page: PageRequest): Promise<LotRow[]> {
   const where: (SQL | undefined)[] = [];
   if (page.after) where.push(gt(lots.id, page.after));

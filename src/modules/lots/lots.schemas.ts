@@ -47,12 +47,12 @@ export const LotCreate = z
   .superRefine((l, ctx) => {
     if (l.expiresOn <= l.manufacturedOn) ctx.addIssue({ code: 'custom', path: ['expiresOn'], message: 'must be after manufacturedOn' });
   })
-  .meta({ id: 'LotCreate' });
+  .meta({ example: {"lotNumber": "EVX-2026-0142", "manufacturer": "Vesicle Biologics Inc.", "productName": "MSC-EV knee injection 2.5e11/mL", "donorIds": ["0193a5b2-7c1e-7d3a-9f10-2b4c6d8e0f12"], "isolationMethod": "tangential-flow-filtration", "characterization": {"particlesPerMl": 250000000000, "meanSizeNm": 112, "sizeMethod": "nta", "positiveMarkers": ["CD63", "CD81", "TSG101"], "negativeMarkers": ["calnexin"]}, "releaseTests": {"sterility": "pass", "mycoplasma": "pass", "endotoxinEuPerMl": 0.12}, "manufacturedOn": "2026-02-01", "expiresOn": "2028-02-01", "storageTempC": -80, "vialVolumeMl": 1, "vialCount": 100}, id: 'LotCreate' });
 
 export const LotPatch = z
   .strictObject({ characterization: CharacterizationInput.optional(), releaseTests: ReleaseTestsInput.optional() })
   .refine((p) => p.characterization !== undefined || p.releaseTests !== undefined, { message: 'name characterization or releaseTests' })
-  .meta({ id: 'LotPatch', description: 'Results that arrive while the lot is in quarantine.' });
+  .meta({ example: {"releaseTests": {"sterility": "pass", "mycoplasma": "pass", "endotoxinEuPerMl": 0.12}}, id: 'LotPatch', description: 'Results that arrive while the lot is in quarantine.' });
 
 export const Characterization = z.object({
   particlesPerMl: z.number(),
@@ -117,15 +117,15 @@ export const ReleaseRequest = z
     releasedAt: DateTimeInput.optional().meta({ description: 'Effective time; defaults to now' }),
     reason: NonEmpty(2000).optional().meta({ description: 'A note for the release record', example: 'QA review of batch record complete' }),
   })
-  .meta({ id: 'ReleaseRequest' });
+  .meta({ example: {"releasedAt": "2026-03-01T09:00:00Z", "reason": "QA review of batch record complete"}, id: 'ReleaseRequest' });
 
 export const QuarantineRequest = z
   .strictObject({ reason: NonEmpty(2000), effectiveAt: DateTimeInput.optional() })
-  .meta({ id: 'QuarantineRequest' });
+  .meta({ example: {"reason": "Temperature excursion in transit", "effectiveAt": "2026-04-01T00:00:00Z"}, id: 'QuarantineRequest' });
 
 export const RecallRequest = z
   .strictObject({ reason: NonEmpty(2000).meta({ example: 'Endotoxin excursion found on retained sample' }), recalledAt: DateTimeInput.optional() })
-  .meta({ id: 'RecallRequest' });
+  .meta({ example: {"reason": "Endotoxin excursion found on retained sample"}, id: 'RecallRequest' });
 
 export const RecallResult = Lot.extend({
   affectedRecipients: z.int().meta({ description: 'Distinct patients who received the lot' }),
@@ -137,7 +137,7 @@ const ClinicId = NonEmpty(64).meta({ example: 'clinic-a' });
 
 export const ShipmentCreate = z
   .strictObject({ clinicId: ClinicId, vials: z.int().min(1).max(1_000_000), shippedAt: DateTimeInput.optional() })
-  .meta({ id: 'ShipmentCreate' });
+  .meta({ example: {"clinicId": "clinic-a", "vials": 10, "shippedAt": "2026-03-02T08:00:00Z"}, id: 'ShipmentCreate' });
 
 export const Shipment = z
   .object({ id: Uuid, lotId: Uuid, clinicId: z.string(), vials: z.int(), shippedAt: DateTimeOutput, recordedBy: z.string(), recordedAt: DateTimeOutput })
@@ -151,7 +151,7 @@ export const DiscardCreate = z
     reason: NonEmpty(1000).meta({ example: 'Vial dropped during thaw' }),
     discardedAt: DateTimeInput.optional(),
   })
-  .meta({ id: 'DiscardCreate' });
+  .meta({ example: {"clinicId": "clinic-a", "vials": 1, "reason": "Vial cracked on thaw"}, id: 'DiscardCreate' });
 
 export const Discard = z
   .object({

@@ -234,6 +234,13 @@ export function createLotsService(deps: LotsDeps) {
       return affected.map((l) => l.id);
     },
 
+    /** The lot for a procedure at `at`: its row (share-locked) and its status then; undefined if no such lot. */
+    async forUseAt(tx: Tx, lotId: string, at: Date) {
+      const lot = await q.shareLockLot(tx, lotId);
+      if (!lot) return undefined;
+      return { lot, statusAt: (await q.statusAt(tx, lotId, at)) as LotStatus | undefined };
+    },
+
     /** The lot's status in force at `at`, judged from its dated history. */
     statusAt(exec: Executor, lotId: string, at: Date) {
       return q.statusAt(exec, lotId, at);

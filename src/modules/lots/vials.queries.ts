@@ -42,6 +42,16 @@ export async function takeFromStock(tx: Tx, lotId: string, clinicId: string, via
   return updated.length > 0;
 }
 
+/** Gives administered vials back to the clinic's stock (a procedure entered in error with vials returned). */
+export async function returnAdministered(tx: Tx, lotId: string, clinicId: string, vials: number): Promise<boolean> {
+  const updated = await tx
+    .update(lotStock)
+    .set({ administered: sql`${lotStock.administered} - ${vials}` })
+    .where(and(eq(lotStock.lotId, lotId), eq(lotStock.clinicId, clinicId), sql`${lotStock.administered} >= ${vials}`))
+    .returning({ lotId: lotStock.lotId });
+  return updated.length > 0;
+}
+
 export async function stockOf(exec: Executor, lotId: string, clinicId?: string | null): Promise<StockRow[]> {
   return exec
     .select()

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Db } from '../../db/client.js';
+import type { Db, Executor, Tx } from '../../db/client.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
@@ -110,6 +110,20 @@ export function createVialsService({ db, uow, audit, clock }: VialsDeps) {
         await audit.record(tx, actor, { action: 'create', resourceType: 'discard', resourceId: row.id, clinicId: input.clinicId, details: { lotId, vials: input.vials } });
         return toDiscardDto(row);
       }, idem);
+    },
+
+    /** Takes vials used by a procedure off the clinic's hand, in the caller's transaction; false when short. */
+    administer(tx: Tx, lotId: string, clinicId: string, vials: number) {
+      return vq.takeFromStock(tx, lotId, clinicId, vials, 'administered');
+    },
+
+    returnToStock(tx: Tx, lotId: string, clinicId: string, vials: number) {
+      return vq.returnAdministered(tx, lotId, clinicId, vials);
+    },
+
+    async onHand(exec: Executor, lotId: string, clinicId: string): Promise<number> {
+      const [s] = await vq.stockOf(exec, lotId, clinicId);
+      return s ? s.shipped - s.administered - s.discarded : 0;
     },
 
     async shipments(actor: Actor, lotId: string, page: PageRequest) {

@@ -24,7 +24,7 @@ export const PatientCreate = z
     birthDate: DateOnly,
     sex: Sex,
   })
-  .meta({ id: 'PatientCreate' });
+  .meta({ example: {"mrn": "MRN-100234", "identifiers": [{"system": "https://ehr.example-clinic.org/patient-id", "value": "EHR-0042-7781"}], "givenName": "Maria", "familyName": "Lopez", "birthDate": "1961-04-17", "sex": "female"}, id: 'PatientCreate' });
 
 export const PatientPatch = z
   .strictObject({
@@ -36,7 +36,7 @@ export const PatientPatch = z
     sex: Sex.optional(),
   })
   .refine((p) => Object.values(p).some((v) => v !== undefined), { message: 'name at least one field to change' })
-  .meta({ id: 'PatientPatch', description: 'The fields to change; the others keep their values (JSON merge patch).' });
+  .meta({ example: {"familyName": "Lopez-Garcia"}, id: 'PatientPatch', description: 'The fields to change; the others keep their values (JSON merge patch).' });
 
 export const Patient = z
   .object({
@@ -88,14 +88,14 @@ export const ConsentCreate = z
     indNumber: NonEmpty(50).optional().meta({ example: 'IND 029871' }),
     irbProtocol: NonEmpty(100).optional().meta({ example: 'IRB-2026-0147' }),
   })
-  .meta({ id: 'ConsentCreate' });
+  .meta({ example: {"kind": "investigational-treatment", "signedAt": "2026-10-01T09:00:00+02:00", "documentVersion": "ICF-EV-KNEE v3.1", "indNumber": "IND 029871", "irbProtocol": "IRB-2026-0147"}, id: 'ConsentCreate' });
 
 export const ConsentWithdraw = z
   .strictObject({
     reason: NonEmpty(1000).meta({ example: 'Patient withdrew consent by phone' }),
     withdrawnAt: DateTimeInput.optional().meta({ description: 'When the patient withdrew; defaults to now' }),
   })
-  .meta({ id: 'ConsentWithdraw' });
+  .meta({ example: {"reason": "Patient withdrew consent by phone", "withdrawnAt": "2026-11-02T15:00:00+01:00"}, id: 'ConsentWithdraw' });
 
 export const Consent = z
   .object({

@@ -1,4 +1,4 @@
-import type { Db } from '../../db/client.js';
+import type { Db, Executor } from '../../db/client.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
@@ -59,6 +59,11 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
 
   return {
     visiblePatient,
+
+    /** The clinic's patient, in the caller's transaction (undefined if not theirs). */
+    findInClinic(exec: Executor, clinicId: string, id: string) {
+      return q.findPatient(exec, clinicId, id);
+    },
 
     async create(actor: Actor, input: z.output<typeof PatientCreate>, idem?: IdempotencyRequest): Promise<PatientDto> {
       const clinicId = clinicOf(actor);

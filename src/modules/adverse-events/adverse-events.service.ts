@@ -1,0 +1,141 @@
+import type { z } from 'zod';
+import type { Db } from '../../db/client.js';
+import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
+import type { Actor } from '../../auth/principal.js';
+import type { PageRequest } from '../../http/pagination.js';
+import { toPage } from '../../http/pagination.js';
+import type { Clock } from '../../shared/clock.js';
+import { NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
+import { newId } from '../../shared/ids.js';
+import { clinicOf } from '../../shared/tenancy.js';
+import { effectiveTime } from '../../shared/time.js';
+import type { AuditLog } from '../audit/audit.service.js';
+import type { History } from '../history/history.service.js';
+import type { ProceduresService } from '../procedures/procedures.service.js';
+import * as q from './adverse-events.queries.js';
+import type { AdverseEventCreate, AdverseEventDto, AdverseEventPatch } from './adverse-events.schemas.js';
+import { checkAdverseEvent } from './rules.js';
+
+export const ADVERSE_EVENT = 'adverse-event';
+
+export function toAdverseEventDto(a: q.AdverseEventRow): AdverseEventDto {
+  return {
+    id: a.id,
+    clinicId: a.clinicId,
+    procedureId: a.procedureId,
+    patientId: a.patientId,
+    lotId: a.lotId,
+    onsetAt: a.onsetAt.toISOString(),
+    description: a.description,
+    severityGrade: a.severityGrade,
+    serious: a.serious,
+    seriousnessCriteria: a.seriousnessCriteria as AdverseEventDto['seriousnessCriteria'],
+    relatedness: a.relatedness as AdverseEventDto['relatedness'],
+    outcome: a.outcome as AdverseEventDto['outcome'],
+    version: a.version,
+    createdAt: a.createdAt.toISOString(),
+    updatedAt: a.updatedAt.toISOString(),
+  };
+}
+
+export interface AdverseEventsDeps {
+  db: Db;
+  uow: UnitOfWork;
+  audit: AuditLog;
+  history: History;
+  clock: Clock;
+  procedures: Pick<ProceduresService, 'findInClinic'>;
+}
+
+export type AdverseEventsService = ReturnType<typeof createAdverseEventsService>;
+
+export function createAdverseEventsService({ db, uow, audit, history, clock, procedures }: AdverseEventsDeps) {
+  async function visible(actor: Actor, id: string) {
+    const row = await q.findAdverseEvent(db, clinicOf(actor), id);
+    if (!row) throw new NotFound('adverse event');
+    return row;
+  }
+
+  return {
+    async create(actor: Actor, input: z.output<typeof AdverseEventCreate>, idem?: IdempotencyRequest): Promise<AdverseEventDto> {
+      const clinicId = clinicOf(actor);
+      const onsetAt = effectiveTime(clock, input.onsetAt, 'onsetAt');
+      return uow.run(async (tx) => {
+        const procedure = await procedures.findInClinic(tx, clinicId, input.procedureId);
+        if (!procedure) {
+          throw new RuleViolation('unknown-procedure', 'No procedure with that id in your clinic.', [{ path: 'body.procedureId', message: 'not a procedure of this clinic' }]);
+        }
+        const { procedureId: _p, onsetAt: _o, ...rest } = input;
+        checkAdverseEvent({ ...rest, onsetAt }, procedure.performedAt);
+        const now = clock.now();
+        const row = await q.insertAdverseEvent(tx, {
+          id: newId(),
+          clinicId,
+          procedureId: procedure.id,
+          patientId: procedure.patientId,
+          lotId: procedure.lotId,
+          ...rest,
+          onsetAt,
+          createdAt: now,
+          updatedAt: now,
+          createdBy: actor.sub,
+          updatedBy: actor.sub,
+        });
+        const dto = toAdverseEventDto(row);
+        await history.record(tx, { resourceType: ADVERSE_EVENT, resourceId: row.id, version: 1, clinicId, body: dto, by: actor.sub });
+        await audit.record(tx, actor, {
+          action: 'create',
+          resourceType: ADVERSE_EVENT,
+          resourceId: row.id,
+          clinicId,
+          details: { procedureId: row.procedureId, patientId: row.patientId, lotId: row.lotId, serious: row.serious, severityGrade: row.severityGrade },
+        });
+        return dto;
+      }, idem);
+    },
+
+    async get(actor: Actor, id: string): Promise<AdverseEventDto> {
+      const row = await visible(actor, id);
+      await audit.record(db, actor, { action: 'read', resourceType: ADVERSE_EVENT, resourceId: id, clinicId: row.clinicId, details: { patientId: row.patientId } });
+      return toAdverseEventDto(row);
+    },
+
+    async list(actor: Actor, filters: { procedureId?: string; lotId?: string; serious?: 'true' | 'false' }, page: PageRequest) {
+      const clinicId = clinicOf(actor);
+      const serious = filters.serious === undefined ? undefined : filters.serious === 'true';
+      const rows = await q.listAdverseEvents(db, clinicId, { procedureId: filters.procedureId, lotId: filters.lotId, serious }, page);
+      const result = toPage(rows.map(toAdverseEventDto), page.limit);
+      await audit.record(db, actor, { action: 'search', resourceType: ADVERSE_EVENT, clinicId, details: { resultIds: result.items.map((a) => a.id) } });
+      return result;
+    },
+
+    async update(actor: Actor, id: string, expectedVersion: number, patch: z.output<typeof AdverseEventPatch>): Promise<AdverseEventDto> {
+      const clinicId = clinicOf(actor);
+      const onsetAt = patch.onsetAt === undefined ? undefined : effectiveTime(clock, patch.onsetAt, 'onsetAt');
+      return uow.run(async (tx) => {
+        const current = await q.lockAdverseEvent(tx, clinicId, id);
+        if (!current) throw new NotFound('adverse event');
+        if (current.version !== expectedVersion) {
+          throw new PreconditionFailed(`The adverse event is at version ${current.version}, not ${expectedVersion}; read it again and reapply your change.`);
+        }
+        const { onsetAt: _o, ...rest } = patch;
+        const changes = Object.fromEntries(Object.entries({ ...rest, ...(onsetAt ? { onsetAt } : {}) }).filter(([, v]) => v !== undefined));
+        const merged = { ...current, ...changes };
+        const procedure = await procedures.findInClinic(tx, clinicId, current.procedureId);
+        checkAdverseEvent(merged, procedure!.performedAt);
+        const row = await q.updateAdverseEvent(tx, id, { ...changes, updatedAt: clock.now(), updatedBy: actor.sub });
+        const dto = toAdverseEventDto(row);
+        await history.record(tx, { resourceType: ADVERSE_EVENT, resourceId: id, version: row.version, clinicId, body: dto, by: actor.sub });
+        await audit.record(tx, actor, { action: 'update', resourceType: ADVERSE_EVENT, resourceId: id, clinicId, details: { changedFields: Object.keys(changes), version: row.version, patientId: row.patientId } });
+        return dto;
+      });
+    },
+
+    async history(actor: Actor, id: string, page: PageRequest<number>) {
+      const row = await visible(actor, id);
+      const versions = await history.list<AdverseEventDto>(db, ADVERSE_EVENT, id, page);
+      await audit.record(db, actor, { action: 'read', resourceType: ADVERSE_EVENT, resourceId: id, clinicId: row.clinicId, details: { history: true } });
+      return toPage(versions, page.limit, (v) => String(v.version));
+    },
+  };
+}

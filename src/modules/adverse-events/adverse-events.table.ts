@@ -1,0 +1,42 @@
+import { sql } from 'drizzle-orm';
+import { boolean, check, index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { patients } from '../patients/patients.table.js';
+import { procedures } from '../procedures/procedures.table.js';
+import { lots } from '../lots/lots.table.js';
+
+export const adverseEvents = pgTable(
+  'adverse_events',
+  {
+    id: uuid('id').primaryKey(),
+    clinicId: text('clinic_id').notNull(),
+    procedureId: uuid('procedure_id')
+      .notNull()
+      .references(() => procedures.id),
+    patientId: uuid('patient_id')
+      .notNull()
+      .references(() => patients.id),
+    lotId: uuid('lot_id')
+      .notNull()
+      .references(() => lots.id),
+    onsetAt: timestamp('onset_at', { withTimezone: true, mode: 'date' }).notNull(),
+    description: text('description').notNull(),
+    severityGrade: integer('severity_grade').notNull(),
+    serious: boolean('serious').notNull(),
+    seriousnessCriteria: jsonb('seriousness_criteria').$type<string[]>().notNull(),
+    relatedness: text('relatedness').notNull(),
+    outcome: text('outcome').notNull(),
+    version: integer('version').notNull().default(1),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdBy: text('created_by').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    updatedBy: text('updated_by').notNull(),
+  },
+  (t) => [
+    index('adverse_events_clinic_idx').on(t.clinicId, t.id),
+    index('adverse_events_procedure_idx').on(t.procedureId),
+    index('adverse_events_lot_idx').on(t.lotId, t.id),
+    index('adverse_events_patient_idx').on(t.clinicId, t.patientId),
+    check('adverse_events_grade_ck', sql`${t.severityGrade} between 1 and 5`),
+    check('adverse_events_fatal_ck', sql`${t.severityGrade} < 5 or ${t.outcome} = 'fatal'`),
+  ],
+);

@@ -1,0 +1,40 @@
+import { and, asc, desc, eq, gt, inArray } from 'drizzle-orm';
+import type { Executor, Tx } from '../../db/client.js';
+import type { PageRequest } from '../../http/pagination.js';
+import { outcomes } from './outcomes.table.js';
+
+export type OutcomeRow = typeof outcomes.$inferSelect;
+
+export async function insertOutcome(tx: Tx, row: typeof outcomes.$inferInsert): Promise<OutcomeRow> {
+  const [created] = await tx.insert(outcomes).values(row).returning();
+  return created!;
+}
+
+export async function listByProcedure(exec: Executor, clinicId: string, procedureId: string, page: PageRequest): Promise<OutcomeRow[]> {
+  return exec
+    .select()
+    .from(outcomes)
+    .where(and(eq(outcomes.clinicId, clinicId), eq(outcomes.procedureId, procedureId), page.after ? gt(outcomes.id, page.after) : undefined))
+    .orderBy(asc(outcomes.id))
+    .limit(page.limit + 1);
+}
+
+export async function listByPatient(exec: Executor, clinicId: string, patientId: string, page: PageRequest): Promise<OutcomeRow[]> {
+  return exec
+    .select()
+    .from(outcomes)
+    .where(and(eq(outcomes.clinicId, clinicId), eq(outcomes.patientId, patientId), page.after ? gt(outcomes.id, page.after) : undefined))
+    .orderBy(asc(outcomes.id))
+    .limit(page.limit + 1);
+}
+
+/** Baseline scores of these procedures: the latest baseline assessment per procedure and instrument. */
+export async function baselinesOf(exec: Executor, procedureIds: string[]): Promise<Map<string, number>> {
+  if (procedureIds.length === 0) return new Map();
+  const rows = await exec
+    .selectDistinctOn([outcomes.procedureId, outcomes.instrument], { procedureId: outcomes.procedureId, instrument: outcomes.instrument, score: outcomes.score })
+    .from(outcomes)
+    .where(and(inArray(outcomes.procedureId, procedureIds), eq(outcomes.timepoint, 'baseline')))
+    .orderBy(outcomes.procedureId, outcomes.instrument, desc(outcomes.assessedAt), desc(outcomes.id));
+  return new Map(rows.map((r) => [`${r.procedureId}|${r.instrument}`, r.score]));
+}

@@ -1,0 +1,120 @@
+import type { Db, Executor } from '../../db/client.js';
+import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
+import type { Actor } from '../../auth/principal.js';
+import type { PageRequest } from '../../http/pagination.js';
+import { toPage } from '../../http/pagination.js';
+import type { Clock } from '../../shared/clock.js';
+import { RuleViolation } from '../../shared/errors.js';
+import { newId } from '../../shared/ids.js';
+import { clinicOf } from '../../shared/tenancy.js';
+import { effectiveTime } from '../../shared/time.js';
+import type { AuditLog } from '../audit/audit.service.js';
+import type { PatientsService } from '../patients/patients.service.js';
+import type { ProceduresService } from '../procedures/procedures.service.js';
+import { INSTRUMENTS, changeFromBaseline, daysAfter, inWindow, isResponder, type InstrumentCode, type Timepoint } from './instruments.js';
+import * as q from './outcomes.queries.js';
+import type { OutcomeDto } from './outcomes.schemas.js';
+
+export const OUTCOME = 'outcome';
+
+export interface OutcomesDeps {
+  db: Db;
+  uow: UnitOfWork;
+  audit: AuditLog;
+  clock: Clock;
+  patients: Pick<PatientsService, 'visiblePatient'>;
+  procedures: Pick<ProceduresService, 'visible' | 'findInClinic' | 'performedAtOf'>;
+}
+
+export type OutcomesService = ReturnType<typeof createOutcomesService>;
+
+export function createOutcomesService({ db, uow, audit, clock, patients, procedures }: OutcomesDeps) {
+  /** Adds the derived fields: days after the procedure, window, change from baseline, responder. */
+  async function derive(exec: Executor, clinicId: string, rows: q.OutcomeRow[]): Promise<OutcomeDto[]> {
+    const procedureIds = [...new Set(rows.map((r) => r.procedureId))];
+    const [performed, baselines] = await Promise.all([procedures.performedAtOf(exec, clinicId, procedureIds), q.baselinesOf(exec, procedureIds)]);
+    return rows.map((r) => {
+      const instrument = r.instrument as InstrumentCode;
+      const timepoint = r.timepoint as Timepoint;
+      const days = daysAfter(performed.get(r.procedureId)!, r.assessedAt);
+      const baseline = timepoint === 'baseline' ? null : (baselines.get(`${r.procedureId}|${r.instrument}`) ?? null);
+      return {
+        id: r.id,
+        procedureId: r.procedureId,
+        patientId: r.patientId,
+        instrument,
+        score: r.score,
+        assessedAt: r.assessedAt.toISOString(),
+        timepoint,
+        daysAfterProcedure: days,
+        inWindow: inWindow(timepoint, days),
+        changeFromBaseline: timepoint === 'baseline' ? 0 : changeFromBaseline(r.score, baseline),
+        responder: isResponder(instrument, r.score, baseline),
+        recordedAt: r.recordedAt.toISOString(),
+        recordedBy: r.recordedBy,
+      };
+    });
+  }
+
+  return {
+    async create(
+      actor: Actor,
+      input: { procedureId: string; instrument: InstrumentCode; score: number; assessedAt: string; timepoint: Timepoint },
+      idem?: IdempotencyRequest,
+    ): Promise<OutcomeDto> {
+      const clinicId = clinicOf(actor);
+      const assessedAt = effectiveTime(clock, input.assessedAt, 'assessedAt');
+      const range = INSTRUMENTS[input.instrument];
+      if (input.score < range.min || input.score > range.max) {
+        throw new RuleViolation('score-out-of-range', `A ${input.instrument} score lies within ${range.min}..${range.max}; ${input.score} does not.`, [
+          { path: 'body.score', message: `outside ${range.min}..${range.max}` },
+        ]);
+      }
+      return uow.run(async (tx) => {
+        const procedure = await procedures.findInClinic(tx, clinicId, input.procedureId);
+        if (!procedure) {
+          throw new RuleViolation('unknown-procedure', 'No procedure with that id in your clinic.', [{ path: 'body.procedureId', message: 'not a procedure of this clinic' }]);
+        }
+        if (procedure.status === 'entered-in-error') {
+          throw new RuleViolation('procedure-entered-in-error', 'The procedure was entered in error; outcomes cannot be recorded against it.');
+        }
+        const row = await q.insertOutcome(tx, {
+          id: newId(),
+          clinicId,
+          procedureId: procedure.id,
+          patientId: procedure.patientId,
+          instrument: input.instrument,
+          score: input.score,
+          assessedAt,
+          timepoint: input.timepoint,
+          recordedAt: clock.now(),
+          recordedBy: actor.sub,
+        });
+        await audit.record(tx, actor, {
+          action: 'create',
+          resourceType: OUTCOME,
+          resourceId: row.id,
+          clinicId,
+          details: { procedureId: row.procedureId, patientId: row.patientId, instrument: row.instrument },
+        });
+        return (await derive(tx, clinicId, [row]))[0]!;
+      }, idem);
+    },
+
+    async forProcedure(actor: Actor, procedureId: string, page: PageRequest) {
+      const procedure = await procedures.visible(actor, procedureId);
+      const rows = await q.listByProcedure(db, procedure.clinicId, procedureId, page);
+      const result = toPage(await derive(db, procedure.clinicId, rows), page.limit);
+      await audit.record(db, actor, { action: 'search', resourceType: OUTCOME, clinicId: procedure.clinicId, details: { procedureId, patientId: procedure.patientId, count: result.items.length } });
+      return result;
+    },
+
+    async forPatient(actor: Actor, patientId: string, page: PageRequest) {
+      const patient = await patients.visiblePatient(actor, patientId);
+      const rows = await q.listByPatient(db, patient.clinicId, patientId, page);
+      const result = toPage(await derive(db, patient.clinicId, rows), page.limit);
+      await audit.record(db, actor, { action: 'search', resourceType: OUTCOME, clinicId: patient.clinicId, details: { patientId, count: result.items.length } });
+      return result;
+    },
+  };
+}

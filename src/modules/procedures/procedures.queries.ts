@@ -1,0 +1,85 @@
+import { and, asc, eq, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import type { Executor, Tx } from '../../db/client.js';
+import type { PageRequest } from '../../http/pagination.js';
+import type { ProcedureFilters } from './procedures.schemas.js';
+import { procedures } from './procedures.table.js';
+
+export type ProcedureRow = typeof procedures.$inferSelect;
+
+export async function insertProcedure(tx: Tx, row: typeof procedures.$inferInsert): Promise<ProcedureRow> {
+  const [created] = await tx.insert(procedures).values(row).returning();
+  return created!;
+}
+
+export async function findProcedure(exec: Executor, clinicId: string, id: string): Promise<ProcedureRow | undefined> {
+  const [row] = await exec
+    .select()
+    .from(procedures)
+    .where(and(eq(procedures.id, id), eq(procedures.clinicId, clinicId)))
+    .limit(1);
+  return row;
+}
+
+export async function lockProcedure(tx: Tx, clinicId: string, id: string): Promise<ProcedureRow | undefined> {
+  const [row] = await tx
+    .select()
+    .from(procedures)
+    .where(and(eq(procedures.id, id), eq(procedures.clinicId, clinicId)))
+    .for('update')
+    .limit(1);
+  return row;
+}
+
+export async function listProcedures(exec: Executor, clinicId: string, f: ProcedureFilters, page: PageRequest): Promise<ProcedureRow[]> {
+  const where: (SQL | undefined)[] = [eq(procedures.clinicId, clinicId)];
+  if (page.after) where.push(gt(procedures.id, page.after));
+  if (f.patientId) where.push(eq(procedures.patientId, f.patientId));
+  if (f.lotId) where.push(eq(procedures.lotId, f.lotId));
+  if (f.performedFrom) where.push(gte(procedures.performedAt, new Date(`${f.performedFrom}T00:00:00Z`)));
+  if (f.performedTo) where.push(lt(procedures.performedAt, new Date(Date.parse(`${f.performedTo}T00:00:00Z`) + 86_400_000)));
+  return exec
+    .select()
+    .from(procedures)
+    .where(and(...where))
+    .orderBy(asc(procedures.id))
+    .limit(page.limit + 1);
+}
+
+export async function markEnteredInError(
+  tx: Tx,
+  id: string,
+  m: { reason: string; at: Date; by: string; vialsReturned: number },
+): Promise<ProcedureRow> {
+  const [row] = await tx
+    .update(procedures)
+    .set({
+      status: 'entered-in-error',
+      enteredInErrorReason: m.reason,
+      enteredInErrorAt: m.at,
+      enteredInErrorBy: m.by,
+      vialsReturned: m.vialsReturned,
+      updatedAt: m.at,
+      version: sql`${procedures.version} + 1`,
+    })
+    .where(eq(procedures.id, id))
+    .returning();
+  return row!;
+}
+
+/** Distinct patients who received the lot (entered-in-error records excluded). */
+export async function recipientsOfLot(exec: Executor, lotId: string): Promise<number> {
+  const [row] = await exec
+    .select({ n: sql<number>`count(distinct ${procedures.patientId})::int` })
+    .from(procedures)
+    .where(and(eq(procedures.lotId, lotId), eq(procedures.status, 'completed')));
+  return row?.n ?? 0;
+}
+
+export async function performedAtOf(exec: Executor, clinicId: string, ids: string[]): Promise<Map<string, Date>> {
+  if (ids.length === 0) return new Map();
+  const rows = await exec
+    .select({ id: procedures.id, performedAt: procedures.performedAt })
+    .from(procedures)
+    .where(and(eq(procedures.clinicId, clinicId), inArray(procedures.id, ids)));
+  return new Map(rows.map((r) => [r.id, r.performedAt]));
+}

@@ -1,0 +1,104 @@
+import { z } from 'zod';
+import { pageQuery } from '../../http/pagination.js';
+import { DateOnly, DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf } from '../../shared/schemas.js';
+import { BODY_SITE_CODES, ICD10CM_SYSTEM, IMAGING_GUIDANCE, LATERALITY_CODES, ROUTE_CODES } from './vocabulary.js';
+
+export const Indication = z
+  .strictObject({
+    system: z.literal(ICD10CM_SYSTEM).default(ICD10CM_SYSTEM),
+    code: z
+      .string()
+      .regex(/^[A-TV-Z][0-9][0-9AB](\.[0-9A-TV-Z]{1,4})?$/, 'an ICD-10-CM code, e.g. M17.11')
+      .meta({ example: 'M17.11' }),
+    display: NonEmpty(300).optional().meta({ example: 'Unilateral primary osteoarthritis, right knee' }),
+  })
+  .meta({ description: 'ICD-10-CM coding of the reason for the procedure' });
+
+const Site = z.strictObject({ bodySite: z.enum(BODY_SITE_CODES), laterality: z.enum(LATERALITY_CODES).optional() });
+
+export const ProcedureCreate = z
+  .strictObject({
+    patientId: Uuid,
+    lotId: Uuid,
+    performedAt: DateTimeInput,
+    performer: NonEmpty(200).meta({ example: 'Dr. Rivera (NPI 1234567890)' }),
+    indication: Indication,
+    route: z.enum(ROUTE_CODES),
+    site: Site.optional().meta({ description: 'Required for every route but intravenous and intranasal' }),
+    imagingGuidance: z.enum(IMAGING_GUIDANCE).default('none'),
+    dose: z.strictObject({
+      particles: z
+        .int()
+        .min(1)
+        .max(Number.MAX_SAFE_INTEGER)
+        .meta({ description: 'Whole number of vesicles (1e9 to 1.5e10 is usual for a knee); exceeds 2^31', example: 2500000000 }),
+      volumeMl: z.number().positive().max(1000).meta({ example: 0.01 }),
+    }),
+    vialsUsed: z.int().min(1).max(1000),
+    doseDeviationReason: NonEmpty(1000).optional().meta({ description: 'Why the dose differs from volumeMl × particlesPerMl by more than 10 %' }),
+    notes: z.string().trim().max(4000).optional(),
+  })
+  .meta({
+    id: 'ProcedureCreate',
+    example: {
+      patientId: '0193a5b2-7c1e-7d3a-9f10-2b4c6d8e0f12',
+      lotId: '0193a5b2-7c1e-7d3a-9f10-2b4c6d8e0f13',
+      performedAt: '2026-11-02T09:30:00+01:00',
+      performer: 'Dr. Rivera',
+      indication: { system: ICD10CM_SYSTEM, code: 'M17.11', display: 'Unilateral primary osteoarthritis, right knee' },
+      route: 'intra-articular',
+      site: { bodySite: 'knee-joint', laterality: 'right' },
+      imagingGuidance: 'ultrasound',
+      dose: { particles: 2500000000, volumeMl: 0.01 },
+      vialsUsed: 1,
+    },
+  });
+export type ProcedureInput = z.output<typeof ProcedureCreate>;
+
+export const Procedure = z
+  .object({
+    id: Uuid,
+    clinicId: z.string(),
+    patientId: Uuid,
+    lotId: Uuid,
+    performedAt: DateTimeOutput,
+    performer: z.string(),
+    indication: z.object({ system: z.string(), code: z.string(), display: z.string().optional() }),
+    route: z.enum(ROUTE_CODES),
+    site: z.object({ bodySite: z.enum(BODY_SITE_CODES), laterality: z.enum(LATERALITY_CODES).optional() }).nullable(),
+    imagingGuidance: z.enum(IMAGING_GUIDANCE),
+    dose: z.object({ particles: z.int(), volumeMl: z.number() }),
+    vialsUsed: z.int(),
+    doseDeviationReason: z.string().nullable(),
+    notes: z.string().nullable(),
+    status: z.enum(['completed', 'entered-in-error']),
+    enteredInError: z
+      .object({ reason: z.string(), at: DateTimeOutput, by: z.string(), vialsReturned: z.int() })
+      .nullable(),
+    version: Version,
+    createdAt: DateTimeOutput,
+  })
+  .meta({ id: 'Procedure' });
+export type ProcedureDto = z.infer<typeof Procedure>;
+
+export const ProcedurePage = pageOf(Procedure).meta({ id: 'ProcedurePage' });
+export const ProcedureSearch = z.strictObject({
+  ...pageQuery,
+  patientId: Uuid.optional(),
+  lotId: Uuid.optional(),
+  performedFrom: DateOnly.optional().meta({ description: 'Performed on or after this date (UTC)' }),
+  performedTo: DateOnly.optional().meta({ description: 'Performed on or before this date (UTC)' }),
+});
+export type ProcedureFilters = Omit<z.infer<typeof ProcedureSearch>, 'limit' | 'cursor'>;
+export const ProcedureParams = z.strictObject({ id: Uuid });
+
+export const EnteredInErrorRequest = z
+  .strictObject({
+    reason: NonEmpty(2000).meta({ example: 'Recorded against the wrong patient' }),
+    vialsReturned: z
+      .int()
+      .min(0)
+      .default(0)
+      .meta({ description: 'Vials not actually used, returned to the clinic\'s stock; by default they stay counted as used' }),
+  })
+  .meta({ example: {"reason": "Recorded against the wrong patient", "vialsReturned": 0}, id: 'EnteredInErrorRequest' });

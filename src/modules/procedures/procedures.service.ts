@@ -1,0 +1,201 @@
+import type { Db, Executor } from '../../db/client.js';
+import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
+import type { Actor } from '../../auth/principal.js';
+import type { PageRequest } from '../../http/pagination.js';
+import { toPage } from '../../http/pagination.js';
+import type { Clock } from '../../shared/clock.js';
+import { Conflict, NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
+import { newId } from '../../shared/ids.js';
+import { clinicOf } from '../../shared/tenancy.js';
+import { effectiveTime } from '../../shared/time.js';
+import type { AuditLog } from '../audit/audit.service.js';
+import type { History } from '../history/history.service.js';
+import type { LotsService } from '../lots/lots.service.js';
+import type { VialsService } from '../lots/vials.service.js';
+import type { ConsentsService } from '../patients/consents.service.js';
+import type { PatientsService } from '../patients/patients.service.js';
+import { checkDose, checkRouteSiteGuidance } from './gates.js';
+import * as q from './procedures.queries.js';
+import type { ProcedureDto, ProcedureFilters, ProcedureInput } from './procedures.schemas.js';
+
+export const PROCEDURE = 'procedure';
+
+export function toProcedureDto(p: q.ProcedureRow): ProcedureDto {
+  return {
+    id: p.id,
+    clinicId: p.clinicId,
+    patientId: p.patientId,
+    lotId: p.lotId,
+    performedAt: p.performedAt.toISOString(),
+    performer: p.performer,
+    indication: p.indication,
+    route: p.route as ProcedureDto['route'],
+    site: p.bodySite
+      ? { bodySite: p.bodySite as NonNullable<ProcedureDto['site']>['bodySite'], ...(p.laterality ? { laterality: p.laterality as 'left' | 'right' | 'bilateral' } : {}) }
+      : null,
+    imagingGuidance: p.imagingGuidance as ProcedureDto['imagingGuidance'],
+    dose: { particles: p.doseParticles, volumeMl: p.doseVolumeMl },
+    vialsUsed: p.vialsUsed,
+    doseDeviationReason: p.doseDeviationReason,
+    notes: p.notes,
+    status: p.status as ProcedureDto['status'],
+    enteredInError:
+      p.status === 'entered-in-error'
+        ? { reason: p.enteredInErrorReason!, at: p.enteredInErrorAt!.toISOString(), by: p.enteredInErrorBy!, vialsReturned: p.vialsReturned }
+        : null,
+    version: p.version,
+    createdAt: p.createdAt.toISOString(),
+  };
+}
+
+export interface ProceduresDeps {
+  db: Db;
+  uow: UnitOfWork;
+  audit: AuditLog;
+  history: History;
+  clock: Clock;
+  patients: Pick<PatientsService, 'visiblePatient' | 'findInClinic'>;
+  consents: Pick<ConsentsService, 'validAt'>;
+  lots: Pick<LotsService, 'forUseAt'>;
+  vials: Pick<VialsService, 'administer' | 'returnToStock' | 'onHand'>;
+}
+
+export type ProceduresService = ReturnType<typeof createProceduresService>;
+
+export function createProceduresService({ db, uow, audit, history, clock, patients, consents, lots, vials }: ProceduresDeps) {
+  async function visible(actor: Actor, id: string): Promise<q.ProcedureRow> {
+    const row = await q.findProcedure(db, clinicOf(actor), id);
+    if (!row) throw new NotFound('procedure');
+    return row;
+  }
+
+  return {
+    visible,
+
+    /**
+     * Every gate and the vial decrement in one transaction: the patient is the caller's, consent was in force,
+     * the lot was released and unexpired at performedAt, the clinic holds the vials, and route, site, guidance
+     * and dose agree with the rules. The first gate that refuses answers 422 with its own code.
+     */
+    async create(actor: Actor, input: ProcedureInput, idem?: IdempotencyRequest): Promise<ProcedureDto> {
+      const clinicId = clinicOf(actor);
+      const performedAt = effectiveTime(clock, input.performedAt, 'performedAt');
+      checkRouteSiteGuidance(input);
+      return uow.run(async (tx) => {
+        const patient = await patients.findInClinic(tx, clinicId, input.patientId);
+        if (!patient) {
+          throw new RuleViolation('unknown-patient', 'No patient with that id in your clinic.', [{ path: 'body.patientId', message: 'not a patient of this clinic' }]);
+        }
+        if (!(await consents.validAt(tx, clinicId, input.patientId, performedAt))) {
+          throw new RuleViolation('consent-missing', 'The patient had no investigational-treatment consent signed and in force at performedAt.', [
+            { path: 'body.performedAt', message: 'no consent in force' },
+          ]);
+        }
+        const use = await lots.forUseAt(tx, input.lotId, performedAt);
+        if (!use) throw new RuleViolation('unknown-lot', 'No lot with that id.', [{ path: 'body.lotId', message: 'unknown lot' }]);
+        if (use.statusAt !== 'released') {
+          throw new RuleViolation('lot-not-released', `The lot was ${use.statusAt ?? 'not yet made'} at performedAt; only a released lot may be given.`, [
+            { path: 'body.lotId', message: `lot ${use.statusAt ?? 'not yet made'} at performedAt` },
+          ]);
+        }
+        if (performedAt.toISOString().slice(0, 10) > use.lot.expiresOn) {
+          throw new RuleViolation('lot-expired', `The lot expired on ${use.lot.expiresOn}, before performedAt.`, [{ path: 'body.lotId', message: 'expired' }]);
+        }
+        const particlesPerMl = use.lot.characterization?.particlesPerMl;
+        if (!particlesPerMl) throw new RuleViolation('lot-not-characterized', 'The lot has no particle concentration to check the dose against.');
+        checkDose(input, particlesPerMl);
+        if (!(await vials.administer(tx, input.lotId, clinicId, input.vialsUsed))) {
+          const onHand = await vials.onHand(tx, input.lotId, clinicId);
+          throw new RuleViolation('insufficient-vials', `Your clinic holds ${onHand} vial(s) of this lot on hand; ${input.vialsUsed} needed.`, [
+            { path: 'body.vialsUsed', message: 'more than on hand' },
+          ]);
+        }
+        const now = clock.now();
+        const row = await q.insertProcedure(tx, {
+          id: newId(),
+          clinicId,
+          patientId: input.patientId,
+          lotId: input.lotId,
+          performedAt,
+          performer: input.performer,
+          indication: input.indication,
+          route: input.route,
+          bodySite: input.site?.bodySite ?? null,
+          laterality: input.site?.laterality ?? null,
+          imagingGuidance: input.imagingGuidance,
+          doseParticles: input.dose.particles,
+          doseVolumeMl: input.dose.volumeMl,
+          vialsUsed: input.vialsUsed,
+          doseDeviationReason: input.doseDeviationReason ?? null,
+          notes: input.notes ?? null,
+          createdAt: now,
+          updatedAt: now,
+          createdBy: actor.sub,
+        });
+        const dto = toProcedureDto(row);
+        await history.record(tx, { resourceType: PROCEDURE, resourceId: row.id, version: 1, clinicId, body: dto, by: actor.sub });
+        await audit.record(tx, actor, { action: 'create', resourceType: PROCEDURE, resourceId: row.id, clinicId, details: { patientId: row.patientId, lotId: row.lotId, vialsUsed: row.vialsUsed } });
+        return dto;
+      }, idem);
+    },
+
+    async get(actor: Actor, id: string): Promise<ProcedureDto> {
+      const row = await visible(actor, id);
+      await audit.record(db, actor, { action: 'read', resourceType: PROCEDURE, resourceId: id, clinicId: row.clinicId, details: { patientId: row.patientId } });
+      return toProcedureDto(row);
+    },
+
+    async list(actor: Actor, filters: ProcedureFilters, page: PageRequest) {
+      const clinicId = clinicOf(actor);
+      const rows = await q.listProcedures(db, clinicId, filters, page);
+      const result = toPage(rows.map(toProcedureDto), page.limit);
+      await audit.record(db, actor, {
+        action: 'search',
+        resourceType: PROCEDURE,
+        clinicId,
+        details: { filters: Object.keys(filters).filter((k) => filters[k as keyof ProcedureFilters] !== undefined), resultIds: result.items.map((p) => p.id) },
+      });
+      return result;
+    },
+
+    async enteredInError(actor: Actor, id: string, input: { reason: string; vialsReturned: number }, expectedVersion?: number): Promise<ProcedureDto> {
+      const clinicId = clinicOf(actor);
+      return uow.run(async (tx) => {
+        const current = await q.lockProcedure(tx, clinicId, id);
+        if (!current) throw new NotFound('procedure');
+        if (expectedVersion !== undefined && current.version !== expectedVersion) {
+          throw new PreconditionFailed(`The procedure is at version ${current.version}, not ${expectedVersion}.`);
+        }
+        if (current.status === 'entered-in-error') throw new Conflict('The procedure is already marked entered-in-error.', 'already-entered-in-error');
+        if (input.vialsReturned > current.vialsUsed) {
+          throw new RuleViolation('too-many-vials-returned', `The procedure used ${current.vialsUsed} vial(s).`, [{ path: 'body.vialsReturned', message: 'more than used' }]);
+        }
+        if (input.vialsReturned > 0) await vials.returnToStock(tx, current.lotId, clinicId, input.vialsReturned);
+        const row = await q.markEnteredInError(tx, id, { reason: input.reason, at: clock.now(), by: actor.sub, vialsReturned: input.vialsReturned });
+        const dto = toProcedureDto(row);
+        await history.record(tx, { resourceType: PROCEDURE, resourceId: id, version: row.version, clinicId, body: dto, by: actor.sub });
+        await audit.record(tx, actor, {
+          action: 'state-change',
+          resourceType: PROCEDURE,
+          resourceId: id,
+          clinicId,
+          details: { status: 'entered-in-error', vialsReturned: input.vialsReturned, patientId: row.patientId },
+        });
+        return dto;
+      });
+    },
+
+    /** The clinic's procedure, in the caller's transaction (undefined if not theirs). */
+    findInClinic(exec: Executor, clinicId: string, id: string) {
+      return q.findProcedure(exec, clinicId, id);
+    },
+
+    performedAtOf(exec: Executor, clinicId: string, ids: string[]) {
+      return q.performedAtOf(exec, clinicId, ids);
+    },
+
+    recipientsOfLot(exec: Executor, lotId: string) {
+      return q.recipientsOfLot(exec, lotId);
+    },
+  };
+}
