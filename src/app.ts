@@ -13,6 +13,10 @@ import { authPlugin } from './http/auth.js';
 import { openapiPlugin } from './http/openapi.js';
 import { healthRoutes } from './http/health.js';
 import { createAuditLog } from './modules/audit/audit.service.js';
+import { createAuditLogService } from './modules/audit/audit-log.service.js';
+import { auditRoutes } from './modules/audit/audit.routes.js';
+import { createTraceabilityService } from './modules/traceability/traceability.service.js';
+import { traceabilityRoutes } from './modules/traceability/traceability.routes.js';
 import { createHistory } from './modules/history/history.service.js';
 import { createPatientsService } from './modules/patients/patients.service.js';
 import { createConsentsService } from './modules/patients/consents.service.js';
@@ -37,6 +41,8 @@ export interface AppOptions {
   /** Requests per minute per token subject; 0 turns the limit off. */
   rateLimitPerMinute?: number;
   requestTimeoutMs?: number;
+  /** How often this instance seals new audit entries into the hash chain; 0 leaves it to verify. */
+  auditSealIntervalMs?: number;
   /** Lot release limit for endotoxin (EU/mL). */
   endotoxinLimitEuPerMl?: number;
 }
@@ -109,6 +115,33 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const procedures = createProceduresService({ db, uow, audit, history, clock, patients, consents, lots, vials });
   const outcomes = createOutcomesService({ db, uow, audit, clock, patients, procedures });
   const adverseEvents = createAdverseEventsService({ db, uow, audit, history, clock, procedures });
+  const auditLog = createAuditLogService({ db, audit });
+  const reports = createTraceabilityService({ db, pool: opts.pool, audit, clock, lots, donors, vials, patients });
+
+  // Every instance offers to seal; the database lets one at a time do it (docs/adr/0001-audit-hash-chain.md).
+  const sealEvery = opts.auditSealIntervalMs ?? 0;
+  if (sealEvery > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    let sealing: Promise<unknown> = Promise.resolve();
+    const tick = () => {
+      sealing = auditLog
+        .seal()
+        .catch((err: unknown) => app.log.warn({ err: { message: (err as Error).message } }, 'audit sealing failed; will retry'))
+        .finally(() => {
+          timer = setTimeout(tick, sealEvery);
+          timer.unref();
+        });
+    };
+    app.addHook('onReady', async () => {
+      timer = setTimeout(tick, sealEvery);
+      timer.unref();
+    });
+    app.addHook('onClose', async () => {
+      clearTimeout(timer);
+      await sealing;
+      clearTimeout(timer);
+    });
+  }
 
   await app.register(errorsPlugin);
   await app.register(authPlugin, { verify: opts.verifyToken });
@@ -135,6 +168,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       proceduresRoutes(v1, { procedures });
       outcomesRoutes(v1, { outcomes });
       adverseEventsRoutes(v1, { adverseEvents });
+      auditRoutes(v1, { auditLog });
+      traceabilityRoutes(v1, { reports });
     },
     { prefix: '/v1' },
   );

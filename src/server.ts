@@ -68,6 +68,7 @@ async function main() {
     rateLimitPerMinute: env.RATE_LIMIT_PER_MINUTE,
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     endotoxinLimitEuPerMl: env.ENDOTOXIN_LIMIT_EU_PER_ML,
+    auditSealIntervalMs: env.AUDIT_SEAL_INTERVAL_MS,
   });
   await app.listen({ port: env.PORT, host: env.HOST });
   log.info(

@@ -31,6 +31,7 @@ export const envSchema = z
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     RATE_LIMIT_PER_MINUTE: intFrom(60000, 0),
     ENDOTOXIN_LIMIT_EU_PER_ML: z.coerce.number().positive().default(0.5),
+    AUDIT_SEAL_INTERVAL_MS: intFrom(250, 0, 60_000),
   })
   .superRefine((env, ctx) => {
     if (env.AUTH_JWKS_URL && env.AUTH_PUBLIC_KEY_FILE) {

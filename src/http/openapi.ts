@@ -110,6 +110,8 @@ export const openapiPlugin = fp(
           { name: 'procedures', description: 'Administrations of a product lot to a patient, with every safety gate' },
           { name: 'outcomes', description: 'Follow-up outcome scores (pain, WOMAC, KOOS...) with change from baseline' },
           { name: 'adverse-events', description: 'Adverse events: CTCAE grade, ICH E2A seriousness, WHO-UMC relatedness, outcome' },
+          { name: 'reports', description: 'Traceability for auditors and quality units: lot → recipients, donor → lots → recipients, patient → lots → donors' },
+          { name: 'audit', description: 'The append-only, hash-chained audit log of every read and write of patient data' },
           { name: 'health', description: 'Liveness and readiness' },
         ],
         components: {

@@ -60,7 +60,9 @@ export interface TestApp {
 }
 
 /** A real app on this file's own cloned database, with tokens from a test key. */
-export async function createTestApp(opts: { clock?: Clock; rateLimitPerMinute?: number; databaseUrl?: string } = {}): Promise<TestApp> {
+export async function createTestApp(
+  opts: { clock?: Clock; rateLimitPerMinute?: number; databaseUrl?: string; auditSealIntervalMs?: number } = {},
+): Promise<TestApp> {
   const databaseUrl = opts.databaseUrl ?? (await cloneTemplateDatabase()).url;
   const pool = createPool(databaseUrl, { max: 20, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
   const signer = await createSigner();
@@ -78,6 +80,7 @@ export async function createTestApp(opts: { clock?: Clock; rateLimitPerMinute?: 
     logger: createLogger('info', sink),
     clock: opts.clock,
     rateLimitPerMinute: opts.rateLimitPerMinute ?? 0,
+    auditSealIntervalMs: opts.auditSealIntervalMs ?? 0,
   };
   const app = await buildApp(base);
   await app.ready();

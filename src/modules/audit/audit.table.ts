@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, index, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { bigint, index, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 
 /** Append-only (a trigger refuses UPDATE and DELETE). One row per read or write of patient data. */
 export const auditEvents = pgTable(
@@ -24,3 +24,27 @@ export const auditEvents = pgTable(
     index('audit_occurred_idx').on(t.occurredAt),
   ],
 );
+
+/**
+ * The hash chain over audit_events, in sealing order (docs/adr/0001-audit-hash-chain.md). Insert-only;
+ * written by the SQL function audit_seal().
+ */
+export const auditChain = pgTable(
+  'audit_chain',
+  {
+    seq: bigint('seq', { mode: 'number' }).primaryKey(),
+    eventId: bigint('event_id', { mode: 'number' })
+      .notNull()
+      .references(() => auditEvents.id),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+    sealedAt: timestamp('sealed_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('audit_chain_event_uq').on(t.eventId)],
+);
+
+/** Work queue of entries not yet in the chain (operational, not evidence: the sealer deletes from it). */
+export const auditUnsealed = pgTable('audit_unsealed', {
+  eventId: bigint('event_id', { mode: 'number' }).primaryKey(),
+  queuedAt: timestamp('queued_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});

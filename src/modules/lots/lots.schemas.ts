@@ -181,3 +181,19 @@ export const Inventory = z
   })
   .meta({ id: 'Inventory' });
 export const ListQuery = z.strictObject(pageQuery);
+
+export const RecallNotice = z
+  .object({
+    id: Uuid,
+    lotId: Uuid,
+    clinicId: z.string(),
+    recallReason: z.string(),
+    recalledAt: DateTimeOutput,
+    createdAt: DateTimeOutput,
+    acknowledged: z.boolean(),
+    acknowledgedAt: DateTimeOutput.nullable(),
+    acknowledgedBy: z.string().nullable(),
+  })
+  .meta({ id: 'RecallNotice' });
+export const RecallNoticePage = pageOf(RecallNotice).meta({ id: 'RecallNoticePage' });
+export const NoticeParams = z.strictObject({ id: Uuid, noticeId: Uuid });

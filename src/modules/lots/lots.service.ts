@@ -7,6 +7,7 @@ import { toPage } from '../../http/pagination.js';
 import type { Clock } from '../../shared/clock.js';
 import { Conflict, NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
+import { clinicOf } from '../../shared/tenancy.js';
 import { effectiveTime, todayIso } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { DonorsService } from '../donors/donors.service.js';
@@ -14,7 +15,7 @@ import type { History } from '../history/history.service.js';
 import * as q from './lots.queries.js';
 import type { LotCreate, LotDto, LotFilters, LotPatch } from './lots.schemas.js';
 import { unmetReleaseCriteria } from './release.js';
-import * as vq from './vials.queries.js';
+import * as nq from './notices.queries.js';
 import type { LotStatus } from './vocabulary.js';
 
 export const LOT = 'lot';
@@ -54,6 +55,18 @@ function toLotDto(l: q.LotRow, donorIds: string[], changes: q.StatusChangeRow[])
     updatedAt: l.updatedAt.toISOString(),
   };
 }
+
+const toNoticeDto = (n: nq.NoticeRow) => ({
+  id: n.id,
+  lotId: n.lotId,
+  clinicId: n.clinicId,
+  recallReason: n.recallReason,
+  recalledAt: n.recalledAt.toISOString(),
+  createdAt: n.createdAt.toISOString(),
+  acknowledged: n.acknowledgedAt !== null,
+  acknowledgedAt: n.acknowledgedAt?.toISOString() ?? null,
+  acknowledgedBy: n.acknowledgedBy,
+});
 
 export interface LotsDeps {
   db: Db;
@@ -218,8 +231,27 @@ export function createLotsService(deps: LotsDeps) {
         if (lot.status === 'recalled') throw new Conflict('The lot is already recalled.', 'lot-already-recalled');
         await assertInOrder(tx, id, at, 'recalledAt');
         const dto = await changeStatus(tx, actor, lot, 'recalled', at, input.reason, 'manual');
-        const [affectedRecipients, affectedClinics] = await Promise.all([deps.recipientsOfLot?.(tx, id) ?? Promise.resolve(0), vq.clinicsReceiving(tx, id)]);
+        const affectedClinics = await nq.createNotices(tx, id, input.reason, at, newId);
+        const affectedRecipients = (await deps.recipientsOfLot?.(tx, id)) ?? 0;
         return { ...dto, affectedRecipients, affectedClinics };
+      });
+    },
+
+    async notices(actor: Actor, lotId: string, page: PageRequest) {
+      if (!(await q.findLot(db, lotId))) throw new NotFound('lot');
+      return toPage((await nq.listNotices(db, lotId, actor.clinicId, page)).map(toNoticeDto), page.limit);
+    },
+
+    /** The notified clinic acknowledges its notice (who, when); acknowledging again changes nothing. */
+    async acknowledgeNotice(actor: Actor, lotId: string, noticeId: string) {
+      const clinicId = clinicOf(actor);
+      return uow.run(async (tx) => {
+        const result = await nq.acknowledge(tx, lotId, noticeId, clinicId, actor.sub, clock.now());
+        if (!result) throw new NotFound('recall notice');
+        if (!result.already) {
+          await audit.record(tx, actor, { action: 'state-change', resourceType: 'recall-notice', resourceId: noticeId, clinicId, details: { lotId, acknowledged: true } });
+        }
+        return toNoticeDto(result.row);
       });
     },
 

@@ -137,3 +137,21 @@ export const lotStock = pgTable(
     check('lot_stock_ck', sql`${t.administered} >= 0 and ${t.discarded} >= 0 and ${t.administered} + ${t.discarded} <= ${t.shipped}`),
   ],
 );
+
+/** One notice per clinic that received vials of a recalled lot; acknowledged by that clinic. */
+export const recallNotices = pgTable(
+  'recall_notices',
+  {
+    id: uuid('id').primaryKey(),
+    lotId: uuid('lot_id')
+      .notNull()
+      .references(() => lots.id),
+    clinicId: text('clinic_id').notNull(),
+    recallReason: text('recall_reason').notNull(),
+    recalledAt: timestamp('recalled_at', { withTimezone: true, mode: 'date' }).notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    acknowledgedAt: timestamp('acknowledged_at', { withTimezone: true, mode: 'date' }),
+    acknowledgedBy: text('acknowledged_by'),
+  },
+  (t) => [uniqueIndex('recall_notices_lot_clinic_uq').on(t.lotId, t.clinicId), index('recall_notices_clinic_idx').on(t.clinicId)],
+);

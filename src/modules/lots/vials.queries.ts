@@ -60,14 +60,6 @@ export async function stockOf(exec: Executor, lotId: string, clinicId?: string |
     .orderBy(asc(lotStock.clinicId));
 }
 
-export async function clinicsReceiving(exec: Executor, lotId: string): Promise<number> {
-  const [row] = await exec
-    .select({ n: sql<number>`count(*)::int` })
-    .from(lotStock)
-    .where(and(eq(lotStock.lotId, lotId), gt(lotStock.shipped, 0)));
-  return row?.n ?? 0;
-}
-
 export async function insertShipment(tx: Tx, row: typeof shipments.$inferInsert): Promise<ShipmentRow> {
   const [created] = await tx.insert(shipments).values(row).returning();
   return created!;

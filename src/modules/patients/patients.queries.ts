@@ -34,6 +34,11 @@ export async function findPatient(exec: Executor, clinicId: string, id: string):
   return row;
 }
 
+export async function findPatientAnyClinic(exec: Executor, id: string): Promise<PatientRow | undefined> {
+  const [row] = await exec.select().from(patients).where(eq(patients.id, id)).limit(1);
+  return row;
+}
+
 const likePrefix = (s: string) => s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`) + '%';
 
 export async function listPatients(exec: Executor, clinicId: string, f: PatientFilters, page: PageRequest): Promise<PatientRow[]> {

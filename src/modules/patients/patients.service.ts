@@ -60,6 +60,11 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
   return {
     visiblePatient,
 
+    /** Any clinic's patient: for reports to tokens without a clinic (a supplier's quality unit, an inspector). */
+    findAnywhere(exec: Executor, id: string) {
+      return q.findPatientAnyClinic(exec, id);
+    },
+
     /** The clinic's patient, in the caller's transaction (undefined if not theirs). */
     findInClinic(exec: Executor, clinicId: string, id: string) {
       return q.findPatient(exec, clinicId, id);

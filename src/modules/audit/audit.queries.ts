@@ -1,0 +1,109 @@
+import { and, asc, eq, gt, gte, lte, or, sql, type SQL } from 'drizzle-orm';
+import type { Executor } from '../../db/client.js';
+import type { PageRequest } from '../../http/pagination.js';
+import { auditChain, auditEvents } from './audit.table.js';
+
+export interface AuditFilters {
+  resourceType?: string;
+  resourceId?: string;
+  actor?: string;
+  clinicId?: string;
+  from?: string;
+  to?: string;
+}
+
+export async function listAuditEvents(exec: Executor, visibleClinic: string | null, f: AuditFilters, page: PageRequest<number>) {
+  const where: (SQL | undefined)[] = [];
+  if (visibleClinic) where.push(or(eq(auditEvents.clinicId, visibleClinic), eq(auditEvents.actorClinicId, visibleClinic)));
+  if (page.after !== undefined) where.push(gt(auditEvents.id, page.after));
+  if (f.resourceType) where.push(eq(auditEvents.resourceType, f.resourceType));
+  if (f.resourceId) where.push(eq(auditEvents.resourceId, f.resourceId));
+  if (f.actor) where.push(eq(auditEvents.actorSub, f.actor));
+  if (f.clinicId) where.push(eq(auditEvents.clinicId, f.clinicId));
+  if (f.from) where.push(gte(auditEvents.occurredAt, new Date(f.from)));
+  if (f.to) where.push(lte(auditEvents.occurredAt, new Date(f.to)));
+  return exec
+    .select({ event: auditEvents, seq: auditChain.seq, hash: auditChain.hash })
+    .from(auditEvents)
+    .leftJoin(auditChain, eq(auditChain.eventId, auditEvents.id))
+    .where(and(...where))
+    .orderBy(asc(auditEvents.id))
+    .limit(page.limit + 1);
+}
+
+/** Seals queued entries in batches until the queue is empty or another instance holds the sealer lock. */
+export async function sealAll(exec: Executor, batch = 5000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const result = await exec.execute(sql`SELECT audit_seal(${batch}) AS n`);
+    const n = Number((result.rows[0] as { n: number }).n);
+    if (n <= 0) return total;
+    total += n;
+    if (n < batch) return total;
+  }
+}
+
+export type ChainFault = 'entry-altered' | 'broken-link' | 'sequence-gap' | 'entry-missing';
+
+export interface ChainCheck {
+  checked: number;
+  firstInvalid: { chainSeq: number; auditEventId: number; reason: ChainFault } | null;
+  notInChain: number;
+}
+
+/**
+ * Recomputes the chain over [from, to] (by entry time) set-wise: every link's prev_hash is the previous
+ * link's hash, every hash recomputes from its entry as it is now, seq has no gap, no entry is missing.
+ */
+export async function verifyChain(exec: Executor, from?: string, to?: string): Promise<ChainCheck> {
+  const rangeFrom = from ? sql`and e.occurred_at >= ${from}` : sql``;
+  const rangeTo = to ? sql`and e.occurred_at <= ${to}` : sql``;
+  const result = await exec.execute(sql`
+    with bounds as (
+      select coalesce(min(c.seq), 1) as lo, coalesce(max(c.seq), 0) as hi
+      from audit_chain c join audit_events e on e.id = c.event_id
+      where true ${rangeFrom} ${rangeTo}
+    ),
+    links as (
+      select c.seq, c.event_id, c.prev_hash, c.hash, e.id as entry_id,
+             lag(c.hash) over (order by c.seq) as prior_hash,
+             lag(c.seq) over (order by c.seq) as prior_seq,
+             case when e.id is null then null else audit_link_hash(c.prev_hash, e) end as recomputed
+      from audit_chain c
+      left join audit_events e on e.id = c.event_id
+      cross join bounds b
+      where c.seq between b.lo - 1 and b.hi
+    ),
+    judged as (
+      select l.seq, l.event_id,
+        case
+          when l.entry_id is null then 'entry-missing'
+          when l.seq = 1 and l.prev_hash <> repeat('0', 64) then 'broken-link'
+          when l.seq > 1 and l.prior_seq is null and l.seq > (select lo from bounds) then 'sequence-gap'
+          when l.prior_seq is not null and l.prior_seq <> l.seq - 1 then 'sequence-gap'
+          when l.prior_seq is not null and l.prev_hash <> l.prior_hash then 'broken-link'
+          when l.hash <> l.recomputed then 'entry-altered'
+        end as reason
+      from links l cross join bounds b
+      where l.seq >= b.lo
+    )
+    select
+      (select count(*) from judged)::int as checked,
+      (select row_to_json(x) from (select seq, event_id, reason from judged where reason is not null order by seq limit 1) x) as first_invalid,
+      (select count(*) from audit_events e
+        where not exists (select 1 from audit_chain c where c.event_id = e.id)
+          and not exists (select 1 from audit_unsealed u where u.event_id = e.id)
+          ${rangeFrom} ${rangeTo})::int as not_in_chain
+  `);
+  const row = result.rows[0] as { checked: number; first_invalid: { seq: number; event_id: number; reason: ChainFault } | null; not_in_chain: number };
+  return {
+    checked: row.checked,
+    firstInvalid: row.first_invalid ? { chainSeq: Number(row.first_invalid.seq), auditEventId: Number(row.first_invalid.event_id), reason: row.first_invalid.reason } : null,
+    notInChain: row.not_in_chain,
+  };
+}
+
+export async function queuedCount(exec: Executor): Promise<number> {
+  const result = await exec.execute(sql`select count(*)::int as n from audit_unsealed`);
+  return (result.rows[0] as { n: number }).n;
+}

@@ -1,0 +1,47 @@
+import { and, asc, eq, gt, sql } from 'drizzle-orm';
+import type { Executor, Tx } from '../../db/client.js';
+import type { PageRequest } from '../../http/pagination.js';
+import { lotStock, recallNotices } from './lots.table.js';
+
+export type NoticeRow = typeof recallNotices.$inferSelect;
+
+/** One notice per clinic that received vials of the lot. Returns how many clinics were notified. */
+export async function createNotices(tx: Tx, lotId: string, reason: string, recalledAt: Date, ids: () => string): Promise<number> {
+  const clinics = await tx
+    .select({ clinicId: lotStock.clinicId })
+    .from(lotStock)
+    .where(and(eq(lotStock.lotId, lotId), gt(lotStock.shipped, 0)))
+    .orderBy(asc(lotStock.clinicId));
+  if (clinics.length === 0) return 0;
+  await tx
+    .insert(recallNotices)
+    .values(clinics.map((c) => ({ id: ids(), lotId, clinicId: c.clinicId, recallReason: reason, recalledAt })))
+    .onConflictDoNothing();
+  return clinics.length;
+}
+
+export async function listNotices(exec: Executor, lotId: string, clinicId: string | null, page: PageRequest): Promise<NoticeRow[]> {
+  return exec
+    .select()
+    .from(recallNotices)
+    .where(and(eq(recallNotices.lotId, lotId), clinicId ? eq(recallNotices.clinicId, clinicId) : undefined, page.after ? gt(recallNotices.id, page.after) : undefined))
+    .orderBy(asc(recallNotices.id))
+    .limit(page.limit + 1);
+}
+
+/** Acknowledges once: undefined when the notice is not this clinic's; `already` when acknowledged before. */
+export async function acknowledge(tx: Tx, lotId: string, noticeId: string, clinicId: string, by: string, at: Date) {
+  const [current] = await tx
+    .select()
+    .from(recallNotices)
+    .where(and(eq(recallNotices.id, noticeId), eq(recallNotices.lotId, lotId), eq(recallNotices.clinicId, clinicId)))
+    .for('update');
+  if (!current) return undefined;
+  if (current.acknowledgedAt) return { row: current, already: true };
+  const [row] = await tx
+    .update(recallNotices)
+    .set({ acknowledgedAt: at, acknowledgedBy: by })
+    .where(and(eq(recallNotices.id, noticeId), sql`${recallNotices.acknowledgedAt} is null`))
+    .returning();
+  return { row: row!, already: false };
+}

@@ -1,0 +1,141 @@
+import type { Readable } from 'node:stream';
+import { sql } from 'drizzle-orm';
+import type pg from 'pg';
+import QueryStream from 'pg-query-stream';
+import type { Executor } from '../../db/client.js';
+
+/**
+ * The traceability read model: SQL across the supply and clinical tables. It owns no tables and writes
+ * nothing. A null clinic means every clinic (a supplier or inspector token).
+ */
+const clinicFilter = (column: string, clinicId: string | null) => (clinicId ? sql`and ${sql.raw(column)} = ${clinicId}` : sql``);
+
+export interface RecipientRow {
+  procedure_id: string;
+  clinic_id: string;
+  patient_id: string;
+  mrn: string;
+  lot_id: string;
+  performed_at: Date;
+  route: string;
+  body_site: string | null;
+  laterality: string | null;
+  imaging_guidance: string;
+  dose_particles: number;
+  dose_volume_ml: string;
+  vials_used: number;
+  status: string;
+}
+
+const recipientColumns = sql`p.id as procedure_id, p.clinic_id, p.patient_id, pt.mrn, p.lot_id, p.performed_at, p.route, p.body_site,
+  p.laterality, p.imaging_guidance, p.dose_particles, p.dose_volume_ml, p.vials_used, p.status`;
+
+export async function recipientsOfLots(exec: Executor, lotIds: string[], clinicId: string | null): Promise<RecipientRow[]> {
+  if (lotIds.length === 0) return [];
+  const result = await exec.execute(sql`
+    select ${recipientColumns}
+    from procedures p join patients pt on pt.id = p.patient_id
+    where p.lot_id in ${sql`(${sql.join(lotIds.map((id) => sql`${id}`), sql`, `)})`} ${clinicFilter('p.clinic_id', clinicId)}
+    order by p.performed_at, p.id`);
+  return result.rows as unknown as RecipientRow[];
+}
+
+export interface AdverseEventRow {
+  id: string;
+  procedure_id: string;
+  patient_id: string;
+  clinic_id: string;
+  lot_id: string;
+  onset_at: Date;
+  severity_grade: number;
+  serious: boolean;
+  seriousness_criteria: string[];
+  relatedness: string;
+  outcome: string;
+}
+
+export async function adverseEventsOfLots(exec: Executor, lotIds: string[], clinicId: string | null): Promise<AdverseEventRow[]> {
+  if (lotIds.length === 0) return [];
+  const result = await exec.execute(sql`
+    select a.id, a.procedure_id, a.patient_id, a.clinic_id, a.lot_id, a.onset_at, a.severity_grade, a.serious, a.seriousness_criteria, a.relatedness, a.outcome
+    from adverse_events a
+    where a.lot_id in ${sql`(${sql.join(lotIds.map((id) => sql`${id}`), sql`, `)})`} ${clinicFilter('a.clinic_id', clinicId)}
+    order by a.onset_at, a.id`);
+  return result.rows as unknown as AdverseEventRow[];
+}
+
+export interface ScoreRow {
+  instrument: string;
+  timepoint: string;
+  score: string;
+  baseline: string | null;
+}
+
+/** Every follow-up score of the lot's completed procedures, with that procedure's latest baseline. */
+export async function followUpScores(exec: Executor, lotId: string, clinicId: string | null): Promise<ScoreRow[]> {
+  const result = await exec.execute(sql`
+    with lot_procedures as (
+      select id from procedures where lot_id = ${lotId} and status = 'completed' ${clinicFilter('clinic_id', clinicId)}
+    ),
+    baselines as (
+      select distinct on (o.procedure_id, o.instrument) o.procedure_id, o.instrument, o.score
+      from outcomes o join lot_procedures p on p.id = o.procedure_id
+      where o.timepoint = 'baseline'
+      order by o.procedure_id, o.instrument, o.assessed_at desc, o.id desc
+    )
+    select o.instrument, o.timepoint, o.score, b.score as baseline
+    from outcomes o join lot_procedures p on p.id = o.procedure_id
+    left join baselines b on b.procedure_id = o.procedure_id and b.instrument = o.instrument
+    where o.timepoint <> 'baseline'`);
+  return result.rows as unknown as ScoreRow[];
+}
+
+export async function lotIdsOf(exec: Executor, donorId: string): Promise<string[]> {
+  const result = await exec.execute(sql`select lot_id from lot_donors where donor_id = ${donorId} order by lot_id`);
+  return (result.rows as { lot_id: string }[]).map((r) => r.lot_id);
+}
+
+export interface ExposureRow {
+  procedure_id: string;
+  performed_at: Date;
+  route: string;
+  body_site: string | null;
+  laterality: string | null;
+  dose_particles: number;
+  vials_used: number;
+  status: string;
+  lot_id: string;
+}
+
+export async function exposuresOfPatient(exec: Executor, patientId: string): Promise<ExposureRow[]> {
+  const result = await exec.execute(sql`
+    select p.id as procedure_id, p.performed_at, p.route, p.body_site, p.laterality, p.dose_particles, p.vials_used, p.status, p.lot_id
+    from procedures p where p.patient_id = ${patientId} order by p.performed_at, p.id`);
+  return result.rows as unknown as ExposureRow[];
+}
+
+/**
+ * Streams query rows from a dedicated connection (a server-side cursor, 500 rows at a time): memory stays
+ * flat whatever the row count. The connection goes back to the pool when the stream ends or is destroyed.
+ */
+export async function streamRows(pool: pg.Pool, text: string, values: unknown[]): Promise<Readable> {
+  const client = await pool.connect();
+  const stream = client.query(new QueryStream(text, values, { batchSize: 500 }));
+  let released = false;
+  const release = (err?: Error) => {
+    if (released) return;
+    released = true;
+    client.release(err);
+  };
+  stream.once('end', () => release());
+  stream.once('error', (err) => release(err));
+  stream.once('close', () => release());
+  return stream;
+}
+
+export const RECIPIENT_CSV_SQL = (clinicScoped: boolean) => `
+  select l.lot_number, ${'p.id as procedure_id'}, p.clinic_id, p.patient_id, pt.mrn, p.lot_id, p.performed_at, p.route, p.body_site, p.laterality,
+         p.imaging_guidance, p.dose_particles, p.dose_volume_ml, p.vials_used, p.status
+  from procedures p join patients pt on pt.id = p.patient_id join lots l on l.id = p.lot_id
+  where p.lot_id = any($1::uuid[]) ${clinicScoped ? 'and p.clinic_id = $2' : ''}
+  order by p.lot_id, p.performed_at, p.id`;

@@ -1,0 +1,81 @@
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { actorOf } from '../../http/auth.js';
+import { problemResponses } from '../../http/problem.js';
+import { csvLine } from './csv.js';
+import { CsvText, DonorLookback, LotTraceability, PatientExposures, ReportParams } from './traceability.schemas.js';
+import type { TraceabilityService } from './traceability.service.js';
+
+const tags = ['reports'];
+const wantsCsv = (req: FastifyRequest) => /\btext\/csv\b/i.test(req.headers.accept ?? '');
+const both = <T>(json: T) => ({
+  description: 'The report; `Accept: text/csv` streams it as CSV',
+  content: { 'application/json': { schema: json }, 'text/csv': { schema: CsvText } },
+});
+
+/** CSV goes out as it is produced (a stream) or at once (a string); it bypasses the JSON serializer. */
+function sendCsv(reply: FastifyReply, filename: string, body: Readable | string) {
+  return reply.type('text/csv; charset=utf-8').header('Content-Disposition', `attachment; filename="${filename}"`).send(body);
+}
+
+export function traceabilityRoutes(app: FastifyInstance, { reports }: { reports: TraceabilityService }) {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.get('/reports/lot-traceability/:id', {
+    config: { scope: 'reports:read' },
+    schema: {
+      operationId: 'lotTraceabilityReport',
+      tags,
+      summary: 'Lot → its donors, release and recall records, vial accounting, every recipient, adverse events and outcomes',
+      params: ReportParams,
+      response: { 200: both(LotTraceability), ...problemResponses(404) },
+    },
+  }, async (req, reply) => {
+    const actor = actorOf(req);
+    if (wantsCsv(req)) {
+      const stream = await reports.lotTraceabilityCsv(actor, req.params.id);
+      return sendCsv(reply, `lot-traceability-${req.params.id}.csv`, stream);
+    }
+    return reply.type('application/json').send(await reports.lotTraceability(actor, req.params.id));
+  });
+
+  r.get('/reports/donor-lookback/:id', {
+    config: { scope: 'reports:read' },
+    schema: {
+      operationId: 'donorLookbackReport',
+      tags,
+      summary: 'Donor → every lot made from it and everyone who received them',
+      params: ReportParams,
+      response: { 200: both(DonorLookback), ...problemResponses(404) },
+    },
+  }, async (req, reply) => {
+    const actor = actorOf(req);
+    if (wantsCsv(req)) {
+      const stream = await reports.donorLookbackCsv(actor, req.params.id);
+      return sendCsv(reply, `donor-lookback-${req.params.id}.csv`, stream);
+    }
+    return reply.type('application/json').send(await reports.donorLookback(actor, req.params.id));
+  });
+
+  r.get('/reports/patient-exposures/:id', {
+    config: { scope: 'reports:read' },
+    schema: {
+      operationId: 'patientExposuresReport',
+      tags,
+      summary: 'Patient → every lot received and its donors with their screening tests',
+      params: ReportParams,
+      response: { 200: both(PatientExposures), ...problemResponses(404) },
+    },
+  }, async (req, reply) => {
+    const report = await reports.patientExposures(actorOf(req), req.params.id);
+    if (!wantsCsv(req)) return reply.type('application/json').send(report);
+    let csv = csvLine(['patient_id', 'mrn', 'procedure_id', 'performed_at', 'route', 'status', 'lot_id', 'lot_number', 'lot_status', 'donor_id', 'din', 'donor_eligibility']);
+    for (const e of report.exposures) {
+      for (const d of e.donors) {
+        csv += csvLine([report.patient.id, report.patient.mrn, e.procedureId, e.performedAt, e.route, e.status, e.lot.id, e.lot.lotNumber, e.lot.status, d.id, d.din, d.eligibility?.status ?? '']);
+      }
+    }
+    return sendCsv(reply, `patient-exposures-${req.params.id}.csv`, csv);
+  });
+}

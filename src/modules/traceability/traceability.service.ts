@@ -1,0 +1,212 @@
+import type { Readable } from 'node:stream';
+import type pg from 'pg';
+import type { Db } from '../../db/client.js';
+import type { Actor } from '../../auth/principal.js';
+import type { Clock } from '../../shared/clock.js';
+import { NotFound } from '../../shared/errors.js';
+import type { AuditLog } from '../audit/audit.service.js';
+import type { DonorsService } from '../donors/donors.service.js';
+import type { LotsService } from '../lots/lots.service.js';
+import type { VialsService } from '../lots/vials.service.js';
+import { INSTRUMENTS, changeFromBaseline, isResponder, type InstrumentCode, type Timepoint } from '../outcomes/instruments.js';
+import type { PatientsService } from '../patients/patients.service.js';
+import { toCsv } from './csv.js';
+import * as q from './traceability.queries.js';
+
+export interface TraceabilityDeps {
+  db: Db;
+  pool: pg.Pool;
+  audit: AuditLog;
+  clock: Clock;
+  lots: Pick<LotsService, 'get'>;
+  donors: Pick<DonorsService, 'get'>;
+  vials: Pick<VialsService, 'inventory'>;
+  patients: Pick<PatientsService, 'findAnywhere' | 'findInClinic'>;
+}
+
+const RECIPIENT_CSV_COLUMNS = [
+  'lot_number',
+  'lot_id',
+  'procedure_id',
+  'clinic_id',
+  'patient_id',
+  'mrn',
+  'performed_at',
+  'route',
+  'body_site',
+  'laterality',
+  'imaging_guidance',
+  'dose_particles',
+  'dose_volume_ml',
+  'vials_used',
+  'status',
+];
+
+function toRecipient(r: q.RecipientRow) {
+  return {
+    procedureId: r.procedure_id,
+    clinicId: r.clinic_id,
+    patientId: r.patient_id,
+    mrn: r.mrn,
+    performedAt: new Date(r.performed_at).toISOString(),
+    route: r.route,
+    site: r.body_site ? { bodySite: r.body_site, laterality: r.laterality } : null,
+    imagingGuidance: r.imaging_guidance,
+    dose: { particles: Number(r.dose_particles), volumeMl: Number(r.dose_volume_ml) },
+    vialsUsed: r.vials_used,
+    status: r.status as 'completed' | 'entered-in-error',
+  };
+}
+
+function toReportAdverseEvent(a: q.AdverseEventRow) {
+  return {
+    id: a.id,
+    procedureId: a.procedure_id,
+    patientId: a.patient_id,
+    clinicId: a.clinic_id,
+    onsetAt: new Date(a.onset_at).toISOString(),
+    severityGrade: a.severity_grade,
+    serious: a.serious,
+    seriousnessCriteria: a.seriousness_criteria,
+    relatedness: a.relatedness,
+    outcome: a.outcome,
+  };
+}
+
+/** Per instrument and timepoint: n, mean change from baseline, responder rate. */
+export function summarizeOutcomes(rows: q.ScoreRow[]) {
+  const groups = new Map<string, { instrument: InstrumentCode; timepoint: Timepoint; n: number; changes: number[]; assessable: number; responders: number }>();
+  for (const r of rows) {
+    const key = `${r.instrument}|${r.timepoint}`;
+    const g = groups.get(key) ?? { instrument: r.instrument as InstrumentCode, timepoint: r.timepoint as Timepoint, n: 0, changes: [], assessable: 0, responders: 0 };
+    groups.set(key, g);
+    g.n++;
+    const baseline = r.baseline === null ? null : Number(r.baseline);
+    const change = changeFromBaseline(Number(r.score), baseline);
+    if (change !== null) g.changes.push(change);
+    const responder = isResponder(g.instrument, Number(r.score), baseline);
+    if (responder !== null) {
+      g.assessable++;
+      if (responder) g.responders++;
+    }
+  }
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  return [...groups.values()]
+    .sort((a, b) => (a.instrument === b.instrument ? a.timepoint.localeCompare(b.timepoint) : a.instrument.localeCompare(b.instrument)))
+    .map((g) => ({
+      instrument: g.instrument,
+      timepoint: g.timepoint,
+      n: g.n,
+      withBaseline: g.changes.length,
+      meanChangeFromBaseline: g.changes.length ? round(g.changes.reduce((s, c) => s + c, 0) / g.changes.length) : null,
+      responderRate: INSTRUMENTS[g.instrument].mcid && g.assessable ? round(g.responders / g.assessable) : null,
+    }));
+}
+
+export type TraceabilityService = ReturnType<typeof createTraceabilityService>;
+
+/** Reports for auditors and quality units. A clinic token sees its own clinic's recipients only. */
+export function createTraceabilityService({ db, pool, audit, clock, lots, donors, vials, patients }: TraceabilityDeps) {
+  const requestedBy = (actor: Actor) => ({ sub: actor.sub, clinicId: actor.clinicId });
+
+  async function exported(actor: Actor, report: string, resourceType: string, resourceId: string, details: Record<string, unknown>) {
+    await audit.record(db, actor, { action: 'export', resourceType, resourceId, clinicId: actor.clinicId, details: { report, ...details } });
+  }
+
+  return {
+    async lotTraceability(actor: Actor, lotId: string) {
+      const lot = await lots.get(lotId);
+      const [donorDtos, inventory, recipients, adverseEvents, scores] = await Promise.all([
+        Promise.all(lot.donorIds.map((id) => donors.get(id))),
+        vials.inventory(actor, lotId),
+        q.recipientsOfLots(db, [lotId], actor.clinicId),
+        q.adverseEventsOfLots(db, [lotId], actor.clinicId),
+        q.followUpScores(db, lotId, actor.clinicId),
+      ]);
+      await exported(actor, 'lot-traceability', 'lot', lotId, { format: 'json', recipients: recipients.length });
+      return {
+        generatedAt: clock.now().toISOString(),
+        requestedBy: requestedBy(actor),
+        lot,
+        donors: donorDtos,
+        vialAccounting: inventory.clinics,
+        recipients: recipients.map(toRecipient),
+        adverseEvents: adverseEvents.map(toReportAdverseEvent),
+        outcomeSummary: summarizeOutcomes(scores),
+      };
+    },
+
+    async lotTraceabilityCsv(actor: Actor, lotId: string): Promise<Readable> {
+      await lots.get(lotId);
+      await exported(actor, 'lot-traceability', 'lot', lotId, { format: 'csv' });
+      return this.recipientsCsv(actor, [lotId]);
+    },
+
+    async recipientsCsv(actor: Actor, lotIds: string[]): Promise<Readable> {
+      const values: unknown[] = [lotIds];
+      if (actor.clinicId) values.push(actor.clinicId);
+      const rows = await q.streamRows(pool, q.RECIPIENT_CSV_SQL(actor.clinicId !== null), values);
+      const csv = toCsv(RECIPIENT_CSV_COLUMNS);
+      rows.on('error', (err) => csv.destroy(err));
+      return rows.pipe(csv);
+    },
+
+    async donorLookback(actor: Actor, donorId: string) {
+      const donor = await donors.get(donorId);
+      const lotIds = await q.lotIdsOf(db, donorId);
+      const [lotDtos, recipients, adverseEvents] = await Promise.all([
+        Promise.all(lotIds.map((id) => lots.get(id))),
+        q.recipientsOfLots(db, lotIds, actor.clinicId),
+        q.adverseEventsOfLots(db, lotIds, actor.clinicId),
+      ]);
+      await exported(actor, 'donor-lookback', 'donor', donorId, { format: 'json', lots: lotIds.length, recipients: recipients.length });
+      return {
+        generatedAt: clock.now().toISOString(),
+        requestedBy: requestedBy(actor),
+        donor,
+        lots: lotDtos.map((lot) => ({
+          lot,
+          recipients: recipients.filter((r) => r.lot_id === lot.id).map(toRecipient),
+          adverseEvents: adverseEvents.filter((a) => a.lot_id === lot.id).map(toReportAdverseEvent),
+        })),
+      };
+    },
+
+    async donorLookbackCsv(actor: Actor, donorId: string): Promise<Readable> {
+      await donors.get(donorId);
+      const lotIds = await q.lotIdsOf(db, donorId);
+      await exported(actor, 'donor-lookback', 'donor', donorId, { format: 'csv', lots: lotIds.length });
+      return this.recipientsCsv(actor, lotIds);
+    },
+
+    async patientExposures(actor: Actor, patientId: string) {
+      const patient = actor.clinicId ? await patients.findInClinic(db, actor.clinicId, patientId) : await patients.findAnywhere(db, patientId);
+      if (!patient) throw new NotFound('patient');
+      const exposures = await q.exposuresOfPatient(db, patientId);
+      const lotIds = [...new Set(exposures.map((e) => e.lot_id))];
+      const lotDtos = new Map((await Promise.all(lotIds.map((id) => lots.get(id)))).map((l) => [l.id, l]));
+      const donorIds = [...new Set([...lotDtos.values()].flatMap((l) => l.donorIds))];
+      const donorDtos = new Map((await Promise.all(donorIds.map((id) => donors.get(id)))).map((d) => [d.id, d]));
+      await exported(actor, 'patient-exposures', 'patient', patientId, { format: 'json', lots: lotIds.length });
+      return {
+        generatedAt: clock.now().toISOString(),
+        requestedBy: requestedBy(actor),
+        patient: { id: patient.id, clinicId: patient.clinicId, mrn: patient.mrn },
+        exposures: exposures.map((e) => {
+          const lot = lotDtos.get(e.lot_id)!;
+          return {
+            procedureId: e.procedure_id,
+            performedAt: new Date(e.performed_at).toISOString(),
+            route: e.route,
+            site: e.body_site ? { bodySite: e.body_site, laterality: e.laterality } : null,
+            dose: { particles: Number(e.dose_particles) },
+            vialsUsed: e.vials_used,
+            status: e.status as 'completed' | 'entered-in-error',
+            lot,
+            donors: lot.donorIds.map((id) => donorDtos.get(id)!),
+          };
+        }),
+      };
+    },
+  };
+}

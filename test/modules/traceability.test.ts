@@ -1,0 +1,169 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { consentBody, patientBody, procedureBody, releasedLot } from '../support/fixtures.js';
+
+let t: TestApp;
+let supplier: string;
+let inspector: string;
+const clinic: Record<string, string> = {};
+const reportsOf: Record<string, string> = {};
+let lotId: string;
+let donorId: string;
+const patients: Record<string, string> = {};
+const procedures: Record<string, string> = {};
+
+beforeAll(async () => {
+  t = await createTestApp();
+  supplier = await t.token({ scope: 'lots:read lots:write reports:read', clinic: null, sub: 'qa-unit' });
+  inspector = await t.token({ scope: 'reports:read', clinic: null, sub: 'inspector' });
+  for (const c of ['clinic-a', 'clinic-b']) {
+    clinic[c] = await t.token({ scope: 'patients:read patients:write clinical:read clinical:write lots:read lots:write', clinic: c, sub: `dr-${c}` });
+    reportsOf[c] = await t.token({ scope: 'reports:read', clinic: c, sub: `auditor-${c}` });
+  }
+  const released = await releasedLot(t.http, supplier);
+  lotId = released.lot.id;
+  donorId = released.donor.id;
+  for (const c of ['clinic-a', 'clinic-b']) {
+    await t.http.post(`/v1/lots/${lotId}/shipments`).set('authorization', `Bearer ${supplier}`).send({ clinicId: c, vials: 5, shippedAt: '2026-03-02T08:00:00Z' });
+    const p = await t.http.post('/v1/patients').set('authorization', `Bearer ${clinic[c]}`).send(patientBody({ mrn: `MRN-${c}` }));
+    patients[c] = p.body.id;
+    await t.http.post(`/v1/patients/${p.body.id}/consents`).set('authorization', `Bearer ${clinic[c]}`).send(consentBody({ signedAt: '2026-02-15T09:00:00Z' }));
+    const proc = await t.http.post('/v1/procedures').set('authorization', `Bearer ${clinic[c]}`).send(procedureBody(p.body.id, lotId, { performedAt: '2026-03-10T10:00:00Z' }));
+    procedures[c] = proc.body.id;
+    const score = (timepoint: string, score: number, assessedAt: string) =>
+      t.http.post('/v1/outcomes').set('authorization', `Bearer ${clinic[c]}`).send({ procedureId: proc.body.id, instrument: 'nrs-pain', score, assessedAt, timepoint });
+    await score('baseline', 8, '2026-03-01T10:00:00Z');
+    await score('week-6', c === 'clinic-a' ? 4 : 7, '2026-04-21T10:00:00Z');
+  }
+  await t.http
+    .post('/v1/adverse-events')
+    .set('authorization', `Bearer ${clinic['clinic-b']}`)
+    .send({ procedureId: procedures['clinic-b'], onsetAt: '2026-03-11T08:00:00Z', description: 'Effusion', severityGrade: 2, serious: false, relatedness: 'probable', outcome: 'resolved' });
+});
+afterAll(() => t.close());
+
+const get = (path: string, token: string, accept?: string) => {
+  const req = t.http.get(path).set('authorization', `Bearer ${token}`);
+  return accept ? req.set('accept', accept) : req;
+};
+
+describe('lot traceability', () => {
+  it('shows an inspector every clinic: donors with tests, release, vial accounting, recipients, adverse events, outcome summary', async () => {
+    const res = await get(`/v1/reports/lot-traceability/${lotId}`, inspector);
+    expect(res.status).toBe(200);
+    const r = res.body;
+    expect(r.requestedBy).toEqual({ sub: 'inspector', clinicId: null });
+    expect(r.lot.statusChanges.map((c: { status: string }) => c.status)).toEqual(['quarantine', 'released']);
+    expect(r.donors).toHaveLength(1);
+    expect(r.donors[0].screeningTests.length).toBe(8);
+    expect(r.donors[0].eligibility.status).toBe('eligible');
+    expect(r.vialAccounting).toEqual([
+      { clinicId: 'clinic-a', shipped: 5, administered: 1, discarded: 0, onHand: 4 },
+      { clinicId: 'clinic-b', shipped: 5, administered: 1, discarded: 0, onHand: 4 },
+    ]);
+    expect(r.recipients.map((x: { clinicId: string; mrn: string }) => [x.clinicId, x.mrn]).sort()).toEqual([
+      ['clinic-a', 'MRN-clinic-a'],
+      ['clinic-b', 'MRN-clinic-b'],
+    ]);
+    expect(r.recipients[0]).toMatchObject({ route: 'intra-articular', site: { bodySite: 'knee-joint', laterality: 'right' }, dose: { particles: 2_500_000_000, volumeMl: 0.01 }, status: 'completed' });
+    expect(r.adverseEvents).toEqual([expect.objectContaining({ clinicId: 'clinic-b', severityGrade: 2, serious: false, relatedness: 'probable' })]);
+    expect(r.outcomeSummary).toEqual([{ instrument: 'nrs-pain', timepoint: 'week-6', n: 2, withBaseline: 2, meanChangeFromBaseline: -2.5, responderRate: 0.5 }]);
+  });
+
+  it('shows a clinic only its own recipients, accounting, events and outcomes', async () => {
+    const r = (await get(`/v1/reports/lot-traceability/${lotId}`, reportsOf['clinic-a']!)).body;
+    expect(r.recipients.map((x: { patientId: string }) => x.patientId)).toEqual([patients['clinic-a']]);
+    expect(r.vialAccounting.map((v: { clinicId: string }) => v.clinicId)).toEqual(['clinic-a']);
+    expect(r.adverseEvents).toEqual([]);
+    expect(r.outcomeSummary[0]).toMatchObject({ n: 1, meanChangeFromBaseline: -4, responderRate: 1 });
+  });
+
+  it('streams CSV with Accept: text/csv, one row per recipient procedure, clinic-scoped the same way', async () => {
+    const all = await get(`/v1/reports/lot-traceability/${lotId}`, inspector, 'text/csv');
+    expect(all.status).toBe(200);
+    expect(all.headers['content-type']).toMatch(/^text\/csv/);
+    const lines = all.text.trim().split('\r\n');
+    expect(lines[0]).toBe('lot_number,lot_id,procedure_id,clinic_id,patient_id,mrn,performed_at,route,body_site,laterality,imaging_guidance,dose_particles,dose_volume_ml,vials_used,status');
+    expect(lines).toHaveLength(3);
+    expect(lines[1]).toContain('2500000000');
+    const mine = await get(`/v1/reports/lot-traceability/${lotId}`, reportsOf['clinic-b']!, 'text/csv');
+    const rows = mine.text.trim().split('\r\n');
+    expect(rows).toHaveLength(2);
+    expect(rows[1]).toContain('MRN-clinic-b');
+  });
+
+  it('needs reports:read, answers 404 for an unknown lot, and audits each export', async () => {
+    expect((await get(`/v1/reports/lot-traceability/${lotId}`, clinic['clinic-a']!)).status).toBe(403);
+    expect((await get('/v1/reports/lot-traceability/01900000-0000-7000-8000-000000000000', inspector)).status).toBe(404);
+    const { rows } = await t.pool.query("SELECT actor_sub, details->>'format' AS format FROM audit_events WHERE action = 'export' AND resource_id = $1 ORDER BY id", [lotId]);
+    expect(rows.length).toBeGreaterThanOrEqual(4);
+    expect(rows.map((r) => r.format)).toContain('csv');
+  });
+});
+
+describe('donor lookback and patient exposures', () => {
+  it('lists who received a donor\'s lots after the donor is found ineligible (and the lot went back to quarantine)', async () => {
+    const ineligible = await t.http
+      .post(`/v1/donors/${donorId}/eligibility`)
+      .set('authorization', `Bearer ${supplier}`)
+      .send({ status: 'ineligible', determinedBy: 'Dr. D', reason: 'Reactive HBV NAT on retained sample', determinedAt: '2026-05-01T00:00:00Z' });
+    expect(ineligible.body.quarantinedLotIds).toEqual([lotId]);
+    const res = await get(`/v1/reports/donor-lookback/${donorId}`, inspector);
+    expect(res.status).toBe(200);
+    expect(res.body.donor.eligibility.status).toBe('ineligible');
+    expect(res.body.lots).toHaveLength(1);
+    expect(res.body.lots[0].lot.status).toBe('quarantine');
+    expect(res.body.lots[0].recipients.map((r: { patientId: string }) => r.patientId).sort()).toEqual([patients['clinic-a'], patients['clinic-b']].sort());
+    const mine = await get(`/v1/reports/donor-lookback/${donorId}`, reportsOf['clinic-a']!);
+    expect(mine.body.lots[0].recipients.map((r: { patientId: string }) => r.patientId)).toEqual([patients['clinic-a']]);
+    const csv = await get(`/v1/reports/donor-lookback/${donorId}`, inspector, 'text/csv');
+    expect(csv.text.trim().split('\r\n')).toHaveLength(3);
+  });
+
+  it('gives a patient\'s lots and their donors with tests; another clinic gets 404, an inspector sees it', async () => {
+    const mine = await get(`/v1/reports/patient-exposures/${patients['clinic-a']}`, reportsOf['clinic-a']!);
+    expect(mine.status).toBe(200);
+    expect(mine.body.patient).toEqual({ id: patients['clinic-a'], clinicId: 'clinic-a', mrn: 'MRN-clinic-a' });
+    expect(mine.body.exposures).toHaveLength(1);
+    expect(mine.body.exposures[0].lot.id).toBe(lotId);
+    expect(mine.body.exposures[0].donors[0].screeningTests).toHaveLength(8);
+    expect(mine.body.exposures[0].donors[0].din).toMatch(/^A9999/);
+    expect(JSON.stringify(mine.body.exposures[0].donors)).not.toMatch(/givenName|familyName|ssn/i);
+    expect((await get(`/v1/reports/patient-exposures/${patients['clinic-a']}`, reportsOf['clinic-b']!)).status).toBe(404);
+    expect((await get(`/v1/reports/patient-exposures/${patients['clinic-a']}`, inspector)).status).toBe(200);
+    const csv = await get(`/v1/reports/patient-exposures/${patients['clinic-a']}`, reportsOf['clinic-a']!, 'text/csv');
+    expect(csv.text.split('\r\n')[1]).toContain('MRN-clinic-a');
+  });
+});
+
+describe('recall notices', () => {
+  it('recalls with one notice per clinic that received the lot; each clinic acknowledges its own', async () => {
+    const { lot } = await releasedLot(t.http, supplier);
+    for (const c of ['clinic-a', 'clinic-b']) {
+      await t.http.post(`/v1/lots/${lot.id}/shipments`).set('authorization', `Bearer ${supplier}`).send({ clinicId: c, vials: 2, shippedAt: '2026-03-02T08:00:00Z' });
+    }
+    const p = await t.http.post('/v1/procedures').set('authorization', `Bearer ${clinic['clinic-a']}`).send(procedureBody(patients['clinic-a']!, lot.id));
+    expect(p.status).toBe(201);
+    const recall = await t.http.post(`/v1/lots/${lot.id}/recall`).set('authorization', `Bearer ${supplier}`).send({ reason: 'Mycoplasma positive on retain' });
+    expect(recall.body).toMatchObject({ affectedRecipients: 1, affectedClinics: 2 });
+
+    const notices = (await t.http.get(`/v1/lots/${lot.id}/recall-notices`).set('authorization', `Bearer ${supplier}`)).body.items;
+    expect(notices.map((n: { clinicId: string; acknowledged: boolean }) => [n.clinicId, n.acknowledged])).toEqual([
+      ['clinic-a', false],
+      ['clinic-b', false],
+    ]);
+    const noticeA = notices[0];
+    expect((await t.http.post(`/v1/lots/${lot.id}/recall-notices/${noticeA.id}/acknowledge`).set('authorization', `Bearer ${clinic['clinic-b']}`)).status).toBe(404);
+    expect((await t.http.post(`/v1/lots/${lot.id}/recall-notices/${noticeA.id}/acknowledge`).set('authorization', `Bearer ${supplier}`)).status).toBe(403);
+    const ack = await t.http.post(`/v1/lots/${lot.id}/recall-notices/${noticeA.id}/acknowledge`).set('authorization', `Bearer ${clinic['clinic-a']}`);
+    expect(ack.status).toBe(200);
+    expect(ack.body).toMatchObject({ acknowledged: true, acknowledgedBy: 'dr-clinic-a', recallReason: 'Mycoplasma positive on retain' });
+    const again = await t.http.post(`/v1/lots/${lot.id}/recall-notices/${noticeA.id}/acknowledge`).set('authorization', `Bearer ${clinic['clinic-a']}`);
+    expect(again.body.acknowledgedAt).toBe(ack.body.acknowledgedAt);
+
+    const seenByB = (await t.http.get(`/v1/lots/${lot.id}/recall-notices`).set('authorization', `Bearer ${clinic['clinic-b']}`)).body.items;
+    expect(seenByB.map((n: { clinicId: string }) => n.clinicId)).toEqual(['clinic-b']);
+    const overview = (await t.http.get(`/v1/lots/${lot.id}/recall-notices`).set('authorization', `Bearer ${supplier}`)).body.items;
+    expect(overview.filter((n: { acknowledged: boolean }) => !n.acknowledged).map((n: { clinicId: string }) => n.clinicId)).toEqual(['clinic-b']);
+  });
+});
