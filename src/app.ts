@@ -17,6 +17,8 @@ import { createAuditLogService } from './modules/audit/audit-log.service.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { createTraceabilityService } from './modules/traceability/traceability.service.js';
 import { traceabilityRoutes } from './modules/traceability/traceability.routes.js';
+import { createFhirService } from './modules/fhir/fhir.service.js';
+import { fhirRoutes } from './modules/fhir/fhir.routes.js';
 import { createHistory } from './modules/history/history.service.js';
 import { createPatientsService } from './modules/patients/patients.service.js';
 import { createConsentsService } from './modules/patients/consents.service.js';
@@ -117,6 +119,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const adverseEvents = createAdverseEventsService({ db, uow, audit, history, clock, procedures });
   const auditLog = createAuditLogService({ db, audit });
   const reports = createTraceabilityService({ db, pool: opts.pool, audit, clock, lots, donors, vials, patients });
+  const fhir = createFhirService({ clock, patients, procedures, outcomes, adverseEvents, lots, donors });
 
   // Every instance offers to seal; the database lets one at a time do it (docs/adr/0001-audit-hash-chain.md).
   const sealEvery = opts.auditSealIntervalMs ?? 0;
@@ -172,6 +175,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       traceabilityRoutes(v1, { reports });
     },
     { prefix: '/v1' },
+  );
+  await app.register(
+    async (r4) => {
+      fhirRoutes(r4, { fhir });
+    },
+    { prefix: '/fhir/R4' },
   );
   return app;
 }

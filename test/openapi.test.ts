@@ -57,8 +57,9 @@ describe('the OpenAPI document', () => {
           const resolved = schema.$ref ? doc.components.schemas[schema.$ref.split('/').pop()!]! : schema;
           expect(resolved.example, `${where} has an example body`).toBeDefined();
         }
+        const errorType = path.startsWith('/fhir/') ? 'application/fhir+json' : 'application/problem+json';
         for (const s of statuses.filter((x) => x.startsWith('4') || x.startsWith('5'))) {
-          expect(Object.keys(op.responses[s]!.content ?? {}), `${where} ${s}`).toEqual(['application/problem+json']);
+          expect(Object.keys(op.responses[s]!.content ?? {}), `${where} ${s}`).toEqual([errorType]);
         }
       }
     }

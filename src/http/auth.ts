@@ -6,9 +6,11 @@ import { Forbidden, Unauthorized } from '../shared/errors.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** The scope a route requires. A route with neither `scope` nor `public` refuses everyone. */
-    scope?: Scope;
+    /** The scope (or every scope of a list) a route requires. A route with neither `scope` nor `public` refuses everyone. */
+    scope?: Scope | readonly Scope[];
     public?: boolean;
+    /** How this route's errors are rendered: problem+json (default) or a FHIR OperationOutcome. */
+    errorFormat?: 'problem' | 'fhir';
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -28,9 +30,8 @@ export const authPlugin = fp(
       const principal = await opts.verify(req.headers.authorization);
       req.principal = principal;
       if (!config.scope) throw new Forbidden('This operation is not open to tokens.');
-      if (!principal.scopes.has(config.scope)) {
-        throw new Forbidden(`The token lacks the scope ${config.scope}.`, 'insufficient-scope');
-      }
+      const missing = (typeof config.scope === 'string' ? [config.scope] : config.scope).filter((s) => !principal.scopes.has(s));
+      if (missing.length) throw new Forbidden(`The token lacks the scope ${missing.join(' and ')}.`, 'insufficient-scope');
     });
   },
   { name: 'auth' },

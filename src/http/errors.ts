@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin';
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { AppError, type FieldError } from '../shared/errors.js';
+import type { ProblemBody } from '../shared/schemas.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { buildProblem, sendProblem } from './problem.js';
 
@@ -23,40 +24,43 @@ function fieldErrors(context: string | undefined, issues: ValidationIssue[]): Fi
 }
 
 /**
- * The one error mapper: every failure leaves as application/problem+json (RFC 9457). A 500 carries no
- * internals; only a bug produces one.
+ * The one error classification: every failure becomes a problem (RFC 9457) here. Contexts render it their
+ * way (problem+json for the API, OperationOutcome for FHIR). A 500 carries no internals; only a bug makes one.
  */
+export function classifyError(err: FastifyError, req: FastifyRequest): ProblemBody {
+  if (err instanceof AppError) {
+    return buildProblem(req, err.status, err.code, err.message, { title: err.title, errors: err.errors });
+  }
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const errors = fieldErrors(err.validationContext, err.validation);
+    const where = err.validationContext === 'querystring' ? 'query' : (err.validationContext ?? 'body');
+    return buildProblem(req, 400, 'validation-failed', `The request ${where} is invalid: ${errors.map((e) => e.path).join(', ')}.`, { errors });
+  }
+  if (isDatabaseUnavailable(err)) {
+    req.log.warn({ err: { message: err.message, code: err.code } }, 'database unavailable');
+    return buildProblem(req, 503, 'database-unavailable', 'The database is unavailable; try again shortly.');
+  }
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) return buildProblem(req, status, fastifyCode(err.code, status), clientDetail(err, status));
+  req.log.error({ err }, 'unhandled error');
+  return buildProblem(req, 500, 'internal-error', `An unexpected error occurred. Quote request id ${String(req.id)} when reporting it.`);
+}
+
+/** Headers that go with a problem, whatever its rendering. */
+export function problemHeaders(reply: FastifyReply, problem: ProblemBody): void {
+  if (problem.status === 503) reply.header('Retry-After', '5');
+  if (problem.status === 401) reply.header('WWW-Authenticate', 'Bearer');
+}
+
 export const errorsPlugin = fp(
   async (app: FastifyInstance) => {
     app.setNotFoundHandler((req, reply) =>
       sendProblem(reply, buildProblem(req, 404, 'route-not-found', `No route ${req.method} ${req.url.split('?')[0]}.`)),
     );
-
     app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply) => {
-      if (err instanceof AppError) {
-        if (err.status === 503) reply.header('Retry-After', '5');
-        return sendProblem(reply, buildProblem(req, err.status, err.code, err.message, { title: err.title, errors: err.errors }));
-      }
-      if (hasZodFastifySchemaValidationErrors(err)) {
-        const errors = fieldErrors(err.validationContext, err.validation);
-        const where = err.validationContext === 'querystring' ? 'query' : (err.validationContext ?? 'body');
-        return sendProblem(reply, buildProblem(req, 400, 'validation-failed', `The request ${where} is invalid: ${errors.map((e) => e.path).join(', ')}.`, { errors }));
-      }
-      if (isDatabaseUnavailable(err)) {
-        req.log.warn({ err: { message: err.message, code: err.code } }, 'database unavailable');
-        reply.header('Retry-After', '5');
-        return sendProblem(reply, buildProblem(req, 503, 'database-unavailable', 'The database is unavailable; try again shortly.'));
-      }
-      const status = err.statusCode ?? 500;
-      if (status >= 400 && status < 500) {
-        const code = fastifyCode(err.code, status);
-        return sendProblem(reply, buildProblem(req, status, code, clientDetail(err, status)));
-      }
-      req.log.error({ err }, 'unhandled error');
-      return sendProblem(
-        reply,
-        buildProblem(req, 500, 'internal-error', `An unexpected error occurred. Quote request id ${String(req.id)} when reporting it.`),
-      );
+      const problem = classifyError(err, req);
+      problemHeaders(reply, problem);
+      return sendProblem(reply, problem);
     });
   },
   { name: 'errors' },

@@ -3,7 +3,7 @@ import type { FastifyInstance, RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
-import { problemResponses } from './problem.js';
+import { operationOutcomeResponses, problemResponses } from './problem.js';
 
 export const API_VERSION = '1.0.0';
 
@@ -26,13 +26,15 @@ function completeOperation(route: RouteOptions): void {
   if (!route.config?.public) {
     schema.security ??= [{ bearerAuth: [] }];
     statuses.push(401, 403, 429, 503);
-    if (scope) schema.description = `${schema.description ? `${schema.description}\n\n` : ''}Requires scope \`${scope}\`.`;
+    const scopes = typeof scope === 'string' ? [scope] : (scope ?? []);
+    if (scopes.length) schema.description = `${schema.description ? `${schema.description}\n\n` : ''}Requires scope ${scopes.map((s) => `\`${s}\``).join(' and ')}.`;
   } else {
     schema.security ??= [];
   }
   if (schema.body || schema.querystring || schema.params || schema.headers) statuses.push(400);
   if (schema.body) statuses.push(413, 415);
-  schema.response = { ...problemResponses(...statuses), ...schema.response };
+  const errors = route.config?.errorFormat === 'fhir' ? operationOutcomeResponses(...statuses) : problemResponses(...statuses);
+  schema.response = { ...errors, ...schema.response };
 }
 
 type OpenApiDoc = {
@@ -112,6 +114,7 @@ export const openapiPlugin = fp(
           { name: 'adverse-events', description: 'Adverse events: CTCAE grade, ICH E2A seriousness, WHO-UMC relatedness, outcome' },
           { name: 'reports', description: 'Traceability for auditors and quality units: lot → recipients, donor → lots → recipients, patient → lots → donors' },
           { name: 'audit', description: 'The append-only, hash-chained audit log of every read and write of patient data' },
+          { name: 'fhir', description: 'Read-only FHIR R4 facade (application/fhir+json; errors are OperationOutcome)' },
           { name: 'health', description: 'Liveness and readiness' },
         ],
         components: {

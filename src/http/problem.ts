@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { Problem, type ProblemBody } from '../shared/schemas.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -56,5 +57,19 @@ export function problemResponses(...statuses: number[]) {
   for (const s of statuses) {
     out[s] = { description: titleFor(s), content: { [PROBLEM_CONTENT_TYPE]: { schema: Problem } } };
   }
+  return out;
+}
+
+export const FHIR_JSON = 'application/fhir+json';
+
+/** A FHIR resource as the facade emits it (documented loosely: the R4 specification defines each one). */
+export const FhirResource = z
+  .looseObject({ resourceType: z.string() })
+  .meta({ id: 'FhirResource', description: 'A FHIR R4 resource (see hl7.org/fhir/R4); validated against the base specification in tests' });
+
+/** OpenAPI response entries for errors of the FHIR facade: OperationOutcome, application/fhir+json. */
+export function operationOutcomeResponses(...statuses: number[]) {
+  const out: Record<number, { description: string; content: Record<string, { schema: typeof FhirResource }> }> = {};
+  for (const s of statuses) out[s] = { description: `${titleFor(s)} (OperationOutcome)`, content: { [FHIR_JSON]: { schema: FhirResource } } };
   return out;
 }

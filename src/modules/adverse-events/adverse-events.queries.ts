@@ -29,23 +29,34 @@ export async function lockAdverseEvent(tx: Tx, clinicId: string, id: string): Pr
   return row;
 }
 
-export async function listAdverseEvents(
-  exec: Executor,
-  clinicId: string,
-  f: { procedureId?: string; lotId?: string; serious?: boolean },
-  page: PageRequest,
-): Promise<AdverseEventRow[]> {
+export interface AdverseEventFilters {
+  procedureId?: string;
+  lotId?: string;
+  patientId?: string;
+  serious?: boolean;
+}
+
+function adverseEventWhere(clinicId: string, f: AdverseEventFilters): (SQL | undefined)[] {
   const where: (SQL | undefined)[] = [eq(adverseEvents.clinicId, clinicId)];
-  if (page.after) where.push(gt(adverseEvents.id, page.after));
   if (f.procedureId) where.push(eq(adverseEvents.procedureId, f.procedureId));
   if (f.lotId) where.push(eq(adverseEvents.lotId, f.lotId));
+  if (f.patientId) where.push(eq(adverseEvents.patientId, f.patientId));
   if (f.serious !== undefined) where.push(eq(adverseEvents.serious, f.serious));
+  return where;
+}
+
+export async function listAdverseEvents(exec: Executor, clinicId: string, f: AdverseEventFilters, page: PageRequest): Promise<AdverseEventRow[]> {
   return exec
     .select()
     .from(adverseEvents)
-    .where(and(...where))
+    .where(and(...adverseEventWhere(clinicId, f), page.after ? gt(adverseEvents.id, page.after) : undefined))
     .orderBy(asc(adverseEvents.id))
     .limit(page.limit + 1);
+}
+
+export async function countAdverseEvents(exec: Executor, clinicId: string, f: AdverseEventFilters): Promise<number> {
+  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(adverseEvents).where(and(...adverseEventWhere(clinicId, f)));
+  return row?.n ?? 0;
 }
 
 export async function updateAdverseEvent(tx: Tx, id: string, changes: Partial<typeof adverseEvents.$inferInsert>): Promise<AdverseEventRow> {

@@ -100,13 +100,17 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
       return toAdverseEventDto(row);
     },
 
-    async list(actor: Actor, filters: { procedureId?: string; lotId?: string; serious?: 'true' | 'false' }, page: PageRequest) {
+    async list(actor: Actor, filters: { procedureId?: string; lotId?: string; patientId?: string; serious?: 'true' | 'false' }, page: PageRequest) {
       const clinicId = clinicOf(actor);
       const serious = filters.serious === undefined ? undefined : filters.serious === 'true';
-      const rows = await q.listAdverseEvents(db, clinicId, { procedureId: filters.procedureId, lotId: filters.lotId, serious }, page);
+      const rows = await q.listAdverseEvents(db, clinicId, { procedureId: filters.procedureId, lotId: filters.lotId, patientId: filters.patientId, serious }, page);
       const result = toPage(rows.map(toAdverseEventDto), page.limit);
       await audit.record(db, actor, { action: 'search', resourceType: ADVERSE_EVENT, clinicId, details: { resultIds: result.items.map((a) => a.id) } });
       return result;
+    },
+
+    count(actor: Actor, filters: { patientId?: string }) {
+      return q.countAdverseEvents(db, clinicOf(actor), filters);
     },
 
     async update(actor: Actor, id: string, expectedVersion: number, patch: z.output<typeof AdverseEventPatch>): Promise<AdverseEventDto> {

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, inArray } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { outcomes } from './outcomes.table.js';
@@ -37,4 +37,12 @@ export async function baselinesOf(exec: Executor, procedureIds: string[]): Promi
     .where(and(inArray(outcomes.procedureId, procedureIds), eq(outcomes.timepoint, 'baseline')))
     .orderBy(outcomes.procedureId, outcomes.instrument, desc(outcomes.assessedAt), desc(outcomes.id));
   return new Map(rows.map((r) => [`${r.procedureId}|${r.instrument}`, r.score]));
+}
+
+export async function countByPatient(exec: Executor, clinicId: string, patientId: string): Promise<number> {
+  const [row] = await exec
+    .select({ n: sql<number>`count(*)::int` })
+    .from(outcomes)
+    .where(and(eq(outcomes.clinicId, clinicId), eq(outcomes.patientId, patientId)));
+  return row?.n ?? 0;
 }

@@ -109,6 +109,11 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
       return result;
     },
 
+    async countForPatient(actor: Actor, patientId: string) {
+      const patient = await patients.visiblePatient(actor, patientId);
+      return q.countByPatient(db, patient.clinicId, patientId);
+    },
+
     async forPatient(actor: Actor, patientId: string, page: PageRequest) {
       const patient = await patients.visiblePatient(actor, patientId);
       const rows = await q.listByPatient(db, patient.clinicId, patientId, page);

@@ -41,9 +41,8 @@ export async function findPatientAnyClinic(exec: Executor, id: string): Promise<
 
 const likePrefix = (s: string) => s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`) + '%';
 
-export async function listPatients(exec: Executor, clinicId: string, f: PatientFilters, page: PageRequest): Promise<PatientRow[]> {
+function patientWhere(clinicId: string, f: PatientFilters): (SQL | undefined)[] {
   const where: (SQL | undefined)[] = [eq(patients.clinicId, clinicId)];
-  if (page.after) where.push(gt(patients.id, page.after));
   if (f.mrn) where.push(eq(patients.mrn, f.mrn));
   if (f.birthDate) where.push(eq(patients.birthDate, f.birthDate));
   if (f.familyName) where.push(sql`lower(${patients.familyName}) like ${likePrefix(f.familyName)}`);
@@ -52,12 +51,21 @@ export async function listPatients(exec: Executor, clinicId: string, f: PatientF
     const probe = JSON.stringify([{ system: f.identifier.slice(0, bar), value: f.identifier.slice(bar + 1) }]);
     where.push(sql`${patients.identifiers} @> ${probe}::jsonb`);
   }
+  return where;
+}
+
+export async function listPatients(exec: Executor, clinicId: string, f: PatientFilters, page: PageRequest): Promise<PatientRow[]> {
   return exec
     .select()
     .from(patients)
-    .where(and(...where))
+    .where(and(...patientWhere(clinicId, f), page.after ? gt(patients.id, page.after) : undefined))
     .orderBy(asc(patients.id))
     .limit(page.limit + 1);
+}
+
+export async function countPatients(exec: Executor, clinicId: string, f: PatientFilters): Promise<number> {
+  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(patients).where(and(...patientWhere(clinicId, f)));
+  return row?.n ?? 0;
 }
 
 /** Compare-and-set on `version`: undefined when the row is missing or the version moved on. */

@@ -110,6 +110,11 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
       return result;
     },
 
+    /** How many of the caller's clinic's patients match (for FHIR Bundle.total). */
+    count(actor: Actor, filters: PatientFilters) {
+      return q.countPatients(db, clinicOf(actor), filters);
+    },
+
     async update(actor: Actor, id: string, expectedVersion: number, patch: z.output<typeof PatientPatch>): Promise<PatientDto> {
       const clinicId = clinicOf(actor);
       checkBirthDate(patch.birthDate);

@@ -30,19 +30,27 @@ export async function lockProcedure(tx: Tx, clinicId: string, id: string): Promi
   return row;
 }
 
-export async function listProcedures(exec: Executor, clinicId: string, f: ProcedureFilters, page: PageRequest): Promise<ProcedureRow[]> {
+function procedureWhere(clinicId: string, f: ProcedureFilters): (SQL | undefined)[] {
   const where: (SQL | undefined)[] = [eq(procedures.clinicId, clinicId)];
-  if (page.after) where.push(gt(procedures.id, page.after));
   if (f.patientId) where.push(eq(procedures.patientId, f.patientId));
   if (f.lotId) where.push(eq(procedures.lotId, f.lotId));
   if (f.performedFrom) where.push(gte(procedures.performedAt, new Date(`${f.performedFrom}T00:00:00Z`)));
   if (f.performedTo) where.push(lt(procedures.performedAt, new Date(Date.parse(`${f.performedTo}T00:00:00Z`) + 86_400_000)));
+  return where;
+}
+
+export async function listProcedures(exec: Executor, clinicId: string, f: ProcedureFilters, page: PageRequest): Promise<ProcedureRow[]> {
   return exec
     .select()
     .from(procedures)
-    .where(and(...where))
+    .where(and(...procedureWhere(clinicId, f), page.after ? gt(procedures.id, page.after) : undefined))
     .orderBy(asc(procedures.id))
     .limit(page.limit + 1);
+}
+
+export async function countProcedures(exec: Executor, clinicId: string, f: ProcedureFilters): Promise<number> {
+  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(procedures).where(and(...procedureWhere(clinicId, f)));
+  return row?.n ?? 0;
 }
 
 export async function markEnteredInError(

@@ -158,6 +158,10 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
       return result;
     },
 
+    count(actor: Actor, filters: ProcedureFilters) {
+      return q.countProcedures(db, clinicOf(actor), filters);
+    },
+
     async enteredInError(actor: Actor, id: string, input: { reason: string; vialsReturned: number }, expectedVersion?: number): Promise<ProcedureDto> {
       const clinicId = clinicOf(actor);
       return uow.run(async (tx) => {
