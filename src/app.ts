@@ -129,7 +129,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const tick = () => {
       sealing = auditLog
         .seal()
-        .catch((err: unknown) => app.log.warn({ err: { message: (err as Error).message } }, 'audit sealing failed; will retry'))
+        .catch((err: unknown) => app.log.warn({ err }, 'audit sealing failed; will retry'))
         .finally(() => {
           timer = setTimeout(tick, sealEvery);
           timer.unref();

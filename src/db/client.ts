@@ -29,7 +29,7 @@ export function createPool(connectionString: string, opts: PoolOptions, log?: Lo
     keepAlive: true,
   });
   // An idle client's error (a restart, a failover) must not crash the process.
-  pool.on('error', (err) => log?.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'idle database client error'));
+  pool.on('error', (err) => log?.warn({ err }, 'idle database client error'));
   return pool;
 }
 

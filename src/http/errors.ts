@@ -37,7 +37,7 @@ export function classifyError(err: FastifyError, req: FastifyRequest): ProblemBo
     return buildProblem(req, 400, 'validation-failed', `The request ${where} is invalid: ${errors.map((e) => e.path).join(', ')}.`, { errors });
   }
   if (isDatabaseUnavailable(err)) {
-    req.log.warn({ err: { message: err.message, code: err.code } }, 'database unavailable');
+    req.log.warn({ err }, 'database unavailable');
     return buildProblem(req, 503, 'database-unavailable', 'The database is unavailable; try again shortly.');
   }
   const status = err.statusCode ?? 500;

@@ -120,11 +120,15 @@ export async function exposuresOfPatient(exec: Executor, patientId: string): Pro
  */
 export async function streamRows(pool: pg.Pool, text: string, values: unknown[]): Promise<Readable> {
   const client = await pool.connect();
+  // A checked-out client has no pool listener: without ours, a dropped connection would crash the process.
+  const onClientError = (err: Error) => stream.destroy(err);
+  client.on('error', onClientError);
   const stream = client.query(new QueryStream(text, values, { batchSize: 500 }));
   let released = false;
   const release = (err?: Error) => {
     if (released) return;
     released = true;
+    client.removeListener('error', onClientError);
     client.release(err);
   };
   stream.once('end', () => release());

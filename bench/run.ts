@@ -1,0 +1,339 @@
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import pg from 'pg';
+import { openDatabase } from './database.js';
+import { PARTICLES_PER_ML, planFor, seed } from './seed.js';
+
+/**
+ * npm run bench [-- --quick] [--scale 1] [--duration 10]
+ * Starts the production build on a seeded database and a bare Fastify + pg baseline on the same database,
+ * drives both with autocannon from this process (16 connections), alternating service and baseline so
+ * machine noise hits both, and writes bench/results/<date>.json and .md.
+ */
+const root = fileURLToPath(new URL('..', import.meta.url));
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    scale: { type: 'string' },
+    duration: { type: 'string' },
+    connections: { type: 'string', default: '16' },
+    'data-dir': { type: 'string' },
+    'no-readme': { type: 'boolean', default: false },
+  },
+});
+const quick = values.quick;
+const scale = Number(values.scale ?? (quick ? 0.02 : 1));
+const seconds = Number(values.duration ?? (quick ? 4 : 10));
+const connections = Number(values.connections);
+const dataDir = path.resolve(root, values['data-dir'] ?? `.data-bench/scale-${scale}`);
+const ISSUER = 'urn:exosome-records:bench';
+const AUDIENCE = 'exosome-records';
+
+const children: ChildProcess[] = [];
+const cleanup = () => children.forEach((c) => c.exitCode === null && c.kill('SIGTERM'));
+/** The service and baseline finish before the database stops under them. */
+const stopChildren = () =>
+  Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise<void>((resolve) => { c.once('exit', () => resolve()); c.kill('SIGTERM'); }))));
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+const log = (s: string) => process.stdout.write(`${s}\n`);
+
+async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startProcess(name: string, args: string[], env: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  children.push(child);
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
+    if (await fetch(readyUrl).then((r) => r.ok, () => false)) return child;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} not ready`);
+}
+
+const rssMb = (pid: number) => {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024);
+};
+
+interface Target {
+  method: 'GET' | 'POST';
+  next: () => { path: string; token?: string; body?: unknown; accept?: string };
+}
+interface RunStats {
+  requests: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+  statuses: Record<string, number>;
+  errors: number;
+}
+
+async function drive(baseUrl: string, target: Target, duration: number, conns: number): Promise<RunStats> {
+  const result = await autocannon({
+    url: baseUrl,
+    connections: conns,
+    duration,
+    requests: [
+      {
+        method: target.method,
+        setupRequest: (req) => {
+          const n = target.next();
+          return {
+            ...req,
+            path: n.path,
+            headers: {
+              ...(n.token ? { authorization: `Bearer ${n.token}` } : {}),
+              ...(n.body ? { 'content-type': 'application/json' } : {}),
+              ...(n.accept ? { accept: n.accept } : {}),
+            },
+            ...(n.body ? { body: JSON.stringify(n.body) } : {}),
+          };
+        },
+      },
+    ],
+  });
+  const statuses: Record<string, number> = {};
+  for (const [code, v] of Object.entries(result.statusCodeStats ?? {})) statuses[code] = (v).count ?? 0;
+  return { requests: result.requests.total, seconds: result.duration, p50: result.latency.p50, p99: result.latency.p99, statuses, errors: result.errors + result.timeouts };
+}
+
+function combine(runs: RunStats[]): RunStats {
+  const statuses: Record<string, number> = {};
+  for (const r of runs) for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+  return {
+    requests: runs.reduce((s, r) => s + r.requests, 0),
+    seconds: runs.reduce((s, r) => s + r.seconds, 0),
+    p50: runs.reduce((s, r) => s + r.p50, 0) / runs.length,
+    p99: Math.max(...runs.map((r) => r.p99)),
+    statuses,
+    errors: runs.reduce((s, r) => s + r.errors, 0),
+  };
+}
+
+const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+
+async function main() {
+  log(`bench: scale ${scale}, ${seconds} s per scenario and side, ${connections} connections, data under ${path.relative(root, dataDir)}`);
+  log('building the production bundle (npm run build)...');
+  execFileSync('npm', ['run', '-s', 'build'], { cwd: root, stdio: 'inherit' });
+
+  await fs.mkdir(dataDir, { recursive: true });
+  const db = await openDatabase(dataDir);
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  const seeded = await client.query<{ exists: boolean }>("select to_regclass('seed_info') is not null as exists");
+  let seedSeconds: number | null = null;
+  if (!seeded.rows[0]!.exists || !(await client.query('select 1 from seed_info')).rowCount) {
+    log(`seeding scale ${scale} (npm run seed does the same)...`);
+    seedSeconds = await seed(db.url, planFor(scale), log);
+  } else {
+    seedSeconds = Number((await client.query<{ seconds: string }>('select seconds from seed_info')).rows[0]!.seconds);
+    log(`using the seeded database (seeded in ${seedSeconds.toFixed(0)} s)`);
+  }
+  const counts = (await client.query<{ patients: number; procedures: number; outcomes: number; audit: number }>(`select (select count(*) from patients)::int as patients, (select count(*) from procedures)::int as procedures,
+      (select count(*) from outcomes)::int as outcomes, (select count(*) from audit_events)::int as audit`)).rows[0]!;
+
+  // Tokens and the public key file for the service.
+  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const keyFile = path.join(dataDir, 'bench-public.jwk.json');
+  await fs.writeFile(keyFile, JSON.stringify({ ...(await exportJWK(publicKey)), alg: 'ES256' }));
+  const sign = (claims: Record<string, string>, sub: string) =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'ES256' }).setSubject(sub).setIssuer(ISSUER).setAudience(AUDIENCE).setExpirationTime('2h').sign(privateKey);
+  const clinicIds = (await client.query<{ clinic_id: string }>('select distinct clinic_id from patients order by 1')).rows.map((r) => r.clinic_id);
+  const tokens: Record<string, string> = {};
+  for (const c of clinicIds) tokens[c] = await sign({ scope: 'patients:read patients:write clinical:read clinical:write lots:read reports:read', clinic_id: c }, `bench-${c}`);
+  const inspector = await sign({ scope: 'reports:read lots:read' }, 'bench-inspector');
+
+  // Fixtures from the data set.
+  const patients = (await client.query<{ id: string; clinic_id: string; sys: string; val: string }>(
+    "select id, clinic_id, identifiers->0->>'system' as sys, identifiers->0->>'value' as val from patients order by random() limit 20000",
+  )).rows;
+  const byClinic = new Map<string, typeof patients>();
+  for (const p of patients) byClinic.set(p.clinic_id, [...(byClinic.get(p.clinic_id) ?? []), p]);
+  const targets = (await client.query<{ clinic_id: string; lot_id: string }>(
+    "select s.clinic_id, s.lot_id from lot_stock s join lots l on l.id = s.lot_id where l.status = 'released' and s.shipped - s.administered - s.discarded >= 50",
+  )).rows;
+  const recalled = (await client.query<{ lot_id: string; clinic_id: string }>(
+    "select s.lot_id, s.clinic_id from lot_stock s join lots l on l.id = s.lot_id where l.status = 'recalled'",
+  )).rows;
+  const procedures = (await client.query<{ id: string; clinic_id: string; patient_id: string }>(
+    "select id, clinic_id, patient_id from procedures where status = 'completed' order by random() limit 20000",
+  )).rows;
+  const bigLot = (await client.query<{ lot_id: string; n: number }>('select lot_id, count(*)::int as n from procedures group by 1 order by 2 desc limit 1')).rows[0]!;
+  await client.end();
+
+  // The service (production build) and the baseline, on the same database.
+  const servicePort = await freePort();
+  const baselinePort = await freePort();
+  const service = await startProcess(
+    'service',
+    ['dist/server.js'],
+    {
+      NODE_ENV: 'production',
+      DATABASE_URL: db.url,
+      PORT: String(servicePort),
+      HOST: '127.0.0.1',
+      AUTH_PUBLIC_KEY_FILE: keyFile,
+      AUTH_ISSUER: ISSUER,
+      AUTH_AUDIENCE: AUDIENCE,
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_PER_MINUTE: '0',
+      DB_POOL_SIZE: String(connections),
+    },
+    `http://127.0.0.1:${servicePort}/health/ready`,
+  );
+  await startProcess('baseline', ['--import', 'tsx', 'bench/baseline.ts'], { DATABASE_URL: db.url, PORT: String(baselinePort), DB_POOL_SIZE: String(connections) }, `http://127.0.0.1:${baselinePort}/health`);
+  const serviceUrl = `http://127.0.0.1:${servicePort}`;
+  const baselineUrl = `http://127.0.0.1:${baselinePort}`;
+
+  const now = () => new Date(Date.now() - Math.floor(Math.random() * 3_600_000)).toISOString();
+  const procedureBody = (recalledShare: number) => {
+    if (recalled.length && Math.random() < recalledShare) {
+      const r = pick(recalled);
+      const p = pick(byClinic.get(r.clinic_id)!);
+      return { clinic: r.clinic_id, body: procedure(p.id, r.lot_id) };
+    }
+    const t = pick(targets);
+    const p = pick(byClinic.get(t.clinic_id)!);
+    return { clinic: t.clinic_id, body: procedure(p.id, t.lot_id) };
+  };
+  const procedure = (patientId: string, lotId: string) => ({
+    patientId,
+    lotId,
+    performedAt: now(),
+    performer: 'Dr. Bench',
+    indication: { system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'M17.11' },
+    route: 'intra-articular',
+    site: { bodySite: 'knee-joint', laterality: 'right' },
+    imagingGuidance: 'ultrasound',
+    dose: { particles: 0.02 * PARTICLES_PER_ML, volumeMl: 0.02 },
+    vialsUsed: 1,
+  });
+
+  type Scenario = { name: string; service: Target; baseline?: Target; connections?: number; expected422?: boolean };
+  const scenarios: Scenario[] = [
+    {
+      name: 'GET /v1/patients/{id}',
+      service: { method: 'GET', next: () => { const p = pick(patients); return { path: `/v1/patients/${p.id}`, token: tokens[p.clinic_id] }; } },
+      baseline: { method: 'GET', next: () => ({ path: `/v1/patients/${pick(patients).id}` }) },
+    },
+    {
+      name: 'GET /v1/patients?identifier=',
+      service: { method: 'GET', next: () => { const p = pick(patients); return { path: `/v1/patients?identifier=${encodeURIComponent(`${p.sys}|${p.val}`)}`, token: tokens[p.clinic_id] }; } },
+      baseline: { method: 'GET', next: () => { const p = pick(patients); return { path: `/v1/patients?identifier=${encodeURIComponent(`${p.sys}|${p.val}`)}` }; } },
+    },
+    {
+      name: 'POST /v1/procedures',
+      expected422: true,
+      service: { method: 'POST', next: () => { const { clinic, body } = procedureBody(0.02); return { path: '/v1/procedures', token: tokens[clinic], body }; } },
+      baseline: { method: 'POST', next: () => { const { clinic, body } = procedureBody(0); return { path: '/v1/procedures', body: { ...body, clinicId: clinic } }; } },
+    },
+    {
+      name: 'POST /v1/outcomes',
+      service: { method: 'POST', next: () => { const p = pick(procedures); return { path: '/v1/outcomes', token: tokens[p.clinic_id], body: { procedureId: p.id, instrument: 'nrs-pain', score: 3, assessedAt: now(), timepoint: 'unscheduled' } }; } },
+      baseline: { method: 'POST', next: () => { const p = pick(procedures); return { path: '/v1/outcomes', body: { procedureId: p.id, patientId: p.patient_id, clinicId: p.clinic_id, instrument: 'nrs-pain', score: 3, assessedAt: now(), timepoint: 'unscheduled' } }; } },
+    },
+    {
+      name: `GET lot-traceability (${bigLot.n.toLocaleString('en')} recipients), JSON`,
+      connections: 1,
+      service: { method: 'GET', next: () => ({ path: `/v1/reports/lot-traceability/${bigLot.lot_id}`, token: inspector }) },
+    },
+    {
+      name: `GET lot-traceability (${bigLot.n.toLocaleString('en')} recipients), CSV`,
+      connections: 1,
+      service: { method: 'GET', next: () => ({ path: `/v1/reports/lot-traceability/${bigLot.lot_id}`, token: inspector, accept: 'text/csv' }) },
+    },
+    {
+      name: 'GET /fhir/R4/Patient/{id}/$everything',
+      service: { method: 'GET', next: () => { const p = pick(patients); return { path: `/fhir/R4/Patient/${p.id}/$everything`, token: tokens[p.clinic_id] }; } },
+    },
+  ];
+
+  const rssStart = rssMb(service.pid!);
+  const started = Date.now();
+  const rows: { name: string; service: RunStats; baseline?: RunStats; ratio?: number }[] = [];
+  for (const s of scenarios) {
+    const conns = s.connections ?? connections;
+    log(`\n${s.name}`);
+    await drive(serviceUrl, s.service, Math.min(3, seconds), conns); // warm-up
+    if (s.baseline) await drive(baselineUrl, s.baseline, Math.min(3, seconds), conns);
+    const serviceRuns: RunStats[] = [];
+    const baselineRuns: RunStats[] = [];
+    for (let round = 0; round < 2; round++) {
+      serviceRuns.push(await drive(serviceUrl, s.service, seconds / 2, conns));
+      if (s.baseline) baselineRuns.push(await drive(baselineUrl, s.baseline, seconds / 2, conns));
+    }
+    const svc = combine(serviceRuns);
+    const base = s.baseline ? combine(baselineRuns) : undefined;
+    const ratio = base ? svc.requests / svc.seconds / (base.requests / base.seconds) : undefined;
+    rows.push({ name: s.name, service: svc, baseline: base, ratio });
+    log(`  service  ${(svc.requests / svc.seconds).toFixed(0)} req/s  p50 ${svc.p50.toFixed(1)} ms  p99 ${svc.p99.toFixed(1)} ms  ${JSON.stringify(svc.statuses)}`);
+    if (base) log(`  baseline ${(base.requests / base.seconds).toFixed(0)} req/s  p50 ${base.p50.toFixed(1)} ms  p99 ${base.p99.toFixed(1)} ms  ratio ${(ratio! * 100).toFixed(0)} %`);
+  }
+  const rssEnd = rssMb(service.pid!);
+  const elapsed = Math.round((Date.now() - started) / 1000);
+
+  const fmt = (n: number) => n.toFixed(n < 10 ? 1 : 0);
+  const errorsOf = (r: RunStats, expected422 = false) => {
+    const unexpected = Object.entries(r.statuses).filter(([code]) => !code.startsWith('2') && !(expected422 && code === '422')).reduce((s, [, n]) => s + n, 0) + r.errors;
+    const provoked = expected422 ? (r.statuses['422'] ?? 0) : 0;
+    return provoked ? `${unexpected} (+${provoked} provoked 422)` : String(unexpected);
+  };
+  const table = [
+    '| scenario | service req/s | p50 ms | p99 ms | errors | baseline req/s | p50 ms | p99 ms | service / baseline |',
+    '|---|---:|---:|---:|---|---:|---:|---:|---:|',
+    ...rows.map(({ name, service: s, baseline: b, ratio }, i) =>
+      `| ${name} | ${fmt(s.requests / s.seconds)} | ${fmt(s.p50)} | ${fmt(s.p99)} | ${errorsOf(s, scenarios[i]!.expected422)} | ${b ? fmt(b.requests / b.seconds) : '–'} | ${b ? fmt(b.p50) : '–'} | ${b ? fmt(b.p99) : '–'} | ${ratio ? `${(ratio * 100).toFixed(0)} %` : '–'} |`,
+    ),
+  ].join('\n');
+  const summary =
+    `Scale ${scale} (${counts.patients.toLocaleString('en')} patients, ${counts.procedures.toLocaleString('en')} procedures, ${counts.outcomes.toLocaleString('en')} outcomes, ` +
+    `${counts.audit.toLocaleString('en')} audit entries), ${connections} connections, ${seconds} s per scenario and side in two alternating rounds; ` +
+    `reports with 1 connection. Service RSS ${rssStart} MB → ${rssEnd} MB over ${elapsed} s. ${os.cpus().length} cores, Node ${process.version}.`;
+  log(`\n${table}\n\n${summary}`);
+
+  const stamp = new Date().toISOString().replace(/[:]/g, '-').slice(0, 19);
+  const resultsDir = path.join(root, 'bench', 'results');
+  await fs.mkdir(resultsDir, { recursive: true });
+  const base = path.join(resultsDir, `${stamp}${quick ? '-quick' : ''}`);
+  await fs.writeFile(`${base}.json`, JSON.stringify({ scale, seconds, connections, seedSeconds, counts, rssMb: { start: rssStart, end: rssEnd, seconds: elapsed }, rows }, null, 2));
+  await fs.writeFile(`${base}.md`, `${table}\n\n${summary}\n`);
+  log(`\nwrote ${path.relative(root, base)}.json and .md`);
+  if (!quick && !values['no-readme']) {
+    const readme = path.join(root, 'README.md');
+    const text = await fs.readFile(readme, 'utf8');
+    const updated = text.replace(/<!-- bench:start -->[\s\S]*<!-- bench:end -->/, `<!-- bench:start -->\n${table}\n\n${summary}\n<!-- bench:end -->`);
+    if (updated !== text) {
+      await fs.writeFile(readme, updated);
+      log('updated the table in README.md');
+    }
+  }
+  await stopChildren();
+  await db.close();
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    cleanup();
+    process.exit(1);
+  },
+);
