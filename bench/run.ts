@@ -26,6 +26,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     'data-dir': { type: 'string' },
     'no-readme': { type: 'boolean', default: false },
+    only: { type: 'string', description: 'run only scenarios whose name contains this' },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 const quick = values.quick;
@@ -184,7 +186,7 @@ async function main() {
   const baselinePort = await freePort();
   const service = await startProcess(
     'service',
-    ['dist/server.js'],
+    [...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.join(root, 'bench', 'profiles')] : []), 'dist/server.js'],
     {
       NODE_ENV: 'production',
       DATABASE_URL: db.url,
@@ -266,10 +268,11 @@ async function main() {
     },
   ];
 
+  const selected = values.only ? scenarios.filter((s) => s.name.includes(values.only!)) : scenarios;
   const rssStart = rssMb(service.pid!);
   const started = Date.now();
   const rows: { name: string; service: RunStats; baseline?: RunStats; ratio?: number }[] = [];
-  for (const s of scenarios) {
+  for (const s of selected) {
     const conns = s.connections ?? connections;
     log(`\n${s.name}`);
     await drive(serviceUrl, s.service, Math.min(3, seconds), conns); // warm-up
@@ -300,7 +303,7 @@ async function main() {
     '| scenario | service req/s | p50 ms | p99 ms | errors | baseline req/s | p50 ms | p99 ms | service / baseline |',
     '|---|---:|---:|---:|---|---:|---:|---:|---:|',
     ...rows.map(({ name, service: s, baseline: b, ratio }, i) =>
-      `| ${name} | ${fmt(s.requests / s.seconds)} | ${fmt(s.p50)} | ${fmt(s.p99)} | ${errorsOf(s, scenarios[i]!.expected422)} | ${b ? fmt(b.requests / b.seconds) : '–'} | ${b ? fmt(b.p50) : '–'} | ${b ? fmt(b.p99) : '–'} | ${ratio ? `${(ratio * 100).toFixed(0)} %` : '–'} |`,
+      `| ${name} | ${fmt(s.requests / s.seconds)} | ${fmt(s.p50)} | ${fmt(s.p99)} | ${errorsOf(s, selected[i]!.expected422)} | ${b ? fmt(b.requests / b.seconds) : '–'} | ${b ? fmt(b.p50) : '–'} | ${b ? fmt(b.p99) : '–'} | ${ratio ? `${(ratio * 100).toFixed(0)} %` : '–'} |`,
     ),
   ].join('\n');
   const summary =
@@ -316,7 +319,7 @@ async function main() {
   await fs.writeFile(`${base}.json`, JSON.stringify({ scale, seconds, connections, seedSeconds, counts, rssMb: { start: rssStart, end: rssEnd, seconds: elapsed }, rows }, null, 2));
   await fs.writeFile(`${base}.md`, `${table}\n\n${summary}\n`);
   log(`\nwrote ${path.relative(root, base)}.json and .md`);
-  if (!quick && !values['no-readme']) {
+  if (!quick && !values['no-readme'] && !values.only) {
     const readme = path.join(root, 'README.md');
     const text = await fs.readFile(readme, 'utf8');
     const updated = text.replace(/<!-- bench:start -->[\s\S]*<!-- bench:end -->/, `<!-- bench:start -->\n${table}\n\n${summary}\n<!-- bench:end -->`);

@@ -114,7 +114,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     recipientsOfLot: (exec, lotId) => procedures.recipientsOfLot(exec, lotId),
   });
   const vials = createVialsService({ db, uow, audit, clock });
-  const procedures = createProceduresService({ db, uow, audit, history, clock, patients, consents, lots, vials });
+  const procedures = createProceduresService({ db, uow, audit, history, clock, patients, lots, vials });
   const outcomes = createOutcomesService({ db, uow, audit, clock, patients, procedures });
   const adverseEvents = createAdverseEventsService({ db, uow, audit, history, clock, procedures });
   const auditLog = createAuditLogService({ db, audit });

@@ -12,9 +12,32 @@ export interface TokenVerifierOptions {
 
 export type TokenVerifier = (authorization: string | undefined) => Promise<Principal>;
 
-/** Verifies `Authorization: Bearer <JWT>`: asymmetric algorithms only, iss/aud/exp required. */
+const CACHE_MAX = 10_000;
+const CACHE_TTL_MS = 60_000;
+
+/**
+ * Verifies `Authorization: Bearer <JWT>`: asymmetric algorithms only, iss/aud/exp required. A verified token
+ * is remembered for at most a minute and never past its `exp`, keyed by the whole token string: a changed
+ * token is a different key, so the cache cannot accept anything the verifier would refuse, except a token
+ * whose signing key was withdrawn in the last minute. Per instance; nothing is shared.
+ */
 export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
+  const verify = createUncachedVerifier(opts);
+  const cache = new Map<string, { principal: Principal; until: number }>();
   return async (authorization) => {
+    const now = Date.now();
+    const hit = authorization ? cache.get(authorization) : undefined;
+    if (hit && hit.until > now) return hit.principal;
+    if (hit) cache.delete(authorization!);
+    const { principal, exp } = await verify(authorization);
+    if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
+    cache.set(authorization!, { principal, until: Math.min(now + CACHE_TTL_MS, exp * 1000) });
+    return principal;
+  };
+}
+
+function createUncachedVerifier(opts: TokenVerifierOptions) {
+  return async (authorization: string | undefined): Promise<{ principal: Principal; exp: number }> => {
     if (!authorization) throw new Unauthorized('An Authorization: Bearer token is required.');
     const match = /^Bearer[ ]+([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)[ ]*$/i.exec(authorization);
     if (!match) throw new Unauthorized('The Authorization header must be "Bearer <JWT>".');
@@ -32,9 +55,8 @@ export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
         throw new Unauthorized('The clinic_id claim must be a non-empty string.');
       }
       return {
-        sub: payload.sub!,
-        clinicId: clinic ?? null,
-        scopes: new Set(scope.split(' ').filter(Boolean)),
+        principal: { sub: payload.sub!, clinicId: clinic ?? null, scopes: new Set(scope.split(' ').filter(Boolean)) },
+        exp: payload.exp!,
       };
     } catch (err) {
       if (err instanceof Unauthorized) throw err;

@@ -33,7 +33,7 @@ export function createAuditLogService({ db, audit }: { db: Db; audit: AuditLog }
     },
 
     async verify(actor: Actor, from?: string, to?: string): Promise<z.infer<typeof VerifyResult>> {
-      await q.sealAll(db);
+      await q.sealAll(db, { wait: true });
       const check = await q.verifyChain(db, from, to);
       await audit.record(db, actor, { action: 'read', resourceType: 'audit-chain', details: { checked: check.checked, valid: !check.firstInvalid && check.notInChain === 0 } });
       return { valid: check.firstInvalid === null && check.notInChain === 0, ...check };

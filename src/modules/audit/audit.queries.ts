@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, gte, lte, or, sql, type SQL } from 'drizzle-orm';
-import type { Executor } from '../../db/client.js';
+import type { Db, Executor } from '../../db/client.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { auditChain, auditEvents } from './audit.table.js';
 
@@ -31,12 +31,22 @@ export async function listAuditEvents(exec: Executor, visibleClinic: string | nu
     .limit(page.limit + 1);
 }
 
-/** Seals queued entries in batches until the queue is empty or another instance holds the sealer lock. */
-export async function sealAll(exec: Executor, batch = 5000): Promise<number> {
+const SEALER_LOCK = 7314201119; // the advisory lock audit_seal() takes (migrations/0007)
+
+/**
+ * Seals queued entries in batches until the queue is empty. By default it gives way when another instance
+ * is sealing (that one will finish the job); with `wait` it queues for the sealer lock, so that when it
+ * returns every entry committed before the call is in the chain (verify needs that).
+ */
+export async function sealAll(db: Db, opts: { batch?: number; wait?: boolean } = {}): Promise<number> {
+  const batch = opts.batch ?? 5000;
   let total = 0;
   for (;;) {
-    const result = await exec.execute(sql`SELECT audit_seal(${batch}) AS n`);
-    const n = Number((result.rows[0] as { n: number }).n);
+    const n = await db.transaction(async (tx) => {
+      if (opts.wait) await tx.execute(sql`select pg_advisory_xact_lock(${SEALER_LOCK})`);
+      const result = await tx.execute(sql`select audit_seal(${batch}) as n`);
+      return Number((result.rows[0] as { n: number }).n);
+    });
     if (n <= 0) return total;
     total += n;
     if (n < batch) return total;

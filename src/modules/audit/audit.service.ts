@@ -1,4 +1,6 @@
+import { sql, type SQLWrapper } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
+import { write } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import { auditEvents } from './audit.table.js';
 
@@ -17,13 +19,26 @@ export interface AuditEntry {
 export interface AuditLog {
   /** Appends entries with the caller's executor, so they commit or roll back with the change they describe. */
   record(exec: Executor, actor: Actor, ...entries: AuditEntry[]): Promise<void>;
+  /**
+   * Runs `query` (rows with `id` and `clinic_id` columns) and appends a read entry for each row it returns,
+   * in one statement: an entry exists exactly when its row was returned, at the cost of one round trip.
+   * Rows come back as PostgreSQL named them.
+   */
+  readThrough(exec: Executor, actor: Actor, resourceType: string, query: SQLWrapper): Promise<Record<string, unknown>[]>;
+  /** Runs a search (rows with `id`, at most limit + 1) and appends one search entry naming the ids returned, in one statement. */
+  searchThrough(
+    exec: Executor,
+    actor: Actor,
+    entry: { resourceType: string; clinicId: string | null; filters: string[]; limit: number },
+    query: SQLWrapper,
+  ): Promise<Record<string, unknown>[]>;
 }
 
 export function createAuditLog(): AuditLog {
   return {
     async record(exec, actor, ...entries) {
       if (entries.length === 0) return;
-      await exec.insert(auditEvents).values(
+      await write(exec, exec.insert(auditEvents).values(
         entries.map((e) => ({
           actorSub: actor.sub,
           actorClinicId: actor.clinicId,
@@ -35,7 +50,32 @@ export function createAuditLog(): AuditLog {
           outcome: e.outcome ?? 'success',
           details: e.details ?? null,
         })),
-      );
+      ));
+    },
+
+    async readThrough(exec, actor, resourceType, query) {
+      const result = await exec.execute(sql`
+        with r as (${query}),
+        a as (
+          insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome)
+          select ${actor.sub}, ${actor.clinicId}, 'read', ${resourceType}, r.id::text, r.clinic_id, ${actor.requestId}, 'success' from r
+        )
+        select * from r`);
+      return result.rows;
+    },
+
+    async searchThrough(exec, actor, entry, query) {
+      const result = await exec.execute(sql`
+        with r as (${query}),
+        a as (
+          insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)
+          values (${actor.sub}, ${actor.clinicId}, 'search', ${entry.resourceType}, null, ${entry.clinicId}, ${actor.requestId}, 'success',
+            jsonb_build_object(
+              'filters', ${JSON.stringify(entry.filters)}::jsonb,
+              'resultIds', coalesce((select jsonb_agg(x.id order by x.id) from (select id from r order by id limit ${entry.limit}) x), '[]'::jsonb)))
+        )
+        select * from r order by id`);
+      return result.rows;
     },
   };
 }

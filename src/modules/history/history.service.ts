@@ -1,5 +1,6 @@
 import { and, asc, eq, gt } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
+import { write } from '../../db/unit-of-work.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { recordVersions } from './history.table.js';
 
@@ -19,14 +20,14 @@ export interface History {
 export function createHistory(): History {
   return {
     async record(tx, e) {
-      await tx.insert(recordVersions).values({
+      await write(tx, tx.insert(recordVersions).values({
         resourceType: e.resourceType,
         resourceId: e.resourceId,
         version: e.version,
         clinicId: e.clinicId,
         body: e.body as Record<string, unknown>,
         recordedBy: e.by,
-      });
+      }));
     },
     async list<T>(exec: Executor, resourceType: string, resourceId: string, page: PageRequest<number>) {
       const rows = await exec

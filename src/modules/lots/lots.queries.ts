@@ -37,8 +37,18 @@ export async function lockLot(tx: Tx, id: string): Promise<LotRow | undefined> {
  * The lot, share-locked for a procedure: procedures on it run side by side, while a status change (which
  * takes the row FOR UPDATE) waits for them and they for it. The status they judge cannot move under them.
  */
-export async function shareLockLot(tx: Tx, id: string): Promise<LotRow | undefined> {
-  const [row] = await tx.select().from(lots).where(eq(lots.id, id)).for('share').limit(1);
+export async function shareLockLotWithStatusAt(tx: Tx, id: string, at: Date) {
+  const [row] = await tx
+    .select({
+      lot: lots,
+      // Parameters, not column objects: drizzle renders columns unqualified here, which would bind to `s`.
+      statusAt: sql<string | null>`(select s.status from ${lotStatusChanges} s where s.lot_id = ${id} and s.effective_at <= ${at.toISOString()}
+        order by s.effective_at desc, s.recorded_at desc, s.id desc limit 1)`,
+    })
+    .from(lots)
+    .where(eq(lots.id, id))
+    .for('share', { of: lots })
+    .limit(1);
   return row;
 }
 

@@ -268,9 +268,9 @@ export function createLotsService(deps: LotsDeps) {
 
     /** The lot for a procedure at `at`: its row (share-locked) and its status then; undefined if no such lot. */
     async forUseAt(tx: Tx, lotId: string, at: Date) {
-      const lot = await q.shareLockLot(tx, lotId);
-      if (!lot) return undefined;
-      return { lot, statusAt: (await q.statusAt(tx, lotId, at)) as LotStatus | undefined };
+      const row = await q.shareLockLotWithStatusAt(tx, lotId, at);
+      if (!row) return undefined;
+      return { lot: row.lot, statusAt: (row.statusAt ?? undefined) as LotStatus | undefined };
     },
 
     /** The lot's status in force at `at`, judged from its dated history. */

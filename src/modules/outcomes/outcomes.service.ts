@@ -33,27 +33,29 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
   async function derive(exec: Executor, clinicId: string, rows: q.OutcomeRow[]): Promise<OutcomeDto[]> {
     const procedureIds = [...new Set(rows.map((r) => r.procedureId))];
     const [performed, baselines] = await Promise.all([procedures.performedAtOf(exec, clinicId, procedureIds), q.baselinesOf(exec, procedureIds)]);
-    return rows.map((r) => {
-      const instrument = r.instrument as InstrumentCode;
-      const timepoint = r.timepoint as Timepoint;
-      const days = daysAfter(performed.get(r.procedureId)!, r.assessedAt);
-      const baseline = timepoint === 'baseline' ? null : (baselines.get(`${r.procedureId}|${r.instrument}`) ?? null);
-      return {
-        id: r.id,
-        procedureId: r.procedureId,
-        patientId: r.patientId,
-        instrument,
-        score: r.score,
-        assessedAt: r.assessedAt.toISOString(),
-        timepoint,
-        daysAfterProcedure: days,
-        inWindow: inWindow(timepoint, days),
-        changeFromBaseline: timepoint === 'baseline' ? 0 : changeFromBaseline(r.score, baseline),
-        responder: isResponder(instrument, r.score, baseline),
-        recordedAt: r.recordedAt.toISOString(),
-        recordedBy: r.recordedBy,
-      };
-    });
+    return rows.map((r) => toDto(r, performed.get(r.procedureId)!, baselines));
+  }
+
+  function toDto(r: q.OutcomeRow, performedAt: Date, baselines: Map<string, number>): OutcomeDto {
+    const instrument = r.instrument as InstrumentCode;
+    const timepoint = r.timepoint as Timepoint;
+    const days = daysAfter(performedAt, r.assessedAt);
+    const baseline = timepoint === 'baseline' ? null : (baselines.get(`${r.procedureId}|${r.instrument}`) ?? null);
+    return {
+      id: r.id,
+      procedureId: r.procedureId,
+      patientId: r.patientId,
+      instrument,
+      score: r.score,
+      assessedAt: r.assessedAt.toISOString(),
+      timepoint,
+      daysAfterProcedure: days,
+      inWindow: inWindow(timepoint, days),
+      changeFromBaseline: timepoint === 'baseline' ? 0 : changeFromBaseline(r.score, baseline),
+      responder: isResponder(instrument, r.score, baseline),
+      recordedAt: r.recordedAt.toISOString(),
+      recordedBy: r.recordedBy,
+    };
   }
 
   return {
@@ -78,7 +80,7 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
         if (procedure.status === 'entered-in-error') {
           throw new RuleViolation('procedure-entered-in-error', 'The procedure was entered in error; outcomes cannot be recorded against it.');
         }
-        const row = await q.insertOutcome(tx, {
+        const row: q.OutcomeRow = {
           id: newId(),
           clinicId,
           procedureId: procedure.id,
@@ -89,7 +91,8 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
           timepoint: input.timepoint,
           recordedAt: clock.now(),
           recordedBy: actor.sub,
-        });
+        };
+        await q.insertOutcome(tx, row);
         await audit.record(tx, actor, {
           action: 'create',
           resourceType: OUTCOME,
@@ -97,7 +100,8 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
           clinicId,
           details: { procedureId: row.procedureId, patientId: row.patientId, instrument: row.instrument },
         });
-        return (await derive(tx, clinicId, [row]))[0]!;
+        const baselines = input.timepoint === 'baseline' ? new Map<string, number>() : await q.baselinesOf(tx, [procedure.id]);
+        return toDto(row, procedure.performedAt, baselines);
       }, idem);
     },
 

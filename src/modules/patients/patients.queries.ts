@@ -1,6 +1,7 @@
 import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import { pgCode, pgConstraint } from '../../db/errors.js';
+import { fromRaw } from '../../db/raw.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { Conflict } from '../../shared/errors.js';
 import { consents, patients } from './patients.table.js';
@@ -24,6 +25,18 @@ export async function insertPatient(tx: Tx, row: typeof patients.$inferInsert): 
     return mapUniqueViolation(err);
   }
 }
+
+/** The select of one patient of the clinic, unexecuted (for AuditLog.readThrough). */
+export function selectPatient(exec: Executor, clinicId: string, id: string) {
+  return exec
+    .select()
+    .from(patients)
+    .where(and(eq(patients.id, id), eq(patients.clinicId, clinicId)))
+    .limit(1);
+}
+
+/** A patients row as PostgreSQL returns it from raw SQL. */
+export const patientFromRaw = (r: Record<string, unknown>): PatientRow => fromRaw(patients, r);
 
 export async function findPatient(exec: Executor, clinicId: string, id: string): Promise<PatientRow | undefined> {
   const [row] = await exec
@@ -54,7 +67,8 @@ function patientWhere(clinicId: string, f: PatientFilters): (SQL | undefined)[] 
   return where;
 }
 
-export async function listPatients(exec: Executor, clinicId: string, f: PatientFilters, page: PageRequest): Promise<PatientRow[]> {
+/** The search, unexecuted (for AuditLog.searchThrough). */
+export function selectPatients(exec: Executor, clinicId: string, f: PatientFilters, page: PageRequest) {
   return exec
     .select()
     .from(patients)
@@ -132,6 +146,22 @@ export async function withdrawConsent(
     .where(eq(consents.id, id))
     .returning();
   return row!;
+}
+
+/** The clinic's patient and whether an investigational-treatment consent was in force at `at`, in one query. */
+export async function patientWithConsentAt(exec: Executor, clinicId: string, patientId: string, at: Date) {
+  const iso = at.toISOString();
+  const [row] = await exec
+    .select({
+      patient: patients,
+      consentInForce: sql<boolean>`exists (
+        select 1 from ${consents} c where c.patient_id = ${patientId} and c.clinic_id = ${clinicId}
+          and c.kind = 'investigational-treatment' and c.signed_at <= ${iso} and (c.withdrawn_at is null or c.withdrawn_at > ${iso}))`,
+    })
+    .from(patients)
+    .where(and(eq(patients.id, patientId), eq(patients.clinicId, clinicId)))
+    .limit(1);
+  return row;
 }
 
 /** An investigational-treatment consent signed by `at` and not withdrawn by then. */

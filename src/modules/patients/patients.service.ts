@@ -65,6 +65,11 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
       return q.findPatientAnyClinic(exec, id);
     },
 
+    /** The clinic's patient with whether consent was in force at `at` (undefined if not theirs). */
+    withConsentAt(exec: Executor, clinicId: string, id: string, at: Date) {
+      return q.patientWithConsentAt(exec, clinicId, id, at);
+    },
+
     /** The clinic's patient, in the caller's transaction (undefined if not theirs). */
     findInClinic(exec: Executor, clinicId: string, id: string) {
       return q.findPatient(exec, clinicId, id);
@@ -92,22 +97,16 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
     },
 
     async get(actor: Actor, id: string): Promise<PatientDto> {
-      const row = await visiblePatient(actor, id);
-      await audit.record(db, actor, { action: 'read', resourceType: PATIENT, resourceId: id, clinicId: row.clinicId });
-      return toPatientDto(row);
+      const [raw] = await audit.readThrough(db, actor, PATIENT, q.selectPatient(db, clinicOf(actor), id));
+      if (!raw) throw new NotFound('patient');
+      return toPatientDto(q.patientFromRaw(raw));
     },
 
     async search(actor: Actor, filters: PatientFilters, page: PageRequest) {
       const clinicId = clinicOf(actor);
-      const rows = await q.listPatients(db, clinicId, filters, page);
-      const result = toPage(rows.map(toPatientDto), page.limit);
-      await audit.record(db, actor, {
-        action: 'search',
-        resourceType: PATIENT,
-        clinicId,
-        details: { filters: Object.keys(filters).filter((k) => filters[k as keyof PatientFilters] !== undefined), resultIds: result.items.map((p) => p.id) },
-      });
-      return result;
+      const named = Object.keys(filters).filter((k) => filters[k as keyof PatientFilters] !== undefined);
+      const rows = await audit.searchThrough(db, actor, { resourceType: PATIENT, clinicId, filters: named, limit: page.limit }, q.selectPatients(db, clinicId, filters, page));
+      return toPage(rows.map((r) => toPatientDto(q.patientFromRaw(r))), page.limit);
     },
 
     /** How many of the caller's clinic's patients match (for FHIR Bundle.total). */

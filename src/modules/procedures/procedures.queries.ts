@@ -1,14 +1,14 @@
 import { and, asc, eq, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../http/pagination.js';
+import { write } from '../../db/unit-of-work.js';
 import type { ProcedureFilters } from './procedures.schemas.js';
 import { procedures } from './procedures.table.js';
 
 export type ProcedureRow = typeof procedures.$inferSelect;
 
-export async function insertProcedure(tx: Tx, row: typeof procedures.$inferInsert): Promise<ProcedureRow> {
-  const [created] = await tx.insert(procedures).values(row).returning();
-  return created!;
+export async function insertProcedure(tx: Tx, row: ProcedureRow): Promise<void> {
+  await write(tx, tx.insert(procedures).values(row));
 }
 
 export async function findProcedure(exec: Executor, clinicId: string, id: string): Promise<ProcedureRow | undefined> {

@@ -12,7 +12,6 @@ import type { AuditLog } from '../audit/audit.service.js';
 import type { History } from '../history/history.service.js';
 import type { LotsService } from '../lots/lots.service.js';
 import type { VialsService } from '../lots/vials.service.js';
-import type { ConsentsService } from '../patients/consents.service.js';
 import type { PatientsService } from '../patients/patients.service.js';
 import { checkDose, checkRouteSiteGuidance } from './gates.js';
 import * as q from './procedures.queries.js';
@@ -54,15 +53,14 @@ export interface ProceduresDeps {
   audit: AuditLog;
   history: History;
   clock: Clock;
-  patients: Pick<PatientsService, 'visiblePatient' | 'findInClinic'>;
-  consents: Pick<ConsentsService, 'validAt'>;
+  patients: Pick<PatientsService, 'withConsentAt'>;
   lots: Pick<LotsService, 'forUseAt'>;
   vials: Pick<VialsService, 'administer' | 'returnToStock' | 'onHand'>;
 }
 
 export type ProceduresService = ReturnType<typeof createProceduresService>;
 
-export function createProceduresService({ db, uow, audit, history, clock, patients, consents, lots, vials }: ProceduresDeps) {
+export function createProceduresService({ db, uow, audit, history, clock, patients, lots, vials }: ProceduresDeps) {
   async function visible(actor: Actor, id: string): Promise<q.ProcedureRow> {
     const row = await q.findProcedure(db, clinicOf(actor), id);
     if (!row) throw new NotFound('procedure');
@@ -82,11 +80,11 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
       const performedAt = effectiveTime(clock, input.performedAt, 'performedAt');
       checkRouteSiteGuidance(input);
       return uow.run(async (tx) => {
-        const patient = await patients.findInClinic(tx, clinicId, input.patientId);
+        const patient = await patients.withConsentAt(tx, clinicId, input.patientId, performedAt);
         if (!patient) {
           throw new RuleViolation('unknown-patient', 'No patient with that id in your clinic.', [{ path: 'body.patientId', message: 'not a patient of this clinic' }]);
         }
-        if (!(await consents.validAt(tx, clinicId, input.patientId, performedAt))) {
+        if (!patient.consentInForce) {
           throw new RuleViolation('consent-missing', 'The patient had no investigational-treatment consent signed and in force at performedAt.', [
             { path: 'body.performedAt', message: 'no consent in force' },
           ]);
@@ -111,7 +109,7 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
           ]);
         }
         const now = clock.now();
-        const row = await q.insertProcedure(tx, {
+        const row: q.ProcedureRow = {
           id: newId(),
           clinicId,
           patientId: input.patientId,
@@ -128,10 +126,18 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
           vialsUsed: input.vialsUsed,
           doseDeviationReason: input.doseDeviationReason ?? null,
           notes: input.notes ?? null,
+          status: 'completed',
+          enteredInErrorReason: null,
+          enteredInErrorAt: null,
+          enteredInErrorBy: null,
+          vialsReturned: 0,
+          version: 1,
           createdAt: now,
           updatedAt: now,
           createdBy: actor.sub,
-        });
+        };
+        // Built in full here, so it is written with its version and audit entry in one statement at commit.
+        await q.insertProcedure(tx, row);
         const dto = toProcedureDto(row);
         await history.record(tx, { resourceType: PROCEDURE, resourceId: row.id, version: 1, clinicId, body: dto, by: actor.sub });
         await audit.record(tx, actor, { action: 'create', resourceType: PROCEDURE, resourceId: row.id, clinicId, details: { patientId: row.patientId, lotId: row.lotId, vialsUsed: row.vialsUsed } });
