@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import type { Logger } from 'pino';
@@ -17,6 +18,33 @@ export interface PoolOptions {
 // int8 arrives as a string from pg; counts and particle numbers stay below 2^53 (CHECKed in SQL).
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
+/**
+ * Every parameterized query gets a statement name derived from its text, so PostgreSQL parses and plans it
+ * once per connection instead of on every execution. Query texts are the fixed shapes the code builds, so
+ * the set of names stays small.
+ */
+const statementNames = new Map<string, string>();
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `s_${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`;
+    if (statementNames.size < 5000) statementNames.set(text, name);
+  }
+  return name;
+}
+
+function prepareParameterizedQueries(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (config: unknown, values?: unknown, callback?: unknown) => {
+    if (config && typeof config === 'object' && 'text' in config && !('name' in config) && !('submit' in config)) {
+      const c = config as { text: string; values?: unknown[] };
+      const params = Array.isArray(values) ? values : c.values;
+      if (params && params.length > 0) return query({ ...c, name: statementName(c.text) }, values, callback);
+    }
+    return query(config, values, callback);
+  };
+}
+
 export function createPool(connectionString: string, opts: PoolOptions, log?: Logger): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
@@ -28,6 +56,7 @@ export function createPool(connectionString: string, opts: PoolOptions, log?: Lo
     application_name: 'exosome-records',
     keepAlive: true,
   });
+  pool.on('connect', prepareParameterizedQueries);
   // An idle client's error (a restart, a failover) must not crash the process.
   pool.on('error', (err) => log?.warn({ err }, 'idle database client error'));
   return pool;
