@@ -83,8 +83,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       'request',
     );
   });
+  // While closing, every response ends its connection: a keep-alive socket would otherwise hold the close
+  // open until the client drops it (in-flight requests finish, then their sockets go).
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (req, reply) => {
     reply.header('X-Request-Id', String(req.id));
+    if (closing) reply.header('Connection', 'close');
   });
 
   const db: Db = createDb(opts.pool);

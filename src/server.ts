@@ -1,9 +1,8 @@
-import pg from 'pg';
 import { buildApp } from './app.js';
 import { verifierFromEnv } from './auth/from-env.js';
 import { EnvError, loadEnv, type Env } from './config/env.js';
 import { createPool } from './db/client.js';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from './db/embedded.js';
+import { openEmbeddedDatabase } from './db/embedded-database.js';
 import { migrateDatabase } from './db/migrate.js';
 import { createLogger } from './shared/logger.js';
 
@@ -21,28 +20,14 @@ try {
 }
 const log = createLogger(env.LOG_LEVEL);
 
-const EMBEDDED_DATABASE = 'exosome_records';
-
-async function ensureDatabase(embedded: EmbeddedPostgres, name: string): Promise<void> {
-  const client = new pg.Client({ connectionString: embedded.url });
-  await client.connect();
-  try {
-    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-    if (!rowCount) await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
-  } finally {
-    await client.end();
-  }
-}
-
-let embedded: EmbeddedPostgres | undefined;
+let embedded: { url: string; port?: number; close: () => Promise<void> } | undefined;
 let shuttingDown = false;
 
 async function main() {
   let databaseUrl = env.DATABASE_URL;
   if (!databaseUrl) {
     const t0 = performance.now();
-    embedded = await startEmbeddedPostgres({
-      dataDir: env.DATA_DIR,
+    embedded = await openEmbeddedDatabase(env.DATA_DIR, {
       log: (line) => log.debug({ postgres: line }, 'postgres'),
       onUnexpectedExit: (lines) => {
         if (shuttingDown) return;
@@ -50,8 +35,7 @@ async function main() {
         process.exit(1);
       },
     });
-    await ensureDatabase(embedded, EMBEDDED_DATABASE);
-    databaseUrl = embedded.urlFor(EMBEDDED_DATABASE);
+    databaseUrl = embedded.url;
     log.info({ dataDir: env.DATA_DIR, port: embedded.port, ms: Math.round(performance.now() - t0) }, 'embedded PostgreSQL started');
   }
   await migrateDatabase(databaseUrl);
@@ -89,7 +73,7 @@ async function main() {
     try {
       await app.close(); // stops accepting, waits for in-flight requests
       await pool.end();
-      await embedded?.stop();
+      await embedded?.close();
       log.info('stopped');
       process.exit(0);
     } catch (err) {
@@ -103,6 +87,6 @@ async function main() {
 
 main().catch(async (err: unknown) => {
   log.fatal({ err }, 'could not start');
-  await embedded?.stop().catch(() => undefined);
+  await embedded?.close().catch(() => undefined);
   process.exit(1);
 });

@@ -17,6 +17,8 @@ export interface EmbeddedPostgresOptions {
   dataDir: string;
   /** Extra `-c name=value` settings, e.g. fsync=off for tests. */
   settings?: Record<string, string>;
+  /** A fixed port; by default a free one is picked at every start. */
+  port?: number;
   log?: (line: string) => void;
   /** Called once if PostgreSQL exits without being asked to. */
   onUnexpectedExit?: (lastLines: string[]) => void;
@@ -31,6 +33,21 @@ export interface EmbeddedPostgres {
 }
 
 export class EmbeddedPostgresError extends Error {}
+
+/**
+ * The connection string of a PostgreSQL already running on this data folder (a service is using it), or
+ * undefined. Lets a backup reach the embedded database without starting a second server on the folder.
+ */
+export async function runningEmbeddedUrl(dataDir: string, database: string): Promise<string | undefined> {
+  const dir = path.resolve(dataDir);
+  const pidFile = await fs.readFile(path.join(dir, 'postgres', 'postmaster.pid'), 'utf8').catch(() => '');
+  const lines = pidFile.split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!pid || !port || !isAlive(pid) || !(await isPostgres(pid))) return undefined;
+  const password = (await fs.readFile(path.join(dir, 'postgres-password'), 'utf8')).trim();
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+}
 
 const SIGNALS_HOOKED_BY_PACKAGE = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'message'] as const;
 
@@ -67,7 +84,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       await fs.writeFile(passwordFile, password + '\n', { mode: 0o600 });
     }
 
-    const port = await freePort();
+    const port = opts.port ?? (await freePort());
     const settings = {
       listen_addresses: '127.0.0.1',
       unix_socket_directories: '',
@@ -217,12 +234,18 @@ async function takeFolderLock(dataDir: string): Promise<() => Promise<void>> {
   throw new EmbeddedPostgresError(`Could not lock the data folder ${dataDir}.`);
 }
 
+/** A pid from a pid file may have been reused by an unrelated process since: only a postgres counts. */
+async function isPostgres(pid: number): Promise<boolean> {
+  const cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+  return cmdline === null ? isAlive(pid) : /postgres/.test(cmdline);
+}
+
 /** After a `kill -9` of the service its postmaster keeps running on the folder; stop it before starting. */
 async function stopLeftoverPostmaster(pgDir: string): Promise<void> {
   const pidFile = path.join(pgDir, 'postmaster.pid');
   const content = await fs.readFile(pidFile, 'utf8').catch(() => '');
   const pid = Number(content.split('\n')[0]);
-  if (!pid || !isAlive(pid)) return;
+  if (!pid || !isAlive(pid) || !(await isPostgres(pid))) return;
   process.kill(pid, 'SIGINT');
   const deadline = Date.now() + 15_000;
   while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
