@@ -273,9 +273,5 @@ export function createLotsService(deps: LotsDeps) {
       return { lot: row.lot, statusAt: (row.statusAt ?? undefined) as LotStatus | undefined };
     },
 
-    /** The lot's status in force at `at`, judged from its dated history. */
-    statusAt(exec: Executor, lotId: string, at: Date) {
-      return q.statusAt(exec, lotId, at);
-    },
   };
 }

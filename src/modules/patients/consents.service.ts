@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Db, Executor } from '../../db/client.js';
+import type { Db } from '../../db/client.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
@@ -76,11 +76,6 @@ export function createConsentsService({ db, uow, audit, history, clock, patients
       const result = toPage(rows.map(toConsentDto), page.limit);
       await audit.record(db, actor, { action: 'search', resourceType: CONSENT, clinicId: patient.clinicId, details: { patientId, resultIds: result.items.map((c) => c.id) } });
       return result;
-    },
-
-    /** Whether the patient had an investigational-treatment consent in force at `at`. */
-    validAt(exec: Executor, clinicId: string, patientId: string, at: Date) {
-      return q.validConsentAt(exec, clinicId, patientId, at);
     },
 
     async withdraw(actor: Actor, patientId: string, consentId: string, input: z.output<typeof ConsentWithdraw>, expectedVersion?: number): Promise<ConsentDto> {

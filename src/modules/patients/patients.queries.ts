@@ -164,21 +164,3 @@ export async function patientWithConsentAt(exec: Executor, clinicId: string, pat
   return row;
 }
 
-/** An investigational-treatment consent signed by `at` and not withdrawn by then. */
-export async function validConsentAt(exec: Executor, clinicId: string, patientId: string, at: Date): Promise<boolean> {
-  const iso = at.toISOString();
-  const [row] = await exec
-    .select({ id: consents.id })
-    .from(consents)
-    .where(
-      and(
-        eq(consents.patientId, patientId),
-        eq(consents.clinicId, clinicId),
-        eq(consents.kind, 'investigational-treatment'),
-        sql`${consents.signedAt} <= ${iso}`,
-        sql`(${consents.withdrawnAt} is null or ${consents.withdrawnAt} > ${iso})`,
-      ),
-    )
-    .limit(1);
-  return row !== undefined;
-}
