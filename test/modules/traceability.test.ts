@@ -167,3 +167,31 @@ describe('recall notices', () => {
     expect(overview.filter((n: { acknowledged: boolean }) => !n.acknowledged).map((n: { clinicId: string }) => n.clinicId)).toEqual(['clinic-b']);
   });
 });
+
+describe('an abandoned CSV download', () => {
+  it('gives its database connection back to the pool', async () => {
+    // A lot with enough recipients that the CSV outgrows the socket buffers: the client stops reading mid-way.
+    const { rows } = await t.pool.query('SELECT id FROM procedures WHERE lot_id = $1 LIMIT 1', [lotId]);
+    await t.pool.query(
+      `INSERT INTO procedures (id, clinic_id, patient_id, lot_id, performed_at, performer, indication, route, imaging_guidance, dose_particles, dose_volume_ml, vials_used, created_by)
+       SELECT gen_random_uuid(), clinic_id, patient_id, lot_id, performed_at, performer, indication, route, imaging_guidance, dose_particles, dose_volume_ml, vials_used, 'bulk'
+       FROM procedures p, generate_series(1, 6000) WHERE p.id = $1`,
+      [rows[0].id],
+    );
+    const { port } = (await t.app.listen({ port: 0, host: '127.0.0.1' }).then(() => t.app.server.address())) as { port: number };
+    const http = await import('node:http');
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path: `/v1/reports/lot-traceability/${lotId}`, headers: { authorization: `Bearer ${inspector}`, accept: 'text/csv' } }, (res) => {
+        expect(res.statusCode).toBe(200);
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', reject);
+    });
+    const deadline = Date.now() + 5000;
+    while (t.pool.totalCount - t.pool.idleCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(t.pool.totalCount - t.pool.idleCount).toBe(0);
+  });
+});

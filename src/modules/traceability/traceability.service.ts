@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import type pg from 'pg';
 import type { Db } from '../../db/client.js';
 import type { Actor } from '../../auth/principal.js';
@@ -146,9 +146,9 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
       const values: unknown[] = [lotIds];
       if (actor.clinicId) values.push(actor.clinicId);
       const rows = await q.streamRows(pool, q.RECIPIENT_CSV_SQL(actor.clinicId !== null), values);
-      const csv = toCsv(RECIPIENT_CSV_COLUMNS);
-      rows.on('error', (err) => csv.destroy(err));
-      return rows.pipe(csv);
+      // pipeline, not pipe: when the client goes away mid-download Fastify destroys `csv`, and the cursor
+      // must be destroyed with it, or its pooled connection would stay checked out for good.
+      return pipeline(rows, toCsv(RECIPIENT_CSV_COLUMNS), () => undefined);
     },
 
     async donorLookback(actor: Actor, donorId: string) {
