@@ -26,6 +26,10 @@ export async function findDonor(exec: Executor, id: string): Promise<DonorRow | 
   return row;
 }
 
+export async function findDonors(exec: Executor, ids: string[]): Promise<DonorRow[]> {
+  return exec.select().from(donors).where(inArray(donors.id, ids)).orderBy(asc(donors.id));
+}
+
 export async function lockDonor(tx: Tx, id: string): Promise<DonorRow | undefined> {
   const [row] = await tx.select().from(donors).where(eq(donors.id, id)).for('update').limit(1);
   return row;

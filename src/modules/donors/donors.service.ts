@@ -106,6 +106,14 @@ export function createDonorsService({ db, uow, audit, history, clock, onIneligib
       return load(db, row);
     },
 
+    /** Several donors at once, with their tests and determinations (unknown ids are left out). */
+    async getMany(ids: string[]): Promise<DonorDto[]> {
+      if (ids.length === 0) return [];
+      const rows = await q.findDonors(db, ids);
+      const [tests, determinations] = await Promise.all([q.testsOf(db, ids), q.determinationsOf(db, ids)]);
+      return rows.map((r) => toDonorDto(r, tests, determinations));
+    },
+
     async list(din: string | undefined, page: PageRequest) {
       const rows = await q.listDonors(db, din, page);
       const ids = rows.map((r) => r.id);

@@ -18,8 +18,8 @@ export interface FhirDeps {
   procedures: Pick<ProceduresService, 'get' | 'list' | 'count'>;
   outcomes: Pick<OutcomesService, 'forPatient' | 'countForPatient'>;
   adverseEvents: Pick<AdverseEventsService, 'list' | 'count'>;
-  lots: Pick<LotsService, 'get'>;
-  donors: Pick<DonorsService, 'get'>;
+  lots: Pick<LotsService, 'get' | 'getMany'>;
+  donors: Pick<DonorsService, 'getMany'>;
 }
 
 export interface SearchPage {
@@ -30,10 +30,17 @@ export interface SearchPage {
 
 /** Reads through the same services (and so the same tenancy and audit) as the REST API, mapped to R4. */
 export function createFhirService({ patients, procedures, outcomes, adverseEvents, lots, donors }: FhirDeps) {
+  /** Lots as BiologicallyDerivedProducts, with their donors' DINs: three queries whatever the count. */
+  async function products(ids: string[]) {
+    const lotDtos = await lots.getMany(ids);
+    const donorDtos = await donors.getMany([...new Set(lotDtos.flatMap((l) => l.donorIds))]);
+    const din = new Map(donorDtos.map((d) => [d.id, d.din]));
+    return lotDtos.map((l) => toFhirProduct(l, l.donorIds.map((d) => din.get(d)!)));
+  }
+
   async function product(id: string) {
-    const lot = await lots.get(id);
-    const dins = await Promise.all(lot.donorIds.map(async (d) => (await donors.get(d)).din));
-    return toFhirProduct(lot, dins);
+    await lots.get(id); // 404 for an unknown lot
+    return (await products([id]))[0]!;
   }
 
   /** A search on a patient the caller cannot see is empty, as for a patient with no records. */
@@ -107,11 +114,9 @@ export function createFhirService({ patients, procedures, outcomes, adverseEvent
         allPages((page) => outcomes.forPatient(actor, patientId, page)),
         allPages((page) => adverseEvents.list(actor, { patientId }, page)),
       ]);
-      const lotIds = [...new Set(procs.map((p) => p.lotId))];
-      const products = await Promise.all(lotIds.map((id) => product(id)));
       return {
         match: [toFhirPatient(patient), ...procs.map(toFhirProcedure), ...scores.map(toFhirObservation), ...events.map(toFhirAdverseEvent)],
-        include: products,
+        include: await products([...new Set(procs.map((p) => p.lotId))]),
       };
     },
   };

@@ -27,6 +27,10 @@ export async function findLot(exec: Executor, id: string): Promise<LotRow | unde
   return row;
 }
 
+export async function findLots(exec: Executor, ids: string[]): Promise<LotRow[]> {
+  return exec.select().from(lots).where(inArray(lots.id, ids)).orderBy(asc(lots.id));
+}
+
 /** Serializes status changes and shipments of one lot across every instance. */
 export async function lockLot(tx: Tx, id: string): Promise<LotRow | undefined> {
   const [row] = await tx.select().from(lots).where(eq(lots.id, id)).for('update').limit(1);

@@ -168,6 +168,11 @@ export function createLotsService(deps: LotsDeps) {
       return load(db, row);
     },
 
+    /** Several lots at once (unknown ids are left out). */
+    async getMany(ids: string[]): Promise<LotDto[]> {
+      return ids.length ? loadMany(db, await q.findLots(db, ids)) : [];
+    },
+
     async list(filters: LotFilters, page: PageRequest) {
       const rows = await q.listLots(db, filters, page);
       return toPage(await loadMany(db, rows), page.limit);

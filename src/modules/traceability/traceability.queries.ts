@@ -67,27 +67,31 @@ export async function adverseEventsOfLots(exec: Executor, lotIds: string[], clin
 export interface ScoreRow {
   instrument: string;
   timepoint: string;
-  score: string;
-  baseline: string | null;
+  score: number;
+  baseline: number | null;
 }
 
-/** Every follow-up score of the lot's completed procedures, with that procedure's latest baseline. */
+/**
+ * Every follow-up score of the lot's completed procedures, with that procedure's latest baseline on the same
+ * instrument. `= any(array(...))` makes PostgreSQL look outcomes up by procedure (index) instead of hashing the
+ * whole table; the baseline is picked in the same pass here.
+ */
 export async function followUpScores(exec: Executor, lotId: string, clinicId: string | null): Promise<ScoreRow[]> {
   const result = await exec.execute(sql`
-    with lot_procedures as (
-      select id from procedures where lot_id = ${lotId} and status = 'completed' ${clinicFilter('clinic_id', clinicId)}
-    ),
-    baselines as (
-      select distinct on (o.procedure_id, o.instrument) o.procedure_id, o.instrument, o.score
-      from outcomes o join lot_procedures p on p.id = o.procedure_id
-      where o.timepoint = 'baseline'
-      order by o.procedure_id, o.instrument, o.assessed_at desc, o.id desc
-    )
-    select o.instrument, o.timepoint, o.score, b.score as baseline
-    from outcomes o join lot_procedures p on p.id = o.procedure_id
-    left join baselines b on b.procedure_id = o.procedure_id and b.instrument = o.instrument
-    where o.timepoint <> 'baseline'`);
-  return result.rows as unknown as ScoreRow[];
+    select o.procedure_id, o.instrument, o.timepoint, o.score::float8 as score, extract(epoch from o.assessed_at)::float8 as at, o.id
+    from outcomes o
+    where o.procedure_id = any (array(select id from procedures where lot_id = ${lotId} and status = 'completed' ${clinicFilter('clinic_id', clinicId)}))`);
+  const rows = result.rows as { procedure_id: string; instrument: string; timepoint: string; score: number; at: number; id: string }[];
+  const baselines = new Map<string, { score: number; at: number; id: string }>();
+  for (const r of rows) {
+    if (r.timepoint !== 'baseline') continue;
+    const key = `${r.procedure_id}|${r.instrument}`;
+    const prev = baselines.get(key);
+    if (!prev || r.at > prev.at || (r.at === prev.at && r.id > prev.id)) baselines.set(key, { score: r.score, at: r.at, id: r.id });
+  }
+  return rows
+    .filter((r) => r.timepoint !== 'baseline')
+    .map((r) => ({ instrument: r.instrument, timepoint: r.timepoint, score: r.score, baseline: baselines.get(`${r.procedure_id}|${r.instrument}`)?.score ?? null }));
 }
 
 export async function lotIdsOf(exec: Executor, donorId: string): Promise<string[]> {

@@ -18,8 +18,8 @@ export interface TraceabilityDeps {
   pool: pg.Pool;
   audit: AuditLog;
   clock: Clock;
-  lots: Pick<LotsService, 'get'>;
-  donors: Pick<DonorsService, 'get'>;
+  lots: Pick<LotsService, 'get' | 'getMany'>;
+  donors: Pick<DonorsService, 'get' | 'getMany'>;
   vials: Pick<VialsService, 'inventory'>;
   patients: Pick<PatientsService, 'findAnywhere' | 'findInClinic'>;
 }
@@ -81,10 +81,9 @@ export function summarizeOutcomes(rows: q.ScoreRow[]) {
     const g = groups.get(key) ?? { instrument: r.instrument as InstrumentCode, timepoint: r.timepoint as Timepoint, n: 0, changes: [], assessable: 0, responders: 0 };
     groups.set(key, g);
     g.n++;
-    const baseline = r.baseline === null ? null : Number(r.baseline);
-    const change = changeFromBaseline(Number(r.score), baseline);
+    const change = changeFromBaseline(r.score, r.baseline);
     if (change !== null) g.changes.push(change);
-    const responder = isResponder(g.instrument, Number(r.score), baseline);
+    const responder = isResponder(g.instrument, r.score, r.baseline);
     if (responder !== null) {
       g.assessable++;
       if (responder) g.responders++;
@@ -117,7 +116,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
     async lotTraceability(actor: Actor, lotId: string) {
       const lot = await lots.get(lotId);
       const [donorDtos, inventory, recipients, adverseEvents, scores] = await Promise.all([
-        Promise.all(lot.donorIds.map((id) => donors.get(id))),
+        donors.getMany(lot.donorIds),
         vials.inventory(actor, lotId),
         q.recipientsOfLots(db, [lotId], actor.clinicId),
         q.adverseEventsOfLots(db, [lotId], actor.clinicId),
@@ -155,7 +154,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
       const donor = await donors.get(donorId);
       const lotIds = await q.lotIdsOf(db, donorId);
       const [lotDtos, recipients, adverseEvents] = await Promise.all([
-        Promise.all(lotIds.map((id) => lots.get(id))),
+        lots.getMany(lotIds),
         q.recipientsOfLots(db, lotIds, actor.clinicId),
         q.adverseEventsOfLots(db, lotIds, actor.clinicId),
       ]);
@@ -184,9 +183,9 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
       if (!patient) throw new NotFound('patient');
       const exposures = await q.exposuresOfPatient(db, patientId);
       const lotIds = [...new Set(exposures.map((e) => e.lot_id))];
-      const lotDtos = new Map((await Promise.all(lotIds.map((id) => lots.get(id)))).map((l) => [l.id, l]));
+      const lotDtos = new Map((await lots.getMany(lotIds)).map((l) => [l.id, l]));
       const donorIds = [...new Set([...lotDtos.values()].flatMap((l) => l.donorIds))];
-      const donorDtos = new Map((await Promise.all(donorIds.map((id) => donors.get(id)))).map((d) => [d.id, d]));
+      const donorDtos = new Map((await donors.getMany(donorIds)).map((d) => [d.id, d]));
       await exported(actor, 'patient-exposures', 'patient', patientId, { format: 'json', lots: lotIds.length });
       return {
         generatedAt: clock.now().toISOString(),
