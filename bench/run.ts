@@ -28,6 +28,7 @@ const { values } = parseArgs({
     'no-readme': { type: 'boolean', default: false },
     only: { type: 'string', description: 'run only scenarios whose name contains this' },
     'cpu-prof': { type: 'boolean', default: false },
+    'seal-interval': { type: 'string', description: 'AUDIT_SEAL_INTERVAL_MS for the service (0: no sealing during the run)' },
   },
 });
 const quick = values.quick;
@@ -198,6 +199,7 @@ async function main() {
       LOG_LEVEL: 'warn',
       RATE_LIMIT_PER_MINUTE: '0',
       DB_POOL_SIZE: String(connections),
+      ...(values['seal-interval'] !== undefined ? { AUDIT_SEAL_INTERVAL_MS: values['seal-interval'] } : {}),
     },
     `http://127.0.0.1:${servicePort}/health/ready`,
   );
@@ -270,6 +272,8 @@ async function main() {
 
   const selected = values.only ? scenarios.filter((s) => s.name.includes(values.only!)) : scenarios;
   const rssStart = rssMb(service.pid!);
+  let rssWarm = rssStart;
+  let warmAt = Date.now();
   const started = Date.now();
   const rows: { name: string; service: RunStats; baseline?: RunStats; ratio?: number }[] = [];
   for (const s of selected) {
@@ -287,11 +291,16 @@ async function main() {
     const base = s.baseline ? combine(baselineRuns) : undefined;
     const ratio = base ? svc.requests / svc.seconds / (base.requests / base.seconds) : undefined;
     rows.push({ name: s.name, service: svc, baseline: base, ratio });
+    if (rows.length === 1) {
+      rssWarm = rssMb(service.pid!);
+      warmAt = Date.now();
+    }
     log(`  service  ${(svc.requests / svc.seconds).toFixed(0)} req/s  p50 ${svc.p50.toFixed(1)} ms  p99 ${svc.p99.toFixed(1)} ms  ${JSON.stringify(svc.statuses)}`);
     if (base) log(`  baseline ${(base.requests / base.seconds).toFixed(0)} req/s  p50 ${base.p50.toFixed(1)} ms  p99 ${base.p99.toFixed(1)} ms  ratio ${(ratio! * 100).toFixed(0)} %`);
   }
   const rssEnd = rssMb(service.pid!);
   const elapsed = Math.round((Date.now() - started) / 1000);
+  const steady = Math.round((Date.now() - warmAt) / 1000);
 
   const fmt = (n: number) => n.toFixed(n < 10 ? 1 : 0);
   const errorsOf = (r: RunStats, expected422 = false) => {
@@ -309,14 +318,14 @@ async function main() {
   const summary =
     `Scale ${scale} (${counts.patients.toLocaleString('en')} patients, ${counts.procedures.toLocaleString('en')} procedures, ${counts.outcomes.toLocaleString('en')} outcomes, ` +
     `${counts.audit.toLocaleString('en')} audit entries), ${connections} connections, ${seconds} s per scenario and side in two alternating rounds; ` +
-    `reports with 1 connection. Service RSS ${rssStart} MB → ${rssEnd} MB over ${elapsed} s. ${os.cpus().length} cores, Node ${process.version}.`;
+    `reports with 1 connection. Service RSS ${rssStart} MB at start, ${rssWarm} MB after the first scenario, ${rssEnd} MB after the next ${steady} s. ${os.cpus().length} cores, Node ${process.version}.`;
   log(`\n${table}\n\n${summary}`);
 
   const stamp = new Date().toISOString().replace(/[:]/g, '-').slice(0, 19);
   const resultsDir = path.join(root, 'bench', 'results');
   await fs.mkdir(resultsDir, { recursive: true });
   const base = path.join(resultsDir, `${stamp}${quick ? '-quick' : ''}`);
-  await fs.writeFile(`${base}.json`, JSON.stringify({ scale, seconds, connections, seedSeconds, counts, rssMb: { start: rssStart, end: rssEnd, seconds: elapsed }, rows }, null, 2));
+  await fs.writeFile(`${base}.json`, JSON.stringify({ scale, seconds, connections, seedSeconds, counts, rssMb: { start: rssStart, warm: rssWarm, end: rssEnd, seconds: elapsed, steadySeconds: steady }, rows }, null, 2));
   await fs.writeFile(`${base}.md`, `${table}\n\n${summary}\n`);
   log(`\nwrote ${path.relative(root, base)}.json and .md`);
   if (!quick && !values['no-readme'] && !values.only) {

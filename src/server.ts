@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { buildApp } from './app.js';
 import { verifierFromEnv } from './auth/from-env.js';
 import { EnvError, loadEnv, type Env } from './config/env.js';
@@ -22,6 +23,16 @@ const log = createLogger(env.LOG_LEVEL);
 
 let embedded: { url: string; port?: number; close: () => Promise<void> } | undefined;
 let shuttingDown = false;
+
+/** Resolves once no connection is checked out or awaited (twice in a row), or after `limitMs`. */
+async function drained(pool: pg.Pool, limitMs: number): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  let quiet = 0;
+  while (quiet < 2 && Date.now() < deadline) {
+    quiet = pool.totalCount === pool.idleCount && pool.waitingCount === 0 ? quiet + 1 : 0;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 async function main() {
   let databaseUrl = env.DATABASE_URL;
@@ -72,6 +83,7 @@ async function main() {
     force.unref();
     try {
       await app.close(); // stops accepting, waits for in-flight requests
+      await drained(pool, 10_000); // handlers whose client went away may still be mid-query
       await pool.end();
       await embedded?.close();
       log.info('stopped');
