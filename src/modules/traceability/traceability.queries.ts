@@ -10,6 +10,8 @@ import type { Executor } from '../../db/client.js';
  */
 const clinicFilter = (column: string, clinicId: string | null) => (clinicId ? sql`and ${sql.raw(column)} = ${clinicId}` : sql``);
 
+const inList = (ids: string[]) => sql`(${sql.join(ids.map((id) => sql`${id}`), sql`, `)})`;
+
 export interface RecipientRow {
   procedure_id: string;
   clinic_id: string;
@@ -35,7 +37,7 @@ export async function recipientsOfLots(exec: Executor, lotIds: string[], clinicI
   const result = await exec.execute(sql`
     select ${recipientColumns}
     from procedures p join patients pt on pt.id = p.patient_id
-    where p.lot_id in ${sql`(${sql.join(lotIds.map((id) => sql`${id}`), sql`, `)})`} ${clinicFilter('p.clinic_id', clinicId)}
+    where p.lot_id in ${inList(lotIds)} ${clinicFilter('p.clinic_id', clinicId)}
     order by p.performed_at, p.id`);
   return result.rows as unknown as RecipientRow[];
 }
@@ -59,7 +61,7 @@ export async function adverseEventsOfLots(exec: Executor, lotIds: string[], clin
   const result = await exec.execute(sql`
     select a.id, a.procedure_id, a.patient_id, a.clinic_id, a.lot_id, a.onset_at, a.severity_grade, a.serious, a.seriousness_criteria, a.relatedness, a.outcome
     from adverse_events a
-    where a.lot_id in ${sql`(${sql.join(lotIds.map((id) => sql`${id}`), sql`, `)})`} ${clinicFilter('a.clinic_id', clinicId)}
+    where a.lot_id in ${inList(lotIds)} ${clinicFilter('a.clinic_id', clinicId)}
     order by a.onset_at, a.id`);
   return result.rows as unknown as AdverseEventRow[];
 }
@@ -141,8 +143,9 @@ export async function streamRows(pool: pg.Pool, text: string, values: unknown[])
   return stream;
 }
 
+/** The recipients of lots ($1, a uuid[]), optionally of one clinic ($2): the CSV export's rows. */
 export const RECIPIENT_CSV_SQL = (clinicScoped: boolean) => `
-  select l.lot_number, ${'p.id as procedure_id'}, p.clinic_id, p.patient_id, pt.mrn, p.lot_id, p.performed_at, p.route, p.body_site, p.laterality,
+  select l.lot_number, p.id as procedure_id, p.clinic_id, p.patient_id, pt.mrn, p.lot_id, p.performed_at, p.route, p.body_site, p.laterality,
          p.imaging_guidance, p.dose_particles, p.dose_volume_ml, p.vials_used, p.status
   from procedures p join patients pt on pt.id = p.patient_id join lots l on l.id = p.lot_id
   where p.lot_id = any($1::uuid[]) ${clinicScoped ? 'and p.clinic_id = $2' : ''}
