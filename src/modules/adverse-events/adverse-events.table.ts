@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import { boolean, check, index, integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { boolean, check, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { instant } from '../../db/columns.js';
 import { patients } from '../patients/patients.table.js';
 import { procedures } from '../procedures/procedures.table.js';
 import { lots } from '../lots/lots.table.js';
@@ -18,7 +19,7 @@ export const adverseEvents = pgTable(
     lotId: uuid('lot_id')
       .notNull()
       .references(() => lots.id),
-    onsetAt: timestamp('onset_at', { withTimezone: true, mode: 'date' }).notNull(),
+    onsetAt: instant('onset_at').notNull(),
     description: text('description').notNull(),
     severityGrade: integer('severity_grade').notNull(),
     serious: boolean('serious').notNull(),
@@ -26,9 +27,9 @@ export const adverseEvents = pgTable(
     relatedness: text('relatedness').notNull(),
     outcome: text('outcome').notNull(),
     version: integer('version').notNull().default(1),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdAt: instant('created_at').notNull().defaultNow(),
     createdBy: text('created_by').notNull(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    updatedAt: instant('updated_at').notNull().defaultNow(),
     updatedBy: text('updated_by').notNull(),
   },
   (t) => [

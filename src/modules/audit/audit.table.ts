@@ -1,12 +1,13 @@
 import { sql } from 'drizzle-orm';
-import { bigint, index, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { bigint, index, jsonb, pgTable, text, uniqueIndex } from 'drizzle-orm/pg-core';
+import { instant } from '../../db/columns.js';
 
 /** Append-only (a trigger refuses UPDATE and DELETE). One row per read or write of patient data. */
 export const auditEvents = pgTable(
   'audit_events',
   {
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    occurredAt: timestamp('occurred_at', { withTimezone: true, mode: 'date' }).notNull().default(sql`clock_timestamp()`),
+    occurredAt: instant('occurred_at').notNull().default(sql`clock_timestamp()`),
     actorSub: text('actor_sub').notNull(),
     actorClinicId: text('actor_clinic_id'),
     action: text('action').notNull(),
@@ -38,7 +39,7 @@ export const auditChain = pgTable(
       .references(() => auditEvents.id),
     prevHash: text('prev_hash').notNull(),
     hash: text('hash').notNull(),
-    sealedAt: timestamp('sealed_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    sealedAt: instant('sealed_at').notNull().defaultNow(),
   },
   (t) => [uniqueIndex('audit_chain_event_uq').on(t.eventId)],
 );
@@ -46,5 +47,5 @@ export const auditChain = pgTable(
 /** Work queue of entries not yet in the chain (operational, not evidence: the sealer deletes from it). */
 export const auditUnsealed = pgTable('audit_unsealed', {
   eventId: bigint('event_id', { mode: 'number' }).primaryKey(),
-  queuedAt: timestamp('queued_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  queuedAt: instant('queued_at').notNull().defaultNow(),
 });

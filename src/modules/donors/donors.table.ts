@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import { check, date, index, integer, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { check, date, index, integer, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { instant } from '../../db/columns.js';
 
 /** Donors carry no personal identity: the DIN is the only identifier (21 CFR 1271.290). */
 export const donors = pgTable(
@@ -13,9 +14,9 @@ export const donors = pgTable(
     ageAtDonationYears: integer('age_at_donation_years').notNull(),
     collectedOn: date('collected_on', { mode: 'string' }).notNull(),
     version: integer('version').notNull().default(1),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdAt: instant('created_at').notNull().defaultNow(),
     createdBy: text('created_by').notNull(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    updatedAt: instant('updated_at').notNull().defaultNow(),
   },
   (t) => [
     uniqueIndex('donors_din_uq').on(t.din),
@@ -36,7 +37,7 @@ export const donorTests = pgTable(
     result: text('result').notNull(),
     testedOn: date('tested_on', { mode: 'string' }).notNull(),
     laboratory: text('laboratory').notNull(),
-    recordedAt: timestamp('recorded_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    recordedAt: instant('recorded_at').notNull().defaultNow(),
     recordedBy: text('recorded_by').notNull(),
   },
   (t) => [index('donor_tests_donor_idx').on(t.donorId, t.id)],
@@ -52,9 +53,9 @@ export const donorEligibility = pgTable(
       .references(() => donors.id),
     status: text('status').notNull(),
     determinedBy: text('determined_by').notNull(),
-    determinedAt: timestamp('determined_at', { withTimezone: true, mode: 'date' }).notNull(),
+    determinedAt: instant('determined_at').notNull(),
     reason: text('reason'),
-    recordedAt: timestamp('recorded_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    recordedAt: instant('recorded_at').notNull().defaultNow(),
     recordedBy: text('recorded_by').notNull(),
   },
   (t) => [

@@ -1,4 +1,5 @@
-import { integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { integer, jsonb, pgTable, primaryKey, text, uuid } from 'drizzle-orm/pg-core';
+import { instant } from '../../db/columns.js';
 
 /**
  * Every version of every mutable record, as the API showed it. Written in the same transaction as the
@@ -12,7 +13,7 @@ export const recordVersions = pgTable(
     version: integer('version').notNull(),
     clinicId: text('clinic_id'),
     body: jsonb('body').$type<Record<string, unknown>>().notNull(),
-    recordedAt: timestamp('recorded_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    recordedAt: instant('recorded_at').notNull().defaultNow(),
     recordedBy: text('recorded_by').notNull(),
   },
   (t) => [primaryKey({ columns: [t.resourceType, t.resourceId, t.version] })],

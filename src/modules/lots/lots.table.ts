@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import { check, date, index, integer, jsonb, numeric, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { check, date, index, integer, jsonb, numeric, pgTable, primaryKey, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { instant } from '../../db/columns.js';
 import { donors } from '../donors/donors.table.js';
 
 export interface Characterization {
@@ -39,9 +40,9 @@ export const lots = pgTable(
     vialsShipped: integer('vials_shipped').notNull().default(0),
     status: text('status').notNull().default('quarantine'),
     version: integer('version').notNull().default(1),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdAt: instant('created_at').notNull().defaultNow(),
     createdBy: text('created_by').notNull(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    updatedAt: instant('updated_at').notNull().defaultNow(),
     updatedBy: text('updated_by').notNull(),
   },
   (t) => [
@@ -75,11 +76,11 @@ export const lotStatusChanges = pgTable(
       .notNull()
       .references(() => lots.id),
     status: text('status').notNull(),
-    effectiveAt: timestamp('effective_at', { withTimezone: true, mode: 'date' }).notNull(),
+    effectiveAt: instant('effective_at').notNull(),
     reason: text('reason'),
     cause: text('cause').notNull(),
     changedBy: text('changed_by').notNull(),
-    recordedAt: timestamp('recorded_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    recordedAt: instant('recorded_at').notNull().defaultNow(),
   },
   (t) => [index('lot_status_changes_lot_idx').on(t.lotId, t.effectiveAt, t.id)],
 );
@@ -93,9 +94,9 @@ export const shipments = pgTable(
       .references(() => lots.id),
     clinicId: text('clinic_id').notNull(),
     vials: integer('vials').notNull(),
-    shippedAt: timestamp('shipped_at', { withTimezone: true, mode: 'date' }).notNull(),
+    shippedAt: instant('shipped_at').notNull(),
     recordedBy: text('recorded_by').notNull(),
-    recordedAt: timestamp('recorded_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    recordedAt: instant('recorded_at').notNull().defaultNow(),
   },
   (t) => [index('shipments_lot_idx').on(t.lotId, t.id), check('shipments_vials_ck', sql`${t.vials} > 0`)],
 );
@@ -110,9 +111,9 @@ export const discards = pgTable(
     clinicId: text('clinic_id').notNull(),
     vials: integer('vials').notNull(),
     reason: text('reason').notNull(),
-    discardedAt: timestamp('discarded_at', { withTimezone: true, mode: 'date' }).notNull(),
+    discardedAt: instant('discarded_at').notNull(),
     recordedBy: text('recorded_by').notNull(),
-    recordedAt: timestamp('recorded_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    recordedAt: instant('recorded_at').notNull().defaultNow(),
   },
   (t) => [index('discards_lot_idx').on(t.lotId, t.id), check('discards_vials_ck', sql`${t.vials} > 0`)],
 );
@@ -148,9 +149,9 @@ export const recallNotices = pgTable(
       .references(() => lots.id),
     clinicId: text('clinic_id').notNull(),
     recallReason: text('recall_reason').notNull(),
-    recalledAt: timestamp('recalled_at', { withTimezone: true, mode: 'date' }).notNull(),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
-    acknowledgedAt: timestamp('acknowledged_at', { withTimezone: true, mode: 'date' }),
+    recalledAt: instant('recalled_at').notNull(),
+    createdAt: instant('created_at').notNull().defaultNow(),
+    acknowledgedAt: instant('acknowledged_at'),
     acknowledgedBy: text('acknowledged_by'),
   },
   (t) => [uniqueIndex('recall_notices_lot_clinic_uq').on(t.lotId, t.clinicId), index('recall_notices_clinic_idx').on(t.clinicId)],

@@ -1,4 +1,5 @@
-import { index, numeric, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { index, numeric, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { instant } from '../../db/columns.js';
 import { patients } from '../patients/patients.table.js';
 import { procedures } from '../procedures/procedures.table.js';
 
@@ -16,9 +17,9 @@ export const outcomes = pgTable(
       .references(() => patients.id),
     instrument: text('instrument').notNull(),
     score: numeric('score', { mode: 'number' }).notNull(),
-    assessedAt: timestamp('assessed_at', { withTimezone: true, mode: 'date' }).notNull(),
+    assessedAt: instant('assessed_at').notNull(),
     timepoint: text('timepoint').notNull(),
-    recordedAt: timestamp('recorded_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    recordedAt: instant('recorded_at').notNull().defaultNow(),
     recordedBy: text('recorded_by').notNull(),
   },
   (t) => [

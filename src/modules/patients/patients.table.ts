@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import { check, date, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { check, date, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { instant } from '../../db/columns.js';
 
 export interface Identifier {
   system: string;
@@ -18,9 +19,9 @@ export const patients = pgTable(
     birthDate: date('birth_date', { mode: 'string' }).notNull(),
     sex: text('sex').notNull(),
     version: integer('version').notNull().default(1),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdAt: instant('created_at').notNull().defaultNow(),
     createdBy: text('created_by').notNull(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    updatedAt: instant('updated_at').notNull().defaultNow(),
     updatedBy: text('updated_by').notNull(),
   },
   (t) => [
@@ -43,16 +44,16 @@ export const consents = pgTable(
       .references(() => patients.id),
     clinicId: text('clinic_id').notNull(),
     kind: text('kind').notNull(),
-    signedAt: timestamp('signed_at', { withTimezone: true, mode: 'date' }).notNull(),
+    signedAt: instant('signed_at').notNull(),
     documentVersion: text('document_version').notNull(),
     indNumber: text('ind_number'),
     irbProtocol: text('irb_protocol'),
     status: text('status').notNull().default('active'),
-    withdrawnAt: timestamp('withdrawn_at', { withTimezone: true, mode: 'date' }),
+    withdrawnAt: instant('withdrawn_at'),
     withdrawnBy: text('withdrawn_by'),
     withdrawalReason: text('withdrawal_reason'),
     version: integer('version').notNull().default(1),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdAt: instant('created_at').notNull().defaultNow(),
     createdBy: text('created_by').notNull(),
   },
   (t) => [

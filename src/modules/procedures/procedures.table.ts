@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, index, integer, jsonb, numeric, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { bigint, check, index, integer, jsonb, numeric, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { instant } from '../../db/columns.js';
 import { patients } from '../patients/patients.table.js';
 import { lots } from '../lots/lots.table.js';
 
@@ -20,7 +21,7 @@ export const procedures = pgTable(
     lotId: uuid('lot_id')
       .notNull()
       .references(() => lots.id),
-    performedAt: timestamp('performed_at', { withTimezone: true, mode: 'date' }).notNull(),
+    performedAt: instant('performed_at').notNull(),
     performer: text('performer').notNull(),
     indication: jsonb('indication').$type<Coding>().notNull(),
     route: text('route').notNull(),
@@ -35,13 +36,13 @@ export const procedures = pgTable(
     notes: text('notes'),
     status: text('status').notNull().default('completed'),
     enteredInErrorReason: text('entered_in_error_reason'),
-    enteredInErrorAt: timestamp('entered_in_error_at', { withTimezone: true, mode: 'date' }),
+    enteredInErrorAt: instant('entered_in_error_at'),
     enteredInErrorBy: text('entered_in_error_by'),
     vialsReturned: integer('vials_returned').notNull().default(0),
     version: integer('version').notNull().default(1),
-    createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    createdAt: instant('created_at').notNull().defaultNow(),
     createdBy: text('created_by').notNull(),
-    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    updatedAt: instant('updated_at').notNull().defaultNow(),
   },
   (t) => [
     index('procedures_clinic_patient_idx').on(t.clinicId, t.patientId, t.id),
