@@ -34,3 +34,8 @@ export function toPage<T>(rows: T[], limit: number, keyOf: (row: T) => string = 
   const items = rows.slice(0, limit);
   return { items, nextCursor: Buffer.from(keyOf(items[items.length - 1]!), 'utf8').toString('base64url') };
 }
+
+/** History lists are ordered by version, so their cursor is the last version seen. */
+export function versionPageRequest(q: { limit: number; cursor?: string }): PageRequest<number> {
+  return { limit: q.limit, after: decodeCursor(q.cursor, (s) => (/^[1-9]\d{0,8}$/.test(s) ? Number(s) : undefined)) };
+}

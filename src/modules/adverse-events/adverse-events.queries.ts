@@ -1,6 +1,7 @@
 import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../http/pagination.js';
+import { fromRaw } from '../../db/raw.js';
 import { adverseEvents } from './adverse-events.table.js';
 
 export type AdverseEventRow = typeof adverseEvents.$inferSelect;
@@ -9,6 +10,17 @@ export async function insertAdverseEvent(tx: Tx, row: typeof adverseEvents.$infe
   const [created] = await tx.insert(adverseEvents).values(row).returning();
   return created!;
 }
+
+/** The select of one adverse event of the clinic, unexecuted (for AuditLog.readThrough). */
+export function selectAdverseEvent(exec: Executor, clinicId: string, id: string) {
+  return exec
+    .select()
+    .from(adverseEvents)
+    .where(and(eq(adverseEvents.id, id), eq(adverseEvents.clinicId, clinicId)))
+    .limit(1);
+}
+
+export const adverseEventFromRaw = (r: Record<string, unknown>): AdverseEventRow => fromRaw(adverseEvents, r);
 
 export async function findAdverseEvent(exec: Executor, clinicId: string, id: string): Promise<AdverseEventRow | undefined> {
   const [row] = await exec
@@ -45,7 +57,8 @@ function adverseEventWhere(clinicId: string, f: AdverseEventFilters): (SQL | und
   return where;
 }
 
-export async function listAdverseEvents(exec: Executor, clinicId: string, f: AdverseEventFilters, page: PageRequest): Promise<AdverseEventRow[]> {
+/** The search, unexecuted (for AuditLog.searchThrough). */
+export function selectAdverseEvents(exec: Executor, clinicId: string, f: AdverseEventFilters, page: PageRequest) {
   return exec
     .select()
     .from(adverseEvents)

@@ -4,7 +4,7 @@ import { actorOf } from '../../http/auth.js';
 import { ifMatchVersion, setEtag } from '../../http/etag.js';
 import { IdempotencyHeaders, IfMatchHeaders } from '../../http/headers.js';
 import { idempotencyOf } from '../../http/idempotency.js';
-import { decodeCursor, pageQuery, pageRequest } from '../../http/pagination.js';
+import { pageQuery, pageRequest, versionPageRequest } from '../../http/pagination.js';
 import { problemResponses } from '../../http/problem.js';
 import { z } from 'zod';
 import {
@@ -19,7 +19,6 @@ import {
 import type { AdverseEventsService } from './adverse-events.service.js';
 
 const tags = ['adverse-events'];
-const versionKey = (s: string) => (/^[1-9]\d{0,8}$/.test(s) ? Number(s) : undefined);
 
 export function adverseEventsRoutes(app: FastifyInstance, { adverseEvents }: { adverseEvents: AdverseEventsService }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -87,5 +86,5 @@ export function adverseEventsRoutes(app: FastifyInstance, { adverseEvents }: { a
       querystring: z.strictObject(pageQuery),
       response: { 200: AdverseEventHistory, ...problemResponses(404) },
     },
-  }, async (req) => adverseEvents.history(actorOf(req), req.params.id, { limit: req.query.limit, after: decodeCursor(req.query.cursor, versionKey) }));
+  }, async (req) => adverseEvents.history(actorOf(req), req.params.id, versionPageRequest(req.query)));
 }

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
@@ -95,18 +96,27 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
     },
 
     async get(actor: Actor, id: string): Promise<AdverseEventDto> {
-      const row = await visible(actor, id);
-      await audit.record(db, actor, { action: 'read', resourceType: ADVERSE_EVENT, resourceId: id, clinicId: row.clinicId, details: { patientId: row.patientId } });
-      return toAdverseEventDto(row);
+      const [raw] = await audit.readThrough(
+        db,
+        actor,
+        { resourceType: ADVERSE_EVENT, details: sql`jsonb_build_object('patientId', r.patient_id)` },
+        q.selectAdverseEvent(db, clinicOf(actor), id),
+      );
+      if (!raw) throw new NotFound('adverse event');
+      return toAdverseEventDto(q.adverseEventFromRaw(raw));
     },
 
     async list(actor: Actor, filters: { procedureId?: string; lotId?: string; patientId?: string; serious?: 'true' | 'false' }, page: PageRequest) {
       const clinicId = clinicOf(actor);
       const serious = filters.serious === undefined ? undefined : filters.serious === 'true';
-      const rows = await q.listAdverseEvents(db, clinicId, { procedureId: filters.procedureId, lotId: filters.lotId, patientId: filters.patientId, serious }, page);
-      const result = toPage(rows.map(toAdverseEventDto), page.limit);
-      await audit.record(db, actor, { action: 'search', resourceType: ADVERSE_EVENT, clinicId, details: { resultIds: result.items.map((a) => a.id) } });
-      return result;
+      const named = Object.keys(filters).filter((k) => filters[k as keyof typeof filters] !== undefined);
+      const rows = await audit.searchThrough(
+        db,
+        actor,
+        { resourceType: ADVERSE_EVENT, clinicId, filters: named, limit: page.limit },
+        q.selectAdverseEvents(db, clinicId, { procedureId: filters.procedureId, lotId: filters.lotId, patientId: filters.patientId, serious }, page),
+      );
+      return toPage(rows.map((r) => toAdverseEventDto(q.adverseEventFromRaw(r))), page.limit);
     },
 
     count(actor: Actor, filters: { patientId?: string }) {

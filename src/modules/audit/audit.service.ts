@@ -1,4 +1,4 @@
-import { sql, type SQLWrapper } from 'drizzle-orm';
+import { sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { write } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
@@ -22,9 +22,9 @@ export interface AuditLog {
   /**
    * Runs `query` (rows with `id` and `clinic_id` columns) and appends a read entry for each row it returns,
    * in one statement: an entry exists exactly when its row was returned, at the cost of one round trip.
-   * Rows come back as PostgreSQL named them.
+   * `details` is a jsonb expression over the returned row `r`. Rows come back as PostgreSQL named them.
    */
-  readThrough(exec: Executor, actor: Actor, resourceType: string, query: SQLWrapper): Promise<Record<string, unknown>[]>;
+  readThrough(exec: Executor, actor: Actor, entry: { resourceType: string; details?: SQL }, query: SQLWrapper): Promise<Record<string, unknown>[]>;
   /** Runs a search (rows with `id`, at most limit + 1) and appends one search entry naming the ids returned, in one statement. */
   searchThrough(
     exec: Executor,
@@ -53,12 +53,13 @@ export function createAuditLog(): AuditLog {
       ));
     },
 
-    async readThrough(exec, actor, resourceType, query) {
+    async readThrough(exec, actor, entry, query) {
       const result = await exec.execute(sql`
         with r as (${query}),
         a as (
-          insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome)
-          select ${actor.sub}, ${actor.clinicId}, 'read', ${resourceType}, r.id::text, r.clinic_id, ${actor.requestId}, 'success' from r
+          insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)
+          select ${actor.sub}, ${actor.clinicId}, 'read', ${entry.resourceType}, r.id::text, r.clinic_id, ${actor.requestId}, 'success',
+                 ${entry.details ?? sql`null::jsonb`} from r
         )
         select * from r`);
       return result.rows;

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { actorOf } from '../../http/auth.js';
 import { ifMatchVersion, setEtag } from '../../http/etag.js';
 import { idempotencyOf } from '../../http/idempotency.js';
-import { decodeCursor, pageRequest } from '../../http/pagination.js';
+import { pageRequest, versionPageRequest } from '../../http/pagination.js';
 import { problemResponses } from '../../http/problem.js';
 import { IdempotencyHeaders, IfMatchHeaders, OptionalIfMatchHeaders } from '../../http/headers.js';
 import {
@@ -26,7 +26,6 @@ import type { PatientsService } from './patients.service.js';
 import type { ConsentsService } from './consents.service.js';
 
 const tags = ['patients'];
-const versionKey = (s: string) => (/^[1-9]\d{0,8}$/.test(s) ? Number(s) : undefined);
 
 export function patientsRoutes(app: FastifyInstance, { patients, consents }: { patients: PatientsService; consents: ConsentsService }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -97,7 +96,7 @@ export function patientsRoutes(app: FastifyInstance, { patients, consents }: { p
       querystring: HistoryQuery,
       response: { 200: PatientHistory, ...problemResponses(404) },
     },
-  }, async (req) => patients.history(actorOf(req), req.params.id, { limit: req.query.limit, after: decodeCursor(req.query.cursor, versionKey) }));
+  }, async (req) => patients.history(actorOf(req), req.params.id, versionPageRequest(req.query)));
 
   r.post('/patients/:id/consents', {
     config: { scope: 'patients:write' },

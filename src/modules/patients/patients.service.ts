@@ -97,7 +97,7 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
     },
 
     async get(actor: Actor, id: string): Promise<PatientDto> {
-      const [raw] = await audit.readThrough(db, actor, PATIENT, q.selectPatient(db, clinicOf(actor), id));
+      const [raw] = await audit.readThrough(db, actor, { resourceType: PATIENT }, q.selectPatient(db, clinicOf(actor), id));
       if (!raw) throw new NotFound('patient');
       return toPatientDto(q.patientFromRaw(raw));
     },

@@ -2,6 +2,7 @@ import { and, asc, eq, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { write } from '../../db/unit-of-work.js';
+import { fromRaw } from '../../db/raw.js';
 import type { ProcedureFilters } from './procedures.schemas.js';
 import { procedures } from './procedures.table.js';
 
@@ -10,6 +11,17 @@ export type ProcedureRow = typeof procedures.$inferSelect;
 export async function insertProcedure(tx: Tx, row: ProcedureRow): Promise<void> {
   await write(tx, tx.insert(procedures).values(row));
 }
+
+/** The select of one procedure of the clinic, unexecuted (for AuditLog.readThrough). */
+export function selectProcedure(exec: Executor, clinicId: string, id: string) {
+  return exec
+    .select()
+    .from(procedures)
+    .where(and(eq(procedures.id, id), eq(procedures.clinicId, clinicId)))
+    .limit(1);
+}
+
+export const procedureFromRaw = (r: Record<string, unknown>): ProcedureRow => fromRaw(procedures, r);
 
 export async function findProcedure(exec: Executor, clinicId: string, id: string): Promise<ProcedureRow | undefined> {
   const [row] = await exec
@@ -39,7 +51,8 @@ function procedureWhere(clinicId: string, f: ProcedureFilters): (SQL | undefined
   return where;
 }
 
-export async function listProcedures(exec: Executor, clinicId: string, f: ProcedureFilters, page: PageRequest): Promise<ProcedureRow[]> {
+/** The search, unexecuted (for AuditLog.searchThrough). */
+export function selectProcedures(exec: Executor, clinicId: string, f: ProcedureFilters, page: PageRequest) {
   return exec
     .select()
     .from(procedures)

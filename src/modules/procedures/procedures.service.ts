@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
@@ -146,22 +147,21 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
     },
 
     async get(actor: Actor, id: string): Promise<ProcedureDto> {
-      const row = await visible(actor, id);
-      await audit.record(db, actor, { action: 'read', resourceType: PROCEDURE, resourceId: id, clinicId: row.clinicId, details: { patientId: row.patientId } });
-      return toProcedureDto(row);
+      const [raw] = await audit.readThrough(
+        db,
+        actor,
+        { resourceType: PROCEDURE, details: sql`jsonb_build_object('patientId', r.patient_id)` },
+        q.selectProcedure(db, clinicOf(actor), id),
+      );
+      if (!raw) throw new NotFound('procedure');
+      return toProcedureDto(q.procedureFromRaw(raw));
     },
 
     async list(actor: Actor, filters: ProcedureFilters, page: PageRequest) {
       const clinicId = clinicOf(actor);
-      const rows = await q.listProcedures(db, clinicId, filters, page);
-      const result = toPage(rows.map(toProcedureDto), page.limit);
-      await audit.record(db, actor, {
-        action: 'search',
-        resourceType: PROCEDURE,
-        clinicId,
-        details: { filters: Object.keys(filters).filter((k) => filters[k as keyof ProcedureFilters] !== undefined), resultIds: result.items.map((p) => p.id) },
-      });
-      return result;
+      const named = Object.keys(filters).filter((k) => filters[k as keyof ProcedureFilters] !== undefined);
+      const rows = await audit.searchThrough(db, actor, { resourceType: PROCEDURE, clinicId, filters: named, limit: page.limit }, q.selectProcedures(db, clinicId, filters, page));
+      return toPage(rows.map((r) => toProcedureDto(q.procedureFromRaw(r))), page.limit);
     },
 
     count(actor: Actor, filters: ProcedureFilters) {
