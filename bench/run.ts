@@ -1,6 +1,6 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -86,9 +86,43 @@ interface RunStats {
   p99: number;
   statuses: Record<string, number>;
   errors: number;
+  /** CPU seconds spent during the run by the server under test, all PostgreSQL processes, this load generator, and idle. */
+  cpu: CpuSplit;
 }
+interface CpuSplit { server: number; postgres: number; client: number; idle: number }
 
-async function drive(baseUrl: string, target: Target, duration: number, conns: number): Promise<RunStats> {
+/** utime + stime of a process in seconds (Linux /proc; USER_HZ is 100 on every Linux we run on). */
+function processCpu(pid: number | string): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0; // the process ended
+  }
+}
+function postgresCpu(): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') total += processCpu(pid);
+    } catch { /* gone */ }
+  }
+  return total;
+}
+function idleCpu(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/);
+  return (Number(line[4]) + Number(line[5])) / 100; // idle + iowait, summed over cores
+}
+function cpuSnapshot(serverPid: number): CpuSplit {
+  const own = process.cpuUsage();
+  return { server: processCpu(serverPid), postgres: postgresCpu(), client: (own.user + own.system) / 1e6, idle: idleCpu() };
+}
+const cpuDelta = (a: CpuSplit, b: CpuSplit): CpuSplit => ({ server: b.server - a.server, postgres: b.postgres - a.postgres, client: b.client - a.client, idle: b.idle - a.idle });
+
+async function drive(baseUrl: string, serverPid: number, target: Target, duration: number, conns: number): Promise<RunStats> {
+  const before = cpuSnapshot(serverPid);
   const result = await autocannon({
     url: baseUrl,
     connections: conns,
@@ -114,7 +148,8 @@ async function drive(baseUrl: string, target: Target, duration: number, conns: n
   });
   const statuses: Record<string, number> = {};
   for (const [code, v] of Object.entries(result.statusCodeStats ?? {})) statuses[code] = (v).count ?? 0;
-  return { requests: result.requests.total, seconds: result.duration, p50: result.latency.p50, p99: result.latency.p99, statuses, errors: result.errors + result.timeouts };
+  const cpu = cpuDelta(before, cpuSnapshot(serverPid));
+  return { requests: result.requests.total, seconds: result.duration, p50: result.latency.p50, p99: result.latency.p99, statuses, errors: result.errors + result.timeouts, cpu };
 }
 
 function combine(runs: RunStats[]): RunStats {
@@ -127,8 +162,20 @@ function combine(runs: RunStats[]): RunStats {
     p99: Math.max(...runs.map((r) => r.p99)),
     statuses,
     errors: runs.reduce((s, r) => s + r.errors, 0),
+    cpu: runs.map((r) => r.cpu).reduce((a, b) => ({ server: a.server + b.server, postgres: a.postgres + b.postgres, client: a.client + b.client, idle: a.idle + b.idle })),
   };
 }
+
+/** Milliseconds of CPU per request by part, and the share of the machine left idle. */
+const perRequest = (r: RunStats) => {
+  const ms = (sec: number) => (sec * 1000) / Math.max(1, r.requests);
+  const total = r.cpu.server + r.cpu.postgres + r.cpu.client + r.cpu.idle;
+  return { server: ms(r.cpu.server), postgres: ms(r.cpu.postgres), client: ms(r.cpu.client), idlePercent: total ? (100 * r.cpu.idle) / total : 0 };
+};
+const cpuPerRequest = (r: RunStats) => {
+  const c = perRequest(r);
+  return `node ${c.server.toFixed(2)} ms, postgres ${c.postgres.toFixed(2)} ms, load generator ${c.client.toFixed(2)} ms; ${c.idlePercent.toFixed(0)} % idle`;
+};
 
 const pick = <T>(xs: T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
@@ -203,7 +250,7 @@ async function main() {
     },
     `http://127.0.0.1:${servicePort}/health/ready`,
   );
-  await startProcess('baseline', ['--import', 'tsx', 'bench/baseline.ts'], { DATABASE_URL: db.url, PORT: String(baselinePort), DB_POOL_SIZE: String(connections) }, `http://127.0.0.1:${baselinePort}/health`);
+  const baseline = await startProcess('baseline', ['--import', 'tsx', 'bench/baseline.ts'], { DATABASE_URL: db.url, PORT: String(baselinePort), DB_POOL_SIZE: String(connections) }, `http://127.0.0.1:${baselinePort}/health`);
   const serviceUrl = `http://127.0.0.1:${servicePort}`;
   const baselineUrl = `http://127.0.0.1:${baselinePort}`;
 
@@ -279,13 +326,13 @@ async function main() {
   for (const s of selected) {
     const conns = s.connections ?? connections;
     log(`\n${s.name}`);
-    await drive(serviceUrl, s.service, Math.min(3, seconds), conns); // warm-up
-    if (s.baseline) await drive(baselineUrl, s.baseline, Math.min(3, seconds), conns);
+    await drive(serviceUrl, service.pid!, s.service, Math.min(3, seconds), conns); // warm-up
+    if (s.baseline) await drive(baselineUrl, baseline.pid!, s.baseline, Math.min(3, seconds), conns);
     const serviceRuns: RunStats[] = [];
     const baselineRuns: RunStats[] = [];
     for (let round = 0; round < 2; round++) {
-      serviceRuns.push(await drive(serviceUrl, s.service, seconds / 2, conns));
-      if (s.baseline) baselineRuns.push(await drive(baselineUrl, s.baseline, seconds / 2, conns));
+      serviceRuns.push(await drive(serviceUrl, service.pid!, s.service, seconds / 2, conns));
+      if (s.baseline) baselineRuns.push(await drive(baselineUrl, baseline.pid!, s.baseline, seconds / 2, conns));
     }
     const svc = combine(serviceRuns);
     const base = s.baseline ? combine(baselineRuns) : undefined;
@@ -296,7 +343,11 @@ async function main() {
       warmAt = Date.now();
     }
     log(`  service  ${(svc.requests / svc.seconds).toFixed(0)} req/s  p50 ${svc.p50.toFixed(1)} ms  p99 ${svc.p99.toFixed(1)} ms  ${JSON.stringify(svc.statuses)}`);
-    if (base) log(`  baseline ${(base.requests / base.seconds).toFixed(0)} req/s  p50 ${base.p50.toFixed(1)} ms  p99 ${base.p99.toFixed(1)} ms  ratio ${(ratio! * 100).toFixed(0)} %`);
+    log(`           CPU per request: ${cpuPerRequest(svc)}`);
+    if (base) {
+      log(`  baseline ${(base.requests / base.seconds).toFixed(0)} req/s  p50 ${base.p50.toFixed(1)} ms  p99 ${base.p99.toFixed(1)} ms  ratio ${(ratio! * 100).toFixed(0)} %`);
+      log(`           CPU per request: ${cpuPerRequest(base)}`);
+    }
   }
   const rssEnd = rssMb(service.pid!);
   const elapsed = Math.round((Date.now() - started) / 1000);
@@ -315,18 +366,28 @@ async function main() {
       `| ${name} | ${fmt(s.requests / s.seconds)} | ${fmt(s.p50)} | ${fmt(s.p99)} | ${errorsOf(s, selected[i]!.expected422)} | ${b ? fmt(b.requests / b.seconds) : '–'} | ${b ? fmt(b.p50) : '–'} | ${b ? fmt(b.p99) : '–'} | ${ratio ? `${(ratio * 100).toFixed(0)} %` : '–'} |`,
     ),
   ].join('\n');
+  const f2 = (n: number) => n.toFixed(2);
+  const cpuTable = [
+    '| scenario | service: node | postgres | idle | baseline: node | postgres | idle |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(({ name, service: s, baseline: b }) => {
+      const c = perRequest(s);
+      const d = b ? perRequest(b) : undefined;
+      return `| ${name} | ${f2(c.server)} | ${f2(c.postgres)} | ${c.idlePercent.toFixed(0)} % | ${d ? f2(d.server) : '–'} | ${d ? f2(d.postgres) : '–'} | ${d ? `${d.idlePercent.toFixed(0)} %` : '–'} |`;
+    }),
+  ].join('\n');
   const summary =
     `Scale ${scale} (${counts.patients.toLocaleString('en')} patients, ${counts.procedures.toLocaleString('en')} procedures, ${counts.outcomes.toLocaleString('en')} outcomes, ` +
     `${counts.audit.toLocaleString('en')} audit entries), ${connections} connections, ${seconds} s per scenario and side in two alternating rounds; ` +
     `reports with 1 connection. Service RSS ${rssStart} MB at start, ${rssWarm} MB after the first scenario, ${rssEnd} MB after the next ${steady} s. ${os.cpus().length} cores, Node ${process.version}.`;
-  log(`\n${table}\n\n${summary}`);
+  log(`\n${table}\n\nCPU milliseconds per request (the load generator's own share is in the JSON):\n\n${cpuTable}\n\n${summary}`);
 
   const stamp = new Date().toISOString().replace(/[:]/g, '-').slice(0, 19);
   const resultsDir = path.join(root, 'bench', 'results');
   await fs.mkdir(resultsDir, { recursive: true });
   const base = path.join(resultsDir, `${stamp}${quick ? '-quick' : ''}`);
   await fs.writeFile(`${base}.json`, JSON.stringify({ scale, seconds, connections, seedSeconds, counts, rssMb: { start: rssStart, warm: rssWarm, end: rssEnd, seconds: elapsed, steadySeconds: steady }, rows }, null, 2));
-  await fs.writeFile(`${base}.md`, `${table}\n\n${summary}\n`);
+  await fs.writeFile(`${base}.md`, `${table}\n\nCPU milliseconds per request:\n\n${cpuTable}\n\n${summary}\n`);
   log(`\nwrote ${path.relative(root, base)}.json and .md`);
   if (!quick && !values['no-readme'] && !values.only) {
     const readme = path.join(root, 'README.md');

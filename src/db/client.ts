@@ -20,15 +20,17 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 /**
  * Every parameterized query gets a statement name derived from its text, so PostgreSQL parses and plans it
- * once per connection instead of on every execution. Query texts are the fixed shapes the code builds, so
- * the set of names stays small.
+ * once per connection instead of on every execution. Query texts are the fixed shapes the code builds
+ * (lists travel as one array parameter), so the set of names stays small; past the cap a new text runs
+ * unnamed rather than growing every connection's statement cache.
  */
+const STATEMENT_CAP = 2000;
 const statementNames = new Map<string, string>();
-function statementName(text: string): string {
+function statementName(text: string): string | undefined {
   let name = statementNames.get(text);
-  if (!name) {
+  if (!name && statementNames.size < STATEMENT_CAP) {
     name = `s_${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`;
-    if (statementNames.size < 5000) statementNames.set(text, name);
+    statementNames.set(text, name);
   }
   return name;
 }
@@ -36,10 +38,12 @@ function statementName(text: string): string {
 function prepareParameterizedQueries(client: pg.PoolClient): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
   (client as unknown as { query: (...args: unknown[]) => unknown }).query = (config: unknown, values?: unknown, callback?: unknown) => {
-    if (config && typeof config === 'object' && 'text' in config && !('name' in config) && !('submit' in config)) {
+    // drizzle passes `name: undefined` when a query has none: test the value, not the key.
+    if (config && typeof config === 'object' && 'text' in config && !(config as { name?: string }).name && !('submit' in config)) {
       const c = config as { text: string; values?: unknown[] };
       const params = Array.isArray(values) ? values : c.values;
-      if (params && params.length > 0) return query({ ...c, name: statementName(c.text) }, values, callback);
+      const name = params && params.length > 0 ? statementName(c.text) : undefined;
+      if (name) return query({ ...c, name }, values, callback);
     }
     return query(config, values, callback);
   };

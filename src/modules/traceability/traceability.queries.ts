@@ -10,7 +10,8 @@ import type { Executor } from '../../db/client.js';
  */
 const clinicFilter = (column: string, clinicId: string | null) => (clinicId ? sql`and ${sql.raw(column)} = ${clinicId}` : sql``);
 
-const inList = (ids: string[]) => sql`(${sql.join(ids.map((id) => sql`${id}`), sql`, `)})`;
+/** Lot ids as one uuid[] parameter: the statement text stays the same whatever the count (one prepared statement). */
+const anyLot = (ids: string[]) => sql`any(${sql.param(ids)}::uuid[])`;
 
 export interface RecipientRow {
   procedure_id: string;
@@ -37,7 +38,7 @@ export async function recipientsOfLots(exec: Executor, lotIds: string[], clinicI
   const result = await exec.execute(sql`
     select ${recipientColumns}
     from procedures p join patients pt on pt.id = p.patient_id
-    where p.lot_id in ${inList(lotIds)} ${clinicFilter('p.clinic_id', clinicId)}
+    where p.lot_id = ${anyLot(lotIds)} ${clinicFilter('p.clinic_id', clinicId)}
     order by p.performed_at, p.id`);
   return result.rows as unknown as RecipientRow[];
 }
@@ -61,7 +62,7 @@ export async function adverseEventsOfLots(exec: Executor, lotIds: string[], clin
   const result = await exec.execute(sql`
     select a.id, a.procedure_id, a.patient_id, a.clinic_id, a.lot_id, a.onset_at, a.severity_grade, a.serious, a.seriousness_criteria, a.relatedness, a.outcome
     from adverse_events a
-    where a.lot_id in ${inList(lotIds)} ${clinicFilter('a.clinic_id', clinicId)}
+    where a.lot_id = ${anyLot(lotIds)} ${clinicFilter('a.clinic_id', clinicId)}
     order by a.onset_at, a.id`);
   return result.rows as unknown as AdverseEventRow[];
 }
