@@ -19,6 +19,8 @@ export interface AuditEntry {
 export interface AuditLog {
   /** Appends entries with the caller's executor, so they commit or roll back with the change they describe. */
   record(exec: Executor, actor: Actor, ...entries: AuditEntry[]): Promise<void>;
+  /** The same insert as a statement, for a change written in one statement (UnitOfWork.once). */
+  statement(exec: Executor, actor: Actor, ...entries: AuditEntry[]): ReturnType<typeof entriesInsert>;
   /**
    * Runs `query` (rows with `id` and `clinic_id` columns) and appends a read entry for each row it returns,
    * in one statement: an entry exists exactly when its row was returned, at the cost of one round trip.
@@ -34,24 +36,29 @@ export interface AuditLog {
   ): Promise<Record<string, unknown>[]>;
 }
 
+function entriesInsert(exec: Executor, actor: Actor, ...entries: AuditEntry[]) {
+  return exec.insert(auditEvents).values(
+    entries.map((e) => ({
+      actorSub: actor.sub,
+      actorClinicId: actor.clinicId,
+      action: e.action,
+      resourceType: e.resourceType,
+      resourceId: e.resourceId ?? null,
+      clinicId: e.clinicId ?? null,
+      requestId: actor.requestId,
+      outcome: e.outcome ?? 'success',
+      details: e.details ?? null,
+    })),
+  );
+}
+
 export function createAuditLog(): AuditLog {
   return {
     async record(exec, actor, ...entries) {
       if (entries.length === 0) return;
-      await write(exec, exec.insert(auditEvents).values(
-        entries.map((e) => ({
-          actorSub: actor.sub,
-          actorClinicId: actor.clinicId,
-          action: e.action,
-          resourceType: e.resourceType,
-          resourceId: e.resourceId ?? null,
-          clinicId: e.clinicId ?? null,
-          requestId: actor.requestId,
-          outcome: e.outcome ?? 'success',
-          details: e.details ?? null,
-        })),
-      ));
+      await write(exec, entriesInsert(exec, actor, ...entries));
     },
+    statement: entriesInsert,
 
     async readThrough(exec, actor, entry, query) {
       const result = await exec.execute(sql`

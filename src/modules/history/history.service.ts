@@ -11,24 +11,40 @@ export interface VersionSnapshot<T> {
   resource: T;
 }
 
+export interface VersionEntry {
+  resourceType: string;
+  resourceId: string;
+  version: number;
+  clinicId: string | null;
+  body: object;
+  by: string;
+}
+
+function versionInsert(exec: Executor, e: VersionEntry) {
+  return exec.insert(recordVersions).values({
+    resourceType: e.resourceType,
+    resourceId: e.resourceId,
+    version: e.version,
+    clinicId: e.clinicId,
+    body: e.body as Record<string, unknown>,
+    recordedBy: e.by,
+  });
+}
+
 export interface History {
   /** Keeps the representation of a version; call in the transaction that made it. */
-  record(tx: Tx, entry: { resourceType: string; resourceId: string; version: number; clinicId: string | null; body: object; by: string }): Promise<void>;
+  record(tx: Tx, entry: VersionEntry): Promise<void>;
+  /** The same insert as a statement, for a change written in one statement (UnitOfWork.once). */
+  statement(exec: Executor, entry: VersionEntry): ReturnType<typeof versionInsert>;
   list<T>(exec: Executor, resourceType: string, resourceId: string, page: PageRequest<number>): Promise<VersionSnapshot<T>[]>;
 }
 
 export function createHistory(): History {
   return {
     async record(tx, e) {
-      await write(tx, tx.insert(recordVersions).values({
-        resourceType: e.resourceType,
-        resourceId: e.resourceId,
-        version: e.version,
-        clinicId: e.clinicId,
-        body: e.body as Record<string, unknown>,
-        recordedBy: e.by,
-      }));
+      await write(tx, versionInsert(tx, e));
     },
+    statement: versionInsert,
     async list<T>(exec: Executor, resourceType: string, resourceId: string, page: PageRequest<number>) {
       const rows = await exec
         .select()

@@ -37,24 +37,22 @@ export async function lockLot(tx: Tx, id: string): Promise<LotRow | undefined> {
   return row;
 }
 
-/**
- * The lot, share-locked for a procedure: procedures on it run side by side, while a status change (which
- * takes the row FOR UPDATE) waits for them and they for it. The status they judge cannot move under them.
- */
-export async function shareLockLotWithStatusAt(tx: Tx, id: string, at: Date) {
-  const [row] = await tx
-    .select({
-      lot: lots,
-      // Parameters, not column objects: drizzle renders columns unqualified here, which would bind to `s`.
-      statusAt: sql<string | null>`(select s.status from ${lotStatusChanges} s where s.lot_id = ${id} and s.effective_at <= ${at.toISOString()}
-        order by s.effective_at desc, s.recorded_at desc, s.id desc limit 1)`,
-    })
-    .from(lots)
-    .where(eq(lots.id, id))
-    .for('share', { of: lots })
-    .limit(1);
+/** The lot's status in force at `at`: its latest change effective by then (null before the first). */
+export const statusAtSql = (id: string, at: Date) =>
+  // Parameters, not column objects: drizzle renders columns unqualified in a select list, which would bind to `s`.
+  sql<string | null>`(select s.status from ${lotStatusChanges} s where s.lot_id = ${id} and s.effective_at <= ${at}
+    order by s.effective_at desc, s.recorded_at desc, s.id desc limit 1)`;
+
+export async function lotWithStatusAt(exec: Executor, id: string, at: Date) {
+  const [row] = await exec.select({ lot: lots, statusAt: statusAtSql(id, at) }).from(lots).where(eq(lots.id, id)).limit(1);
   return row;
 }
+
+/**
+ * Holds when the lot was released at `at`, share-locking the lot row: procedures on it are written side by
+ * side, while a status change (which takes the row FOR UPDATE) waits for them and they for it.
+ */
+export const releasedAt = (id: string, at: Date) => sql`coalesce((select ${statusAtSql(id, at)} = 'released' from ${lots} where ${lots.id} = ${id} for share), false)`;
 
 export async function listLots(exec: Executor, f: LotFilters, page: PageRequest): Promise<LotRow[]> {
   const where: (SQL | undefined)[] = [];
@@ -100,13 +98,8 @@ export async function lastStatusChange(exec: Executor, lotId: string): Promise<S
 
 /** The lot's status in force at `at`, from its dated history (undefined before its first record). */
 export async function statusAt(exec: Executor, lotId: string, at: Date): Promise<string | undefined> {
-  const [row] = await exec
-    .select({ status: lotStatusChanges.status })
-    .from(lotStatusChanges)
-    .where(and(eq(lotStatusChanges.lotId, lotId), sql`${lotStatusChanges.effectiveAt} <= ${at.toISOString()}`))
-    .orderBy(desc(lotStatusChanges.effectiveAt), desc(lotStatusChanges.recordedAt), desc(lotStatusChanges.id))
-    .limit(1);
-  return row?.status;
+  const result = await exec.execute<{ status: string | null }>(sql`select ${statusAtSql(lotId, at)} as status`);
+  return result.rows[0]?.status ?? undefined;
 }
 
 export async function insertStatusChange(tx: Tx, row: typeof lotStatusChanges.$inferInsert): Promise<void> {

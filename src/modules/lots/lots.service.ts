@@ -272,11 +272,14 @@ export function createLotsService(deps: LotsDeps) {
     },
 
     /** The lot for a procedure at `at`: its row (share-locked) and its status then; undefined if no such lot. */
-    async forUseAt(tx: Tx, lotId: string, at: Date) {
-      const row = await q.shareLockLotWithStatusAt(tx, lotId, at);
+    /** The lot and its status at `at`, to judge a procedure on; `releasedAt` re-checks it when the procedure is written. */
+    async forUseAt(exec: Executor, lotId: string, at: Date) {
+      const row = await q.lotWithStatusAt(exec, lotId, at);
       if (!row) return undefined;
       return { lot: row.lot, statusAt: (row.statusAt ?? undefined) as LotStatus | undefined };
     },
+
+    releasedAt: q.releasedAt,
 
   };
 }

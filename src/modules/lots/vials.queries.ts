@@ -26,9 +26,10 @@ export async function addShipped(tx: Tx, lotId: string, clinicId: string, vials:
  * Takes vials off a clinic's hand in one conditional statement: concurrent writers on any instance serialize
  * on the row, and none can take more than is on hand. False when the clinic holds too few.
  */
-export async function takeFromStock(tx: Tx, lotId: string, clinicId: string, vials: number, as: 'administered' | 'discarded'): Promise<boolean> {
+/** Takes vials off a clinic's stock, only if it holds that many: a statement returning the row it changed. */
+export function takeFromStockStatement(exec: Executor, lotId: string, clinicId: string, vials: number, as: 'administered' | 'discarded') {
   const column = as === 'administered' ? lotStock.administered : lotStock.discarded;
-  const updated = await tx
+  return exec
     .update(lotStock)
     .set({ [as]: sql`${column} + ${vials}` })
     .where(
@@ -39,6 +40,10 @@ export async function takeFromStock(tx: Tx, lotId: string, clinicId: string, via
       ),
     )
     .returning({ lotId: lotStock.lotId });
+}
+
+export async function takeFromStock(tx: Tx, lotId: string, clinicId: string, vials: number, as: 'administered' | 'discarded'): Promise<boolean> {
+  const updated = await takeFromStockStatement(tx, lotId, clinicId, vials, as);
   return updated.length > 0;
 }
 

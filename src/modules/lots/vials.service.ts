@@ -112,9 +112,9 @@ export function createVialsService({ db, uow, audit, clock }: VialsDeps) {
       }, idem);
     },
 
-    /** Takes vials used by a procedure off the clinic's hand, in the caller's transaction; false when short. */
-    administer(tx: Tx, lotId: string, clinicId: string, vials: number) {
-      return vq.takeFromStock(tx, lotId, clinicId, vials, 'administered');
+    /** Takes vials used by a procedure off the clinic's hand: a statement returning a row, none when short. */
+    administerStatement(exec: Executor, lotId: string, clinicId: string, vials: number) {
+      return vq.takeFromStockStatement(exec, lotId, clinicId, vials, 'administered');
     },
 
     returnToStock(tx: Tx, lotId: string, clinicId: string, vials: number) {

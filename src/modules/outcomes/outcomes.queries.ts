@@ -1,14 +1,13 @@
 import { and, asc, desc, eq, gt, inArray, sql } from 'drizzle-orm';
-import type { Executor, Tx } from '../../db/client.js';
+import type { Executor } from '../../db/client.js';
 import type { PageRequest } from '../../http/pagination.js';
-import { write } from '../../db/unit-of-work.js';
 import { outcomes } from './outcomes.table.js';
 
 export type OutcomeRow = typeof outcomes.$inferSelect;
 
 /** Deferred to the unit of work's single write at commit (the row is built in full by the service). */
-export async function insertOutcome(tx: Tx, row: OutcomeRow): Promise<void> {
-  await write(tx, tx.insert(outcomes).values(row));
+export function insertOutcome(exec: Executor, row: OutcomeRow) {
+  return exec.insert(outcomes).values(row);
 }
 
 export async function listByProcedure(exec: Executor, clinicId: string, procedureId: string, page: PageRequest): Promise<OutcomeRow[]> {

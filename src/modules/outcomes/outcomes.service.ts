@@ -1,5 +1,7 @@
 import type { Db, Executor } from '../../db/client.js';
-import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
+import { onceStatement, type IdempotencyRequest, type UnitOfWork } from '../../db/unit-of-work.js';
+import { builder, columnsOf } from '../../db/compiled.js';
+import { outcomes } from './outcomes.table.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { toPage } from '../../http/pagination.js';
@@ -23,12 +25,21 @@ export interface OutcomesDeps {
   audit: AuditLog;
   clock: Clock;
   patients: Pick<PatientsService, 'visiblePatient'>;
-  procedures: Pick<ProceduresService, 'visible' | 'findInClinic' | 'performedAtOf'>;
+  procedures: Pick<ProceduresService, 'visible' | 'findInClinic' | 'performedAtOf' | 'completed'>;
 }
 
 export type OutcomesService = ReturnType<typeof createOutcomesService>;
 
 export function createOutcomesService({ db, uow, audit, clock, patients, procedures }: OutcomesDeps) {
+  /** A new score and its audit entry, while its procedure stands (marked entered-in-error since it was read: prepared again, that read refuses it). */
+  const createStatement = onceStatement<{ row: q.OutcomeRow; actor: Actor; details: Record<string, unknown> }>((v) => ({
+    writes: {
+      outcome: q.insertOutcome(builder, columnsOf(outcomes, v.row)),
+      audit: audit.statement(builder, v.actor, { action: 'create', resourceType: OUTCOME, resourceId: v.row.id, clinicId: v.row.clinicId, details: v.details }),
+    },
+    guards: [['procedure-completed', procedures.completed(v.row.clinicId, v.row.procedureId)]],
+  }));
+
   /** Adds the derived fields: days after the procedure, window, change from baseline, responder. */
   async function derive(exec: Executor, clinicId: string, rows: q.OutcomeRow[]): Promise<OutcomeDto[]> {
     const procedureIds = [...new Set(rows.map((r) => r.procedureId))];
@@ -72,8 +83,11 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
           { path: 'body.score', message: `outside ${range.min}..${range.max}` },
         ]);
       }
-      return uow.run(async (tx) => {
-        const procedure = await procedures.findInClinic(tx, clinicId, input.procedureId);
+      return uow.once(async () => {
+        const [procedure, baselines] = await Promise.all([
+          procedures.findInClinic(db, clinicId, input.procedureId),
+          input.timepoint === 'baseline' ? new Map<string, number>() : q.baselinesOf(db, [input.procedureId]),
+        ]);
         if (!procedure) {
           throw new RuleViolation('unknown-procedure', 'No procedure with that id in your clinic.', [{ path: 'body.procedureId', message: 'not a procedure of this clinic' }]);
         }
@@ -92,16 +106,11 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
           recordedAt: clock.now(),
           recordedBy: actor.sub,
         };
-        await q.insertOutcome(tx, row);
-        await audit.record(tx, actor, {
-          action: 'create',
-          resourceType: OUTCOME,
-          resourceId: row.id,
-          clinicId,
-          details: { procedureId: row.procedureId, patientId: row.patientId, instrument: row.instrument },
-        });
-        const baselines = input.timepoint === 'baseline' ? new Map<string, number>() : await q.baselinesOf(tx, [procedure.id]);
-        return toDto(row, procedure.performedAt, baselines);
+        return {
+          statement: createStatement,
+          values: { row, actor, details: { procedureId: row.procedureId, patientId: row.patientId, instrument: row.instrument } },
+          result: toDto(row, procedure.performedAt, baselines),
+        };
       }, idem);
     },
 

@@ -148,16 +148,16 @@ export async function withdrawConsent(
   return row!;
 }
 
+/** Holds when the patient had an investigational-treatment consent signed and not withdrawn at `at`. */
+export const consentInForceAt = (clinicId: string, patientId: string, at: Date) =>
+  sql<boolean>`exists (
+    select 1 from ${consents} c where c.patient_id = ${patientId} and c.clinic_id = ${clinicId}
+      and c.kind = 'investigational-treatment' and c.signed_at <= ${at} and (c.withdrawn_at is null or c.withdrawn_at > ${at}))`;
+
 /** The clinic's patient and whether an investigational-treatment consent was in force at `at`, in one query. */
 export async function patientWithConsentAt(exec: Executor, clinicId: string, patientId: string, at: Date) {
-  const iso = at.toISOString();
   const [row] = await exec
-    .select({
-      patient: patients,
-      consentInForce: sql<boolean>`exists (
-        select 1 from ${consents} c where c.patient_id = ${patientId} and c.clinic_id = ${clinicId}
-          and c.kind = 'investigational-treatment' and c.signed_at <= ${iso} and (c.withdrawn_at is null or c.withdrawn_at > ${iso}))`,
-    })
+    .select({ patient: patients, consentInForce: consentInForceAt(clinicId, patientId, at) })
     .from(patients)
     .where(and(eq(patients.id, patientId), eq(patients.clinicId, clinicId)))
     .limit(1);

@@ -70,6 +70,9 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
       return q.patientWithConsentAt(exec, clinicId, id, at);
     },
 
+    /** The same consent test as SQL, to re-check it where a change is written. */
+    consentInForceAt: q.consentInForceAt,
+
     /** The clinic's patient, in the caller's transaction (undefined if not theirs). */
     findInClinic(exec: Executor, clinicId: string, id: string) {
       return q.findPatient(exec, clinicId, id);

@@ -1,15 +1,14 @@
 import { and, asc, eq, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../http/pagination.js';
-import { write } from '../../db/unit-of-work.js';
 import { fromRaw } from '../../db/raw.js';
 import type { ProcedureFilters } from './procedures.schemas.js';
 import { procedures } from './procedures.table.js';
 
 export type ProcedureRow = typeof procedures.$inferSelect;
 
-export async function insertProcedure(tx: Tx, row: ProcedureRow): Promise<void> {
-  await write(tx, tx.insert(procedures).values(row));
+export function insertProcedure(exec: Executor, row: ProcedureRow) {
+  return exec.insert(procedures).values(row);
 }
 
 /** The select of one procedure of the clinic, unexecuted (for AuditLog.readThrough). */
@@ -22,6 +21,10 @@ export function selectProcedure(exec: Executor, clinicId: string, id: string) {
 }
 
 export const procedureFromRaw = (r: Record<string, unknown>): ProcedureRow => fromRaw(procedures, r);
+
+/** Holds while the clinic's procedure stands (not entered in error). */
+export const completed = (clinicId: string, id: string) =>
+  sql<boolean>`exists (select 1 from ${procedures} where ${procedures.id} = ${id} and ${procedures.clinicId} = ${clinicId} and ${procedures.status} = 'completed')`;
 
 export async function findProcedure(exec: Executor, clinicId: string, id: string): Promise<ProcedureRow | undefined> {
   const [row] = await exec

@@ -1,6 +1,8 @@
 import { sql } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
-import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
+import { onceStatement, type IdempotencyRequest, type UnitOfWork } from '../../db/unit-of-work.js';
+import { builder, columnsOf } from '../../db/compiled.js';
+import { procedures } from './procedures.table.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { toPage } from '../../http/pagination.js';
@@ -54,14 +56,30 @@ export interface ProceduresDeps {
   audit: AuditLog;
   history: History;
   clock: Clock;
-  patients: Pick<PatientsService, 'withConsentAt'>;
-  lots: Pick<LotsService, 'forUseAt'>;
-  vials: Pick<VialsService, 'administer' | 'returnToStock' | 'onHand'>;
+  patients: Pick<PatientsService, 'withConsentAt' | 'consentInForceAt'>;
+  lots: Pick<LotsService, 'forUseAt' | 'releasedAt'>;
+  vials: Pick<VialsService, 'administerStatement' | 'returnToStock' | 'onHand'>;
 }
 
 export type ProceduresService = ReturnType<typeof createProceduresService>;
 
 export function createProceduresService({ db, uow, audit, history, clock, patients, lots, vials }: ProceduresDeps) {
+  /** A new procedure: the vials off the clinic's hand, the procedure, its first version and its audit entry. */
+  const createStatement = onceStatement<{ row: q.ProcedureRow; dto: ProcedureDto; actor: Actor; details: Record<string, unknown> }>((v) => ({
+    writes: {
+      stock: vials.administerStatement(builder, v.row.lotId, v.row.clinicId, v.row.vialsUsed),
+      procedure: q.insertProcedure(builder, columnsOf(procedures, v.row)),
+      version: history.statement(builder, { resourceType: PROCEDURE, resourceId: v.row.id, version: 1, clinicId: v.row.clinicId, body: v.dto, by: v.row.createdBy }),
+      audit: audit.statement(builder, v.actor, { action: 'create', resourceType: PROCEDURE, resourceId: v.row.id, clinicId: v.row.clinicId, details: v.details }),
+    },
+    // In this order: the lot row is share-locked before the stock row, as a status change locks them.
+    guards: [
+      ['lot-released', lots.releasedAt(v.row.lotId, v.row.performedAt)],
+      ['vials', sql`exists (select 1 from stock)`],
+      ['consent', patients.consentInForceAt(v.row.clinicId, v.row.patientId, v.row.performedAt)],
+    ],
+  }));
+
   async function visible(actor: Actor, id: string): Promise<q.ProcedureRow> {
     const row = await q.findProcedure(db, clinicOf(actor), id);
     if (!row) throw new NotFound('procedure');
@@ -72,16 +90,22 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
     visible,
 
     /**
-     * Every gate and the vial decrement in one transaction: the patient is the caller's, consent was in force,
-     * the lot was released and unexpired at performedAt, the clinic holds the vials, and route, site, guidance
-     * and dose agree with the rules. The first gate that refuses answers 422 with its own code.
+     * Every gate is judged on plain reads: the patient is the caller's, consent was in force, the lot was
+     * released and unexpired at performedAt, and route, site, guidance and dose agree with the rules; the
+     * first that refuses answers 422 with its own code. The procedure, its version, its audit entry and the
+     * vial decrement are then written in one statement, which re-checks what a concurrent request could have
+     * changed since: the clinic still holds the vials, the lot is still released at performedAt (its row
+     * share-locked against a status change), consent is still in force.
      */
     async create(actor: Actor, input: ProcedureInput, idem?: IdempotencyRequest): Promise<ProcedureDto> {
       const clinicId = clinicOf(actor);
       const performedAt = effectiveTime(clock, input.performedAt, 'performedAt');
       checkRouteSiteGuidance(input);
-      return uow.run(async (tx) => {
-        const patient = await patients.withConsentAt(tx, clinicId, input.patientId, performedAt);
+      return uow.once(async () => {
+        const [patient, use] = await Promise.all([
+          patients.withConsentAt(db, clinicId, input.patientId, performedAt),
+          lots.forUseAt(db, input.lotId, performedAt),
+        ]);
         if (!patient) {
           throw new RuleViolation('unknown-patient', 'No patient with that id in your clinic.', [{ path: 'body.patientId', message: 'not a patient of this clinic' }]);
         }
@@ -90,7 +114,6 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
             { path: 'body.performedAt', message: 'no consent in force' },
           ]);
         }
-        const use = await lots.forUseAt(tx, input.lotId, performedAt);
         if (!use) throw new RuleViolation('unknown-lot', 'No lot with that id.', [{ path: 'body.lotId', message: 'unknown lot' }]);
         if (use.statusAt !== 'released') {
           throw new RuleViolation('lot-not-released', `The lot was ${use.statusAt ?? 'not yet made'} at performedAt; only a released lot may be given.`, [
@@ -103,12 +126,6 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
         const particlesPerMl = use.lot.characterization?.particlesPerMl;
         if (!particlesPerMl) throw new RuleViolation('lot-not-characterized', 'The lot has no particle concentration to check the dose against.');
         checkDose(input, particlesPerMl);
-        if (!(await vials.administer(tx, input.lotId, clinicId, input.vialsUsed))) {
-          const onHand = await vials.onHand(tx, input.lotId, clinicId);
-          throw new RuleViolation('insufficient-vials', `Your clinic holds ${onHand} vial(s) of this lot on hand; ${input.vialsUsed} needed.`, [
-            { path: 'body.vialsUsed', message: 'more than on hand' },
-          ]);
-        }
         const now = clock.now();
         const row: q.ProcedureRow = {
           id: newId(),
@@ -137,12 +154,20 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
           updatedAt: now,
           createdBy: actor.sub,
         };
-        // Built in full here, so it is written with its version and audit entry in one statement at commit.
-        await q.insertProcedure(tx, row);
         const dto = toProcedureDto(row);
-        await history.record(tx, { resourceType: PROCEDURE, resourceId: row.id, version: 1, clinicId, body: dto, by: actor.sub });
-        await audit.record(tx, actor, { action: 'create', resourceType: PROCEDURE, resourceId: row.id, clinicId, details: { patientId: row.patientId, lotId: row.lotId, vialsUsed: row.vialsUsed } });
-        return dto;
+        return {
+          statement: createStatement,
+          values: { row, dto, actor, details: { patientId: row.patientId, lotId: row.lotId, vialsUsed: row.vialsUsed } },
+          refused: {
+            vials: async () => {
+              const onHand = await vials.onHand(db, input.lotId, clinicId);
+              return new RuleViolation('insufficient-vials', `Your clinic holds ${onHand} vial(s) of this lot on hand; ${input.vialsUsed} needed.`, [
+                { path: 'body.vialsUsed', message: 'more than on hand' },
+              ]);
+            },
+          },
+          result: dto,
+        };
       }, idem);
     },
 
@@ -194,6 +219,9 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
         return dto;
       });
     },
+
+    /** As SQL: holds while the clinic's procedure stands (not entered in error), to re-check where a change is written. */
+    completed: q.completed,
 
     /** The clinic's procedure, in the caller's transaction (undefined if not theirs). */
     findInClinic(exec: Executor, clinicId: string, id: string) {
