@@ -1,6 +1,7 @@
 import { sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { write } from '../../db/unit-of-work.js';
+import { compiled } from '../../db/compiled.js';
 import type { Actor } from '../../auth/principal.js';
 import { auditEvents } from './audit.table.js';
 
@@ -27,6 +28,14 @@ export interface AuditLog {
    * `details` is a jsonb expression over the returned row `r`. Rows come back as PostgreSQL named them.
    */
   readThrough(exec: Executor, actor: Actor, entry: { resourceType: string; details?: SQL }, query: SQLWrapper): Promise<Record<string, unknown>[]>;
+  /**
+   * readThrough compiled once (see compiled()): for a hot read, `build` makes the query from stand-in values,
+   * and each call runs the same statement with the request's values.
+   */
+  readStatement<V extends object>(
+    entry: { resourceType: string; details?: SQL },
+    build: (v: V) => SQLWrapper,
+  ): (exec: Executor, actor: Actor, values: V) => Promise<Record<string, unknown>[]>;
   /** Runs a search (rows with `id`, at most limit + 1) and appends one search entry naming the ids returned, in one statement. */
   searchThrough(
     exec: Executor,
@@ -52,6 +61,17 @@ function entriesInsert(exec: Executor, actor: Actor, ...entries: AuditEntry[]) {
   );
 }
 
+function readThroughSql(actor: Actor, entry: { resourceType: string; details?: SQL }, query: SQLWrapper): SQL {
+  return sql`
+    with r as (${query}),
+    a as (
+      insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)
+      select ${actor.sub}, ${actor.clinicId}, 'read', ${entry.resourceType}, r.id::text, r.clinic_id, ${actor.requestId}, 'success',
+             ${entry.details ?? sql`null::jsonb`} from r
+    )
+    select * from r`;
+}
+
 export function createAuditLog(): AuditLog {
   return {
     async record(exec, actor, ...entries) {
@@ -61,15 +81,12 @@ export function createAuditLog(): AuditLog {
     statement: entriesInsert,
 
     async readThrough(exec, actor, entry, query) {
-      const result = await exec.execute(sql`
-        with r as (${query}),
-        a as (
-          insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)
-          select ${actor.sub}, ${actor.clinicId}, 'read', ${entry.resourceType}, r.id::text, r.clinic_id, ${actor.requestId}, 'success',
-                 ${entry.details ?? sql`null::jsonb`} from r
-        )
-        select * from r`);
-      return result.rows;
+      return (await exec.execute(readThroughSql(actor, entry, query))).rows;
+    },
+
+    readStatement<V extends object>(entry: { resourceType: string; details?: SQL }, build: (v: V) => SQLWrapper) {
+      const statement = compiled<{ actor: Actor; v: V }>(({ actor, v }) => readThroughSql(actor, entry, build(v)));
+      return (exec: Executor, actor: Actor, values: V) => statement.run(exec, { actor, v: values });
     },
 
     async searchThrough(exec, actor, entry, query) {

@@ -1,5 +1,6 @@
-import { and, asc, desc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
+import { builder, compiled } from '../../db/compiled.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { outcomes } from './outcomes.table.js';
 
@@ -29,14 +30,20 @@ export async function listByPatient(exec: Executor, clinicId: string, patientId:
 }
 
 /** Baseline scores of these procedures: the latest baseline assessment per procedure and instrument. */
-export async function baselinesOf(exec: Executor, procedureIds: string[]): Promise<Map<string, number>> {
-  if (procedureIds.length === 0) return new Map();
-  const rows = await exec
+const baselinesStatement = compiled<{ procedureIds: string[] }>((v) =>
+  builder
     .selectDistinctOn([outcomes.procedureId, outcomes.instrument], { procedureId: outcomes.procedureId, instrument: outcomes.instrument, score: outcomes.score })
     .from(outcomes)
-    .where(and(inArray(outcomes.procedureId, procedureIds), eq(outcomes.timepoint, 'baseline')))
-    .orderBy(outcomes.procedureId, outcomes.instrument, desc(outcomes.assessedAt), desc(outcomes.id));
-  return new Map(rows.map((r) => [`${r.procedureId}|${r.instrument}`, r.score]));
+    // One uuid[] parameter: one statement whatever the number of procedures.
+    .where(and(sql`${outcomes.procedureId} = any(${v.procedureIds}::uuid[])`, eq(outcomes.timepoint, 'baseline')))
+    .orderBy(outcomes.procedureId, outcomes.instrument, desc(outcomes.assessedAt), desc(outcomes.id)),
+);
+
+/** The latest baseline score of each procedure and instrument, keyed `procedureId|instrument`. */
+export async function baselinesOf(exec: Executor, procedureIds: string[]): Promise<Map<string, number>> {
+  if (procedureIds.length === 0) return new Map();
+  const rows = await baselinesStatement.run(exec, { procedureIds });
+  return new Map(rows.map((r) => [`${r.procedure_id as string}|${r.instrument as string}`, Number(r.score)] as const));
 }
 
 export async function countByPatient(exec: Executor, clinicId: string, patientId: string): Promise<number> {

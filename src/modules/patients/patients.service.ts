@@ -1,4 +1,5 @@
 import type { Db, Executor } from '../../db/client.js';
+import { builder } from '../../db/compiled.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
@@ -44,6 +45,8 @@ export interface PatientsDeps {
 export type PatientsService = ReturnType<typeof createPatientsService>;
 
 export function createPatientsService({ db, uow, audit, history, clock }: PatientsDeps) {
+  const readPatient = audit.readStatement<{ clinicId: string; id: string }>({ resourceType: PATIENT }, (v) => q.selectPatient(builder, v.clinicId, v.id));
+
   function checkBirthDate(birthDate: string | undefined) {
     if (birthDate !== undefined && birthDate > todayIso(clock)) {
       throw new RuleViolation('birth-date-in-future', 'birthDate cannot be after today.', [{ path: 'body.birthDate', message: 'after today' }]);
@@ -100,7 +103,7 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
     },
 
     async get(actor: Actor, id: string): Promise<PatientDto> {
-      const [raw] = await audit.readThrough(db, actor, { resourceType: PATIENT }, q.selectPatient(db, clinicOf(actor), id));
+      const [raw] = await readPatient(db, actor, { clinicId: clinicOf(actor), id });
       if (!raw) throw new NotFound('patient');
       return toPatientDto(q.patientFromRaw(raw));
     },

@@ -2,6 +2,7 @@ import { and, asc, eq, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { fromRaw } from '../../db/raw.js';
+import { builder, compiled } from '../../db/compiled.js';
 import type { ProcedureFilters } from './procedures.schemas.js';
 import { procedures } from './procedures.table.js';
 
@@ -26,13 +27,13 @@ export const procedureFromRaw = (r: Record<string, unknown>): ProcedureRow => fr
 export const completed = (clinicId: string, id: string) =>
   sql<boolean>`exists (select 1 from ${procedures} where ${procedures.id} = ${id} and ${procedures.clinicId} = ${clinicId} and ${procedures.status} = 'completed')`;
 
+const findProcedureStatement = compiled<{ clinicId: string; id: string }>((v) =>
+  builder.select().from(procedures).where(and(eq(procedures.id, v.id), eq(procedures.clinicId, v.clinicId))).limit(1),
+);
+
 export async function findProcedure(exec: Executor, clinicId: string, id: string): Promise<ProcedureRow | undefined> {
-  const [row] = await exec
-    .select()
-    .from(procedures)
-    .where(and(eq(procedures.id, id), eq(procedures.clinicId, clinicId)))
-    .limit(1);
-  return row;
+  const [raw] = await findProcedureStatement.run(exec, { clinicId, id });
+  return raw && procedureFromRaw(raw);
 }
 
 export async function lockProcedure(tx: Tx, clinicId: string, id: string): Promise<ProcedureRow | undefined> {
