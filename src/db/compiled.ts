@@ -17,8 +17,8 @@ export const builder: Db = drizzle.mock({ schema });
  *
  * `build` receives a stand-in for the values: `v.id` is the placeholder "id"; `v.row.id` is "row.id", so a
  * whole row can be handed to an insert builder and each column gets its own placeholder (and its column's
- * encoding, as drizzle applies to placeholders). `build` must not branch on, or call methods of, the
- * values: it runs once, and its shape is the statement's for every later call.
+ * encoding, as drizzle applies to placeholders). `build` must not branch on, spread, or call methods of
+ * the values: it runs once, and its shape is the statement's for every later call.
  */
 export interface Compiled<V> {
   /** Rows as PostgreSQL names them (see fromRaw), on any executor: the pool or a transaction. */

@@ -1,7 +1,7 @@
 import { sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { write } from '../../db/unit-of-work.js';
-import { compiled } from '../../db/compiled.js';
+import { compiled, type Compiled } from '../../db/compiled.js';
 import type { Actor } from '../../auth/principal.js';
 import { auditEvents } from './audit.table.js';
 
@@ -36,6 +36,14 @@ export interface AuditLog {
     entry: { resourceType: string; details?: SQL },
     build: (v: V) => SQLWrapper,
   ): (exec: Executor, actor: Actor, values: V) => Promise<Record<string, unknown>[]>;
+  /**
+   * searchThrough compiled once per `shape` (which filters a request has, say): `build` makes the search
+   * from stand-in values for that shape.
+   */
+  searchStatement<V extends object>(
+    resourceType: string,
+    build: (shape: string, v: V) => SQLWrapper,
+  ): (exec: Executor, actor: Actor, entry: { shape: string; clinicId: string | null; filters: string[]; limit: number }, values: V) => Promise<Record<string, unknown>[]>;
   /** Runs a search (rows with `id`, at most limit + 1) and appends one search entry naming the ids returned, in one statement. */
   searchThrough(
     exec: Executor,
@@ -72,6 +80,20 @@ function readThroughSql(actor: Actor, entry: { resourceType: string; details?: S
     select * from r`;
 }
 
+/** `filters` is the JSON text of the filter names. */
+function searchThroughSql(actor: Actor, entry: { resourceType: string; clinicId: string | null; filters: string; limit: number }, query: SQLWrapper): SQL {
+  return sql`
+    with r as (${query}),
+    a as (
+      insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)
+      values (${actor.sub}, ${actor.clinicId}, 'search', ${entry.resourceType}, null, ${entry.clinicId}, ${actor.requestId}, 'success',
+        jsonb_build_object(
+          'filters', ${entry.filters}::jsonb,
+          'resultIds', coalesce((select jsonb_agg(x.id order by x.id) from (select id from r order by id limit ${entry.limit}) x), '[]'::jsonb)))
+    )
+    select * from r order by id`;
+}
+
 export function createAuditLog(): AuditLog {
   return {
     async record(exec, actor, ...entries) {
@@ -90,17 +112,23 @@ export function createAuditLog(): AuditLog {
     },
 
     async searchThrough(exec, actor, entry, query) {
-      const result = await exec.execute(sql`
-        with r as (${query}),
-        a as (
-          insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)
-          values (${actor.sub}, ${actor.clinicId}, 'search', ${entry.resourceType}, null, ${entry.clinicId}, ${actor.requestId}, 'success',
-            jsonb_build_object(
-              'filters', ${JSON.stringify(entry.filters)}::jsonb,
-              'resultIds', coalesce((select jsonb_agg(x.id order by x.id) from (select id from r order by id limit ${entry.limit}) x), '[]'::jsonb)))
-        )
-        select * from r order by id`);
-      return result.rows;
+      return (await exec.execute(searchThroughSql(actor, { ...entry, resourceType: entry.resourceType, filters: JSON.stringify(entry.filters) }, query))).rows;
     },
+
+    searchStatement<V extends object>(resourceType: string, build: (shape: string, v: V) => SQLWrapper) {
+      type Values = { actor: Actor; entry: { clinicId: string | null; filters: string; limit: number }; v: V };
+      const statements = new Map<string, Compiled<Values>>();
+      return (exec: Executor, actor: Actor, entry: { shape: string; clinicId: string | null; filters: string[]; limit: number }, values: V) => {
+        let statement = statements.get(entry.shape);
+        if (!statement) {
+          statement = compiled<Values>((x) =>
+            searchThroughSql(x.actor, { resourceType, clinicId: x.entry.clinicId, filters: x.entry.filters, limit: x.entry.limit }, build(entry.shape, x.v)),
+          );
+          statements.set(entry.shape, statement);
+        }
+        return statement.run(exec, { actor, entry: { clinicId: entry.clinicId, filters: JSON.stringify(entry.filters), limit: entry.limit }, v: values });
+      };
+    },
+
   };
 }

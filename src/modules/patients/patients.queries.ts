@@ -55,31 +55,65 @@ export async function findPatientAnyClinic(exec: Executor, id: string): Promise<
 
 const likePrefix = (s: string) => s.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`) + '%';
 
-function patientWhere(clinicId: string, f: PatientFilters): (SQL | undefined)[] {
-  const where: (SQL | undefined)[] = [eq(patients.clinicId, clinicId)];
-  if (f.mrn) where.push(eq(patients.mrn, f.mrn));
-  if (f.birthDate) where.push(eq(patients.birthDate, f.birthDate));
-  if (f.familyName) where.push(sql`lower(${patients.familyName}) like ${likePrefix(f.familyName)}`);
-  if (f.identifier) {
-    const bar = f.identifier.indexOf('|');
-    const probe = JSON.stringify([{ system: f.identifier.slice(0, bar), value: f.identifier.slice(bar + 1) }]);
-    where.push(sql`${patients.identifiers} @> ${probe}::jsonb`);
-  }
-  return where;
+/** A search's values as the SQL takes them: the family name as a LIKE prefix, the identifier as a jsonb probe. */
+export interface PatientSearchValues {
+  clinicId: string;
+  mrn?: string;
+  birthDate?: string;
+  familyNamePrefix?: string;
+  identifierProbe?: string;
+  after?: string;
+  limit: number;
 }
 
-/** The search, unexecuted (for AuditLog.searchThrough). */
-export function selectPatients(exec: Executor, clinicId: string, f: PatientFilters, page: PageRequest) {
+export function patientSearchValues(clinicId: string, f: PatientFilters, page?: PageRequest): PatientSearchValues {
+  const bar = f.identifier?.indexOf('|') ?? -1;
+  return {
+    clinicId,
+    mrn: f.mrn,
+    birthDate: f.birthDate,
+    familyNamePrefix: f.familyName ? likePrefix(f.familyName) : undefined,
+    identifierProbe: f.identifier ? JSON.stringify([{ system: f.identifier.slice(0, bar), value: f.identifier.slice(bar + 1) }]) : undefined,
+    after: page?.after,
+    limit: (page?.limit ?? 0) + 1,
+  };
+}
+
+/**
+ * The search's conditions: which are present is decided by `present` (so it can be compiled per shape),
+ * their values come from `v` (real, or the stand-ins of compiled()).
+ */
+function patientWhere(v: PatientSearchValues, present: PatientSearchValues): (SQL | undefined)[] {
+  return [
+    eq(patients.clinicId, v.clinicId),
+    present.mrn !== undefined ? eq(patients.mrn, v.mrn!) : undefined,
+    present.birthDate !== undefined ? eq(patients.birthDate, v.birthDate!) : undefined,
+    present.familyNamePrefix !== undefined ? sql`lower(${patients.familyName}) like ${v.familyNamePrefix}` : undefined,
+    present.identifierProbe !== undefined ? sql`${patients.identifiers} @> ${v.identifierProbe}::jsonb` : undefined,
+  ];
+}
+
+/** Which conditions a search has: the key its compiled statement is kept under. */
+export const patientSearchShape = (v: PatientSearchValues) =>
+  (['mrn', 'birthDate', 'familyNamePrefix', 'identifierProbe', 'after'] as const).filter((k) => v[k] !== undefined).join(',');
+
+/** The conditions a shape has, as `present` for selectPatients. */
+export const patientSearchPresent = (shape: string) =>
+  Object.fromEntries(shape.split(',').filter(Boolean).map((k) => [k, ''])) as unknown as PatientSearchValues;
+
+/** The search from stand-in values, for AuditLog.searchStatement: the shape says which conditions it has. */
+export function selectPatients(exec: Executor, v: PatientSearchValues, present: PatientSearchValues) {
   return exec
     .select()
     .from(patients)
-    .where(and(...patientWhere(clinicId, f), page.after ? gt(patients.id, page.after) : undefined))
+    .where(and(...patientWhere(v, present), present.after !== undefined ? gt(patients.id, v.after!) : undefined))
     .orderBy(asc(patients.id))
-    .limit(page.limit + 1);
+    .limit(v.limit);
 }
 
 export async function countPatients(exec: Executor, clinicId: string, f: PatientFilters): Promise<number> {
-  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(patients).where(and(...patientWhere(clinicId, f)));
+  const v = patientSearchValues(clinicId, f);
+  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(patients).where(and(...patientWhere(v, v)));
   return row?.n ?? 0;
 }
 

@@ -45,6 +45,7 @@ export interface PatientsDeps {
 export type PatientsService = ReturnType<typeof createPatientsService>;
 
 export function createPatientsService({ db, uow, audit, history, clock }: PatientsDeps) {
+  const searchPatients = audit.searchStatement<q.PatientSearchValues>(PATIENT, (shape, v) => q.selectPatients(builder, v, q.patientSearchPresent(shape)));
   const readPatient = audit.readStatement<{ clinicId: string; id: string }>({ resourceType: PATIENT }, (v) => q.selectPatient(builder, v.clinicId, v.id));
 
   function checkBirthDate(birthDate: string | undefined) {
@@ -111,7 +112,8 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
     async search(actor: Actor, filters: PatientFilters, page: PageRequest) {
       const clinicId = clinicOf(actor);
       const named = Object.keys(filters).filter((k) => filters[k as keyof PatientFilters] !== undefined);
-      const rows = await audit.searchThrough(db, actor, { resourceType: PATIENT, clinicId, filters: named, limit: page.limit }, q.selectPatients(db, clinicId, filters, page));
+      const values = q.patientSearchValues(clinicId, filters, page);
+      const rows = await searchPatients(db, actor, { shape: q.patientSearchShape(values), clinicId, filters: named, limit: page.limit }, values);
       return toPage(rows.map((r) => toPatientDto(q.patientFromRaw(r))), page.limit);
     },
 
