@@ -41,6 +41,7 @@ export function compiled<V extends object>(build: (v: V) => SQLWrapper): Compile
       const q = compile();
       // Filled here rather than by drizzle, whose column encoders do not take null.
       const params = q.params.map((p) => {
+        if (p === null || typeof p !== 'object') return p; // a value fixed when the statement was built
         const param = p as { value?: unknown; encoder?: { mapToDriverValue(v: unknown): unknown } };
         const placeholder = p instanceof Placeholder ? p : param.value instanceof Placeholder ? param.value : undefined;
         if (!placeholder) return p;
