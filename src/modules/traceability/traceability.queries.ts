@@ -67,34 +67,38 @@ export async function adverseEventsOfLots(exec: Executor, lotIds: string[], clin
   return result.rows as unknown as AdverseEventRow[];
 }
 
+/** `n` follow-up scores of one instrument and timepoint with the same score and the same baseline. */
 export interface ScoreRow {
   instrument: string;
   timepoint: string;
   score: number;
   baseline: number | null;
+  n: number;
 }
 
 /**
- * Every follow-up score of the lot's completed procedures, with that procedure's latest baseline on the same
- * instrument. `= any(array(...))` makes PostgreSQL look outcomes up by procedure (index) instead of hashing the
- * whole table; the baseline is picked in the same pass here.
+ * The follow-up scores of the lot's completed procedures, each with that procedure's latest baseline on the
+ * same instrument, counted by (instrument, timepoint, score, baseline): scores take few values, so tens of
+ * thousands of outcomes come back as a few hundred rows, and the rules of instruments.ts summarize them.
+ * `= any(array(...))` makes PostgreSQL look outcomes up by procedure (index) instead of hashing the table.
  */
 export async function followUpScores(exec: Executor, lotId: string, clinicId: string | null): Promise<ScoreRow[]> {
   const result = await exec.execute(sql`
-    select o.procedure_id, o.instrument, o.timepoint, o.score::float8 as score, extract(epoch from o.assessed_at)::float8 as at, o.id
-    from outcomes o
-    where o.procedure_id = any (array(select id from procedures where lot_id = ${lotId} and status = 'completed' ${clinicFilter('clinic_id', clinicId)}))`);
-  const rows = result.rows as { procedure_id: string; instrument: string; timepoint: string; score: number; at: number; id: string }[];
-  const baselines = new Map<string, { score: number; at: number; id: string }>();
-  for (const r of rows) {
-    if (r.timepoint !== 'baseline') continue;
-    const key = `${r.procedure_id}|${r.instrument}`;
-    const prev = baselines.get(key);
-    if (!prev || r.at > prev.at || (r.at === prev.at && r.id > prev.id)) baselines.set(key, { score: r.score, at: r.at, id: r.id });
-  }
-  return rows
-    .filter((r) => r.timepoint !== 'baseline')
-    .map((r) => ({ instrument: r.instrument, timepoint: r.timepoint, score: r.score, baseline: baselines.get(`${r.procedure_id}|${r.instrument}`)?.score ?? null }));
+    with s as (
+      select o.procedure_id, o.instrument, o.timepoint, o.score::float8 as score, o.assessed_at, o.id
+      from outcomes o
+      where o.procedure_id = any (array(select id from procedures where lot_id = ${lotId} and status = 'completed' ${clinicFilter('clinic_id', clinicId)}))
+    ),
+    b as (
+      select distinct on (procedure_id, instrument) procedure_id, instrument, score
+      from s where timepoint = 'baseline'
+      order by procedure_id, instrument, assessed_at desc, id desc
+    )
+    select s.instrument, s.timepoint, s.score, b.score as baseline, count(*)::int as n
+    from s left join b on b.procedure_id = s.procedure_id and b.instrument = s.instrument
+    where s.timepoint <> 'baseline'
+    group by 1, 2, 3, 4`);
+  return result.rows as unknown as ScoreRow[];
 }
 
 export async function lotIdsOf(exec: Executor, donorId: string): Promise<string[]> {

@@ -73,20 +73,23 @@ function toReportAdverseEvent(a: q.AdverseEventRow) {
   };
 }
 
-/** Per instrument and timepoint: n, mean change from baseline, responder rate. */
+/** Per instrument and timepoint: n, mean change from baseline, responder rate (rows are counted groups of scores). */
 export function summarizeOutcomes(rows: q.ScoreRow[]) {
-  const groups = new Map<string, { instrument: InstrumentCode; timepoint: Timepoint; n: number; changes: number[]; assessable: number; responders: number }>();
+  const groups = new Map<string, { instrument: InstrumentCode; timepoint: Timepoint; n: number; withBaseline: number; changeSum: number; assessable: number; responders: number }>();
   for (const r of rows) {
     const key = `${r.instrument}|${r.timepoint}`;
-    const g = groups.get(key) ?? { instrument: r.instrument as InstrumentCode, timepoint: r.timepoint as Timepoint, n: 0, changes: [], assessable: 0, responders: 0 };
+    const g = groups.get(key) ?? { instrument: r.instrument as InstrumentCode, timepoint: r.timepoint as Timepoint, n: 0, withBaseline: 0, changeSum: 0, assessable: 0, responders: 0 };
     groups.set(key, g);
-    g.n++;
+    g.n += r.n;
     const change = changeFromBaseline(r.score, r.baseline);
-    if (change !== null) g.changes.push(change);
+    if (change !== null) {
+      g.withBaseline += r.n;
+      g.changeSum += change * r.n;
+    }
     const responder = isResponder(g.instrument, r.score, r.baseline);
     if (responder !== null) {
-      g.assessable++;
-      if (responder) g.responders++;
+      g.assessable += r.n;
+      if (responder) g.responders += r.n;
     }
   }
   const round = (x: number) => Math.round(x * 1000) / 1000;
@@ -96,8 +99,8 @@ export function summarizeOutcomes(rows: q.ScoreRow[]) {
       instrument: g.instrument,
       timepoint: g.timepoint,
       n: g.n,
-      withBaseline: g.changes.length,
-      meanChangeFromBaseline: g.changes.length ? round(g.changes.reduce((s, c) => s + c, 0) / g.changes.length) : null,
+      withBaseline: g.withBaseline,
+      meanChangeFromBaseline: g.withBaseline ? round(g.changeSum / g.withBaseline) : null,
       responderRate: INSTRUMENTS[g.instrument].mcid && g.assessable ? round(g.responders / g.assessable) : null,
     }));
 }
