@@ -1,7 +1,6 @@
 import { and, asc, desc, eq, gt, inArray, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import { pgCode, pgConstraint } from '../../db/errors.js';
-import { builder, compiled } from '../../db/compiled.js';
 import { fromRaw } from '../../db/raw.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { Conflict } from '../../shared/errors.js';
@@ -45,14 +44,13 @@ export const statusAtSql = (id: string, at: Date) =>
   sql<string | null>`(select s.status from ${lotStatusChanges} s where s.lot_id = ${id} and s.effective_at <= ${at}
     order by s.effective_at desc, s.recorded_at desc, s.id desc limit 1)`;
 
-const lotWithStatusAtStatement = compiled<{ id: string; at: Date }>((v) =>
-  builder.select({ lot: lots, statusAt: statusAtSql(v.id, v.at).as('status_at') }).from(lots).where(eq(lots.id, v.id)).limit(1),
-);
-
-export async function lotWithStatusAt(exec: Executor, id: string, at: Date) {
-  const [raw] = await lotWithStatusAtStatement.run(exec, { id, at });
-  return raw && { lot: fromRaw(lots, raw), statusAt: (raw.status_at as string | null) ?? null };
+/** The lot with its status at `at`, unexecuted (rows map with withStatusFromRaw). */
+export function selectWithStatusAt(exec: Executor, id: string, at: Date) {
+  return exec.select({ lot: lots, statusAt: statusAtSql(id, at).as('status_at') }).from(lots).where(eq(lots.id, id)).limit(1);
 }
+
+export const withStatusFromRaw = (raw: Record<string, unknown>) => ({ lot: fromRaw(lots, raw), statusAt: (raw.status_at as string | null) ?? null });
+
 
 /**
  * Holds when the lot was released at `at`, share-locking the lot row: procedures on it are written side by

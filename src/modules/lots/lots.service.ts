@@ -82,6 +82,8 @@ export interface LotsDeps {
 
 export type LotsService = ReturnType<typeof createLotsService>;
 
+const forUse = (row: { lot: q.LotRow; statusAt: string | null }) => ({ lot: row.lot, statusAt: (row.statusAt ?? undefined) as LotStatus | undefined });
+
 export function createLotsService(deps: LotsDeps) {
   const { db, uow, audit, history, clock, donors } = deps;
 
@@ -272,12 +274,9 @@ export function createLotsService(deps: LotsDeps) {
     },
 
     /** The lot for a procedure at `at`: its row (share-locked) and its status then; undefined if no such lot. */
-    /** The lot and its status at `at`, to judge a procedure on; `releasedAt` re-checks it when the procedure is written. */
-    async forUseAt(exec: Executor, lotId: string, at: Date) {
-      const row = await q.lotWithStatusAt(exec, lotId, at);
-      if (!row) return undefined;
-      return { lot: row.lot, statusAt: (row.statusAt ?? undefined) as LotStatus | undefined };
-    },
+    /** The lot and its status at `at`, unexecuted, to compose into a procedure's statement (`releasedAt` re-checks it where the procedure is written); `forUseFromRaw` maps its row. */
+    selectForUseAt: q.selectWithStatusAt,
+    forUseFromRaw: (raw: Record<string, unknown>) => forUse(q.withStatusFromRaw(raw)),
 
     releasedAt: q.releasedAt,
 

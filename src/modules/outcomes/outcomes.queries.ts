@@ -30,20 +30,25 @@ export async function listByPatient(exec: Executor, clinicId: string, patientId:
 }
 
 /** Baseline scores of these procedures: the latest baseline assessment per procedure and instrument. */
-const baselinesStatement = compiled<{ procedureIds: string[] }>((v) =>
-  builder
+/** The latest baseline of each procedure and instrument; `procedureIds` is a uuid[] (one parameter, one statement shape). */
+export function selectBaselines(exec: Executor, procedureIds: unknown) {
+  return exec
     .selectDistinctOn([outcomes.procedureId, outcomes.instrument], { procedureId: outcomes.procedureId, instrument: outcomes.instrument, score: outcomes.score })
     .from(outcomes)
-    // One uuid[] parameter: one statement whatever the number of procedures.
-    .where(and(sql`${outcomes.procedureId} = any(${v.procedureIds}::uuid[])`, eq(outcomes.timepoint, 'baseline')))
-    .orderBy(outcomes.procedureId, outcomes.instrument, desc(outcomes.assessedAt), desc(outcomes.id)),
-);
+    .where(and(sql`${outcomes.procedureId} = any(${procedureIds}::uuid[])`, eq(outcomes.timepoint, 'baseline')))
+    .orderBy(outcomes.procedureId, outcomes.instrument, desc(outcomes.assessedAt), desc(outcomes.id));
+}
+
+const baselinesStatement = compiled<{ procedureIds: string[] }>((v) => selectBaselines(builder, v.procedureIds));
+
+/** Rows of selectBaselines (raw or from json_agg) keyed `procedureId|instrument`. */
+export const baselineMap = (rows: Record<string, unknown>[]) =>
+  new Map(rows.map((r) => [`${r.procedure_id as string}|${r.instrument as string}`, Number(r.score)] as const));
 
 /** The latest baseline score of each procedure and instrument, keyed `procedureId|instrument`. */
 export async function baselinesOf(exec: Executor, procedureIds: string[]): Promise<Map<string, number>> {
   if (procedureIds.length === 0) return new Map();
-  const rows = await baselinesStatement.run(exec, { procedureIds });
-  return new Map(rows.map((r) => [`${r.procedure_id as string}|${r.instrument as string}`, Number(r.score)] as const));
+  return baselineMap(await baselinesStatement.run(exec, { procedureIds }));
 }
 
 export async function countByPatient(exec: Executor, clinicId: string, patientId: string): Promise<number> {

@@ -1,6 +1,7 @@
+import { sql } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
 import { onceStatement, type IdempotencyRequest, type UnitOfWork } from '../../db/unit-of-work.js';
-import { builder, columnsOf } from '../../db/compiled.js';
+import { builder, columnsOf, compiled } from '../../db/compiled.js';
 import { outcomes } from './outcomes.table.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
@@ -25,12 +26,19 @@ export interface OutcomesDeps {
   audit: AuditLog;
   clock: Clock;
   patients: Pick<PatientsService, 'visiblePatient'>;
-  procedures: Pick<ProceduresService, 'visible' | 'findInClinic' | 'performedAtOf' | 'completed'>;
+  procedures: Pick<ProceduresService, 'visible' | 'findInClinic' | 'performedAtOf' | 'completed' | 'select' | 'fromRaw'>;
 }
 
 export type OutcomesService = ReturnType<typeof createOutcomesService>;
 
 export function createOutcomesService({ db, uow, audit, clock, patients, procedures }: OutcomesDeps) {
+  /** What a new score is judged on, in one statement: the clinic's procedure and its latest baselines. */
+  const gateStatement = compiled<{ clinicId: string; procedureId: string }>(
+    (v) => sql`
+      select (select row_to_json(p) from (${procedures.select(builder, v.clinicId, v.procedureId)}) p) as procedure,
+             (select coalesce(json_agg(b), '[]'::json) from (${q.selectBaselines(builder, sql`array[${v.procedureId}]`)}) b) as baselines`,
+  );
+
   /** A new score and its audit entry, while its procedure stands (marked entered-in-error since it was read: prepared again, that read refuses it). */
   const createStatement = onceStatement<{ row: q.OutcomeRow; actor: Actor; details: Record<string, unknown> }>((v) => ({
     writes: {
@@ -84,10 +92,9 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
         ]);
       }
       return uow.once(async () => {
-        const [procedure, baselines] = await Promise.all([
-          procedures.findInClinic(db, clinicId, input.procedureId),
-          input.timepoint === 'baseline' ? new Map<string, number>() : q.baselinesOf(db, [input.procedureId]),
-        ]);
+        const [gate] = await gateStatement.run(db, { clinicId, procedureId: input.procedureId });
+        const procedure = gate?.procedure ? procedures.fromRaw(gate.procedure as Record<string, unknown>) : undefined;
+        const baselines = input.timepoint === 'baseline' ? new Map<string, number>() : q.baselineMap(gate?.baselines as Record<string, unknown>[]);
         if (!procedure) {
           throw new RuleViolation('unknown-procedure', 'No procedure with that id in your clinic.', [{ path: 'body.procedureId', message: 'not a procedure of this clinic' }]);
         }

@@ -2,7 +2,6 @@ import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import { pgCode, pgConstraint } from '../../db/errors.js';
 import { fromRaw } from '../../db/raw.js';
-import { builder, compiled } from '../../db/compiled.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { Conflict } from '../../shared/errors.js';
 import { consents, patients } from './patients.table.js';
@@ -189,17 +188,15 @@ export const consentInForceAt = (clinicId: string, patientId: string, at: Date) 
     select 1 from ${consents} c where c.patient_id = ${patientId} and c.clinic_id = ${clinicId}
       and c.kind = 'investigational-treatment' and c.signed_at <= ${at} and (c.withdrawn_at is null or c.withdrawn_at > ${at}))`;
 
-const patientWithConsentAtStatement = compiled<{ clinicId: string; patientId: string; at: Date }>((v) =>
-  builder
-    .select({ patient: patients, consentInForce: consentInForceAt(v.clinicId, v.patientId, v.at).as('consent_in_force') })
+/** The clinic's patient and whether consent was in force at `at`, unexecuted (rows map with withConsentFromRaw). */
+export function selectWithConsentAt(exec: Executor, clinicId: string, patientId: string, at: Date) {
+  return exec
+    .select({ patient: patients, consentInForce: consentInForceAt(clinicId, patientId, at).as('consent_in_force') })
     .from(patients)
-    .where(and(eq(patients.id, v.patientId), eq(patients.clinicId, v.clinicId)))
-    .limit(1),
-);
-
-/** The clinic's patient and whether an investigational-treatment consent was in force at `at`, in one query. */
-export async function patientWithConsentAt(exec: Executor, clinicId: string, patientId: string, at: Date) {
-  const [raw] = await patientWithConsentAtStatement.run(exec, { clinicId, patientId, at });
-  return raw && { patient: patientFromRaw(raw), consentInForce: raw.consent_in_force === true };
+    .where(and(eq(patients.id, patientId), eq(patients.clinicId, clinicId)))
+    .limit(1);
 }
+
+export const withConsentFromRaw = (raw: Record<string, unknown>) => ({ patient: patientFromRaw(raw), consentInForce: raw.consent_in_force === true });
+
 

@@ -69,10 +69,9 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
       return q.findPatientAnyClinic(exec, id);
     },
 
-    /** The clinic's patient with whether consent was in force at `at` (undefined if not theirs). */
-    withConsentAt(exec: Executor, clinicId: string, id: string, at: Date) {
-      return q.patientWithConsentAt(exec, clinicId, id, at);
-    },
+    /** The clinic's patient with whether consent was in force at `at`, unexecuted, to compose into another module's statement; `withConsentFromRaw` maps its row. */
+    selectWithConsentAt: q.selectWithConsentAt,
+    withConsentFromRaw: q.withConsentFromRaw,
 
     /** The same consent test as SQL, to re-check it where a change is written. */
     consentInForceAt: q.consentInForceAt,

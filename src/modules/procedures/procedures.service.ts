@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
 import { onceStatement, type IdempotencyRequest, type UnitOfWork } from '../../db/unit-of-work.js';
-import { builder, columnsOf } from '../../db/compiled.js';
+import { builder, columnsOf, compiled } from '../../db/compiled.js';
 import { procedures } from './procedures.table.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
@@ -56,14 +56,21 @@ export interface ProceduresDeps {
   audit: AuditLog;
   history: History;
   clock: Clock;
-  patients: Pick<PatientsService, 'withConsentAt' | 'consentInForceAt'>;
-  lots: Pick<LotsService, 'forUseAt' | 'releasedAt'>;
+  patients: Pick<PatientsService, 'selectWithConsentAt' | 'withConsentFromRaw' | 'consentInForceAt'>;
+  lots: Pick<LotsService, 'selectForUseAt' | 'forUseFromRaw' | 'releasedAt'>;
   vials: Pick<VialsService, 'administerStatement' | 'returnToStock' | 'onHand'>;
 }
 
 export type ProceduresService = ReturnType<typeof createProceduresService>;
 
 export function createProceduresService({ db, uow, audit, history, clock, patients, lots, vials }: ProceduresDeps) {
+  /** What a procedure is judged on, in one statement: the clinic's patient with consent, the lot with its status, at performedAt. */
+  const gateStatement = compiled<{ clinicId: string; patientId: string; lotId: string; at: Date }>(
+    (v) => sql`
+      select (select row_to_json(p) from (${patients.selectWithConsentAt(builder, v.clinicId, v.patientId, v.at)}) p) as patient,
+             (select row_to_json(l) from (${lots.selectForUseAt(builder, v.lotId, v.at)}) l) as lot`,
+  );
+
   /** A new procedure: the vials off the clinic's hand, the procedure, its first version and its audit entry. */
   const createStatement = onceStatement<{ row: q.ProcedureRow; dto: ProcedureDto; actor: Actor; details: Record<string, unknown> }>((v) => ({
     writes: {
@@ -102,10 +109,9 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
       const performedAt = effectiveTime(clock, input.performedAt, 'performedAt');
       checkRouteSiteGuidance(input);
       return uow.once(async () => {
-        const [patient, use] = await Promise.all([
-          patients.withConsentAt(db, clinicId, input.patientId, performedAt),
-          lots.forUseAt(db, input.lotId, performedAt),
-        ]);
+        const [gate] = await gateStatement.run(db, { clinicId, patientId: input.patientId, lotId: input.lotId, at: performedAt });
+        const patient = gate?.patient ? patients.withConsentFromRaw(gate.patient as Record<string, unknown>) : undefined;
+        const use = gate?.lot ? lots.forUseFromRaw(gate.lot as Record<string, unknown>) : undefined;
         if (!patient) {
           throw new RuleViolation('unknown-patient', 'No patient with that id in your clinic.', [{ path: 'body.patientId', message: 'not a patient of this clinic' }]);
         }
@@ -219,6 +225,10 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
         return dto;
       });
     },
+
+    /** The select of one procedure of the clinic, unexecuted, to compose into another module's statement; its rows map with `fromRaw`. */
+    select: q.selectProcedure,
+    fromRaw: q.procedureFromRaw,
 
     /** As SQL: holds while the clinic's procedure stands (not entered in error), to re-check where a change is written. */
     completed: q.completed,
