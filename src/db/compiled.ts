@@ -67,6 +67,20 @@ export function columnsOf<R extends object>(table: Table, row: R): R {
   return Object.fromEntries(Object.keys(getTableColumns(table)).map((key) => [key, (row as Record<string, unknown>)[key]])) as R;
 }
 
+/** Which of `values` are set: the key a statement compiled per shape (say, per set of search filters) is kept under. */
+export function shapeOf(values: object): string {
+  return Object.entries(values)
+    .filter(([, v]) => v !== undefined)
+    .map(([k]) => k)
+    .sort()
+    .join(',');
+}
+
+/** A stand-in whose keys are those of `shape`: for `present.x !== undefined` tests while building that shape. */
+export function presentIn<V>(shape: string): V {
+  return Object.fromEntries(shape.split(',').filter(Boolean).map((k) => [k, ''])) as V;
+}
+
 interface PreparingSession {
   prepareQuery(query: Query, fields: undefined, name: undefined, arrayMode: boolean): { execute(values: Record<string, unknown>): Promise<unknown> };
 }

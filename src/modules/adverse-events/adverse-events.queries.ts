@@ -11,7 +11,7 @@ export async function insertAdverseEvent(tx: Tx, row: typeof adverseEvents.$infe
   return created!;
 }
 
-/** The select of one adverse event of the clinic, unexecuted (for AuditLog.readThrough). */
+/** The select of one adverse event of the clinic, unexecuted (for AuditLog.readStatement). */
 export function selectAdverseEvent(exec: Executor, clinicId: string, id: string) {
   return exec
     .select()
@@ -48,27 +48,41 @@ export interface AdverseEventFilters {
   serious?: boolean;
 }
 
-function adverseEventWhere(clinicId: string, f: AdverseEventFilters): (SQL | undefined)[] {
-  const where: (SQL | undefined)[] = [eq(adverseEvents.clinicId, clinicId)];
-  if (f.procedureId) where.push(eq(adverseEvents.procedureId, f.procedureId));
-  if (f.lotId) where.push(eq(adverseEvents.lotId, f.lotId));
-  if (f.patientId) where.push(eq(adverseEvents.patientId, f.patientId));
-  if (f.serious !== undefined) where.push(eq(adverseEvents.serious, f.serious));
-  return where;
+/** A search's values as the SQL takes them. */
+export interface AdverseEventSearchValues extends AdverseEventFilters {
+  clinicId: string;
+  after?: string;
+  limit: number;
 }
 
-/** The search, unexecuted (for AuditLog.searchThrough). */
-export function selectAdverseEvents(exec: Executor, clinicId: string, f: AdverseEventFilters, page: PageRequest) {
+export function adverseEventSearchValues(clinicId: string, f: AdverseEventFilters, page?: PageRequest): AdverseEventSearchValues {
+  return { clinicId, procedureId: f.procedureId, lotId: f.lotId, patientId: f.patientId, serious: f.serious, after: page?.after, limit: (page?.limit ?? 0) + 1 };
+}
+
+/** The conditions `present` has, with values from `v` (real, or the stand-ins of compiled()). */
+function adverseEventWhere(v: AdverseEventSearchValues, present: AdverseEventSearchValues): (SQL | undefined)[] {
+  return [
+    eq(adverseEvents.clinicId, v.clinicId),
+    present.procedureId !== undefined ? eq(adverseEvents.procedureId, v.procedureId!) : undefined,
+    present.lotId !== undefined ? eq(adverseEvents.lotId, v.lotId!) : undefined,
+    present.patientId !== undefined ? eq(adverseEvents.patientId, v.patientId!) : undefined,
+    present.serious !== undefined ? eq(adverseEvents.serious, v.serious!) : undefined,
+  ];
+}
+
+/** The search for AuditLog.searchStatement: `present` says which conditions it has. */
+export function selectAdverseEvents(exec: Executor, v: AdverseEventSearchValues, present: AdverseEventSearchValues) {
   return exec
     .select()
     .from(adverseEvents)
-    .where(and(...adverseEventWhere(clinicId, f), page.after ? gt(adverseEvents.id, page.after) : undefined))
+    .where(and(...adverseEventWhere(v, present), present.after !== undefined ? gt(adverseEvents.id, v.after!) : undefined))
     .orderBy(asc(adverseEvents.id))
-    .limit(page.limit + 1);
+    .limit(v.limit);
 }
 
 export async function countAdverseEvents(exec: Executor, clinicId: string, f: AdverseEventFilters): Promise<number> {
-  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(adverseEvents).where(and(...adverseEventWhere(clinicId, f)));
+  const v = adverseEventSearchValues(clinicId, f);
+  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(adverseEvents).where(and(...adverseEventWhere(v, v)));
   return row?.n ?? 0;
 }
 

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
+import { builder, presentIn, shapeOf } from '../../db/compiled.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
@@ -51,6 +52,11 @@ export interface AdverseEventsDeps {
 export type AdverseEventsService = ReturnType<typeof createAdverseEventsService>;
 
 export function createAdverseEventsService({ db, uow, audit, history, clock, procedures }: AdverseEventsDeps) {
+  const readAdverseEvent = audit.readStatement<{ clinicId: string; id: string }>(
+    { resourceType: ADVERSE_EVENT, details: sql`jsonb_build_object('patientId', r.patient_id)` },
+    (v) => q.selectAdverseEvent(builder, v.clinicId, v.id),
+  );
+  const searchAdverseEvents = audit.searchStatement<q.AdverseEventSearchValues>(ADVERSE_EVENT, (shape, v) => q.selectAdverseEvents(builder, v, presentIn(shape)));
   async function visible(actor: Actor, id: string) {
     const row = await q.findAdverseEvent(db, clinicOf(actor), id);
     if (!row) throw new NotFound('adverse event');
@@ -96,12 +102,7 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
     },
 
     async get(actor: Actor, id: string): Promise<AdverseEventDto> {
-      const [raw] = await audit.readThrough(
-        db,
-        actor,
-        { resourceType: ADVERSE_EVENT, details: sql`jsonb_build_object('patientId', r.patient_id)` },
-        q.selectAdverseEvent(db, clinicOf(actor), id),
-      );
+      const [raw] = await readAdverseEvent(db, actor, { clinicId: clinicOf(actor), id });
       if (!raw) throw new NotFound('adverse event');
       return toAdverseEventDto(q.adverseEventFromRaw(raw));
     },
@@ -110,12 +111,8 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
       const clinicId = clinicOf(actor);
       const serious = filters.serious === undefined ? undefined : filters.serious === 'true';
       const named = Object.keys(filters).filter((k) => filters[k as keyof typeof filters] !== undefined);
-      const rows = await audit.searchThrough(
-        db,
-        actor,
-        { resourceType: ADVERSE_EVENT, clinicId, filters: named, limit: page.limit },
-        q.selectAdverseEvents(db, clinicId, { procedureId: filters.procedureId, lotId: filters.lotId, patientId: filters.patientId, serious }, page),
-      );
+      const values = q.adverseEventSearchValues(clinicId, { procedureId: filters.procedureId, lotId: filters.lotId, patientId: filters.patientId, serious }, page);
+      const rows = await searchAdverseEvents(db, actor, { shape: shapeOf(values), clinicId, filters: named, limit: page.limit }, values);
       return toPage(rows.map((r) => toAdverseEventDto(q.adverseEventFromRaw(r))), page.limit);
     },
 

@@ -23,34 +23,24 @@ export interface AuditLog {
   /** The same insert as a statement, for a change written in one statement (UnitOfWork.once). */
   statement(exec: Executor, actor: Actor, ...entries: AuditEntry[]): ReturnType<typeof entriesInsert>;
   /**
-   * Runs `query` (rows with `id` and `clinic_id` columns) and appends a read entry for each row it returns,
-   * in one statement: an entry exists exactly when its row was returned, at the cost of one round trip.
+   * A read and its audit entries in one statement, compiled once (see compiled()): `build` makes the query
+   * (rows with `id` and `clinic_id` columns) from stand-in values; each call runs it with the request's values
+   * and appends a read entry for each row it returns, so an entry exists exactly when its row was returned.
    * `details` is a jsonb expression over the returned row `r`. Rows come back as PostgreSQL named them.
-   */
-  readThrough(exec: Executor, actor: Actor, entry: { resourceType: string; details?: SQL }, query: SQLWrapper): Promise<Record<string, unknown>[]>;
-  /**
-   * readThrough compiled once (see compiled()): for a hot read, `build` makes the query from stand-in values,
-   * and each call runs the same statement with the request's values.
    */
   readStatement<V extends object>(
     entry: { resourceType: string; details?: SQL },
     build: (v: V) => SQLWrapper,
   ): (exec: Executor, actor: Actor, values: V) => Promise<Record<string, unknown>[]>;
   /**
-   * searchThrough compiled once per `shape` (which filters a request has, say): `build` makes the search
+   * A search (rows with `id`, at most limit + 1) and one search entry naming the ids returned, in one
+   * statement compiled once per `shape` (which filters a request has, see shapeOf): `build` makes the search
    * from stand-in values for that shape.
    */
   searchStatement<V extends object>(
     resourceType: string,
     build: (shape: string, v: V) => SQLWrapper,
   ): (exec: Executor, actor: Actor, entry: { shape: string; clinicId: string | null; filters: string[]; limit: number }, values: V) => Promise<Record<string, unknown>[]>;
-  /** Runs a search (rows with `id`, at most limit + 1) and appends one search entry naming the ids returned, in one statement. */
-  searchThrough(
-    exec: Executor,
-    actor: Actor,
-    entry: { resourceType: string; clinicId: string | null; filters: string[]; limit: number },
-    query: SQLWrapper,
-  ): Promise<Record<string, unknown>[]>;
 }
 
 function entriesInsert(exec: Executor, actor: Actor, ...entries: AuditEntry[]) {
@@ -102,17 +92,9 @@ export function createAuditLog(): AuditLog {
     },
     statement: entriesInsert,
 
-    async readThrough(exec, actor, entry, query) {
-      return (await exec.execute(readThroughSql(actor, entry, query))).rows;
-    },
-
     readStatement<V extends object>(entry: { resourceType: string; details?: SQL }, build: (v: V) => SQLWrapper) {
       const statement = compiled<{ actor: Actor; v: V }>(({ actor, v }) => readThroughSql(actor, entry, build(v)));
       return (exec: Executor, actor: Actor, values: V) => statement.run(exec, { actor, v: values });
-    },
-
-    async searchThrough(exec, actor, entry, query) {
-      return (await exec.execute(searchThroughSql(actor, { ...entry, resourceType: entry.resourceType, filters: JSON.stringify(entry.filters) }, query))).rows;
     },
 
     searchStatement<V extends object>(resourceType: string, build: (shape: string, v: V) => SQLWrapper) {

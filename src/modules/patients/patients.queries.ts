@@ -26,7 +26,7 @@ export async function insertPatient(tx: Tx, row: typeof patients.$inferInsert): 
   }
 }
 
-/** The select of one patient of the clinic, unexecuted (for AuditLog.readThrough). */
+/** The select of one patient of the clinic, unexecuted (for AuditLog.readStatement). */
 export function selectPatient(exec: Executor, clinicId: string, id: string) {
   return exec
     .select()
@@ -91,14 +91,6 @@ function patientWhere(v: PatientSearchValues, present: PatientSearchValues): (SQ
     present.identifierProbe !== undefined ? sql`${patients.identifiers} @> ${v.identifierProbe}::jsonb` : undefined,
   ];
 }
-
-/** Which conditions a search has: the key its compiled statement is kept under. */
-export const patientSearchShape = (v: PatientSearchValues) =>
-  (['mrn', 'birthDate', 'familyNamePrefix', 'identifierProbe', 'after'] as const).filter((k) => v[k] !== undefined).join(',');
-
-/** The conditions a shape has, as `present` for selectPatients. */
-export const patientSearchPresent = (shape: string) =>
-  Object.fromEntries(shape.split(',').filter(Boolean).map((k) => [k, ''])) as unknown as PatientSearchValues;
 
 /** The search from stand-in values, for AuditLog.searchStatement: the shape says which conditions it has. */
 export function selectPatients(exec: Executor, v: PatientSearchValues, present: PatientSearchValues) {

@@ -1,5 +1,5 @@
 import type { Db, Executor } from '../../db/client.js';
-import { builder } from '../../db/compiled.js';
+import { builder, presentIn, shapeOf } from '../../db/compiled.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
@@ -45,7 +45,7 @@ export interface PatientsDeps {
 export type PatientsService = ReturnType<typeof createPatientsService>;
 
 export function createPatientsService({ db, uow, audit, history, clock }: PatientsDeps) {
-  const searchPatients = audit.searchStatement<q.PatientSearchValues>(PATIENT, (shape, v) => q.selectPatients(builder, v, q.patientSearchPresent(shape)));
+  const searchPatients = audit.searchStatement<q.PatientSearchValues>(PATIENT, (shape, v) => q.selectPatients(builder, v, presentIn(shape)));
   const readPatient = audit.readStatement<{ clinicId: string; id: string }>({ resourceType: PATIENT }, (v) => q.selectPatient(builder, v.clinicId, v.id));
 
   function checkBirthDate(birthDate: string | undefined) {
@@ -112,7 +112,7 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
       const clinicId = clinicOf(actor);
       const named = Object.keys(filters).filter((k) => filters[k as keyof PatientFilters] !== undefined);
       const values = q.patientSearchValues(clinicId, filters, page);
-      const rows = await searchPatients(db, actor, { shape: q.patientSearchShape(values), clinicId, filters: named, limit: page.limit }, values);
+      const rows = await searchPatients(db, actor, { shape: shapeOf(values), clinicId, filters: named, limit: page.limit }, values);
       return toPage(rows.map((r) => toPatientDto(q.patientFromRaw(r))), page.limit);
     },
 

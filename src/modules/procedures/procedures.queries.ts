@@ -12,7 +12,7 @@ export function insertProcedure(exec: Executor, row: ProcedureRow) {
   return exec.insert(procedures).values(row);
 }
 
-/** The select of one procedure of the clinic, unexecuted (for AuditLog.readThrough). */
+/** The select of one procedure of the clinic, unexecuted (for AuditLog.readStatement). */
 export function selectProcedure(exec: Executor, clinicId: string, id: string) {
   return exec
     .select()
@@ -46,27 +46,53 @@ export async function lockProcedure(tx: Tx, clinicId: string, id: string): Promi
   return row;
 }
 
-function procedureWhere(clinicId: string, f: ProcedureFilters): (SQL | undefined)[] {
-  const where: (SQL | undefined)[] = [eq(procedures.clinicId, clinicId)];
-  if (f.patientId) where.push(eq(procedures.patientId, f.patientId));
-  if (f.lotId) where.push(eq(procedures.lotId, f.lotId));
-  if (f.performedFrom) where.push(gte(procedures.performedAt, new Date(`${f.performedFrom}T00:00:00Z`)));
-  if (f.performedTo) where.push(lt(procedures.performedAt, new Date(Date.parse(`${f.performedTo}T00:00:00Z`) + 86_400_000)));
-  return where;
+/** A search's values as the SQL takes them (dates as the instants that bound them). */
+export interface ProcedureSearchValues {
+  clinicId: string;
+  patientId?: string;
+  lotId?: string;
+  performedFrom?: Date;
+  performedBefore?: Date;
+  after?: string;
+  limit: number;
 }
 
-/** The search, unexecuted (for AuditLog.searchThrough). */
-export function selectProcedures(exec: Executor, clinicId: string, f: ProcedureFilters, page: PageRequest) {
+export function procedureSearchValues(clinicId: string, f: ProcedureFilters, page?: PageRequest): ProcedureSearchValues {
+  return {
+    clinicId,
+    patientId: f.patientId,
+    lotId: f.lotId,
+    performedFrom: f.performedFrom ? new Date(`${f.performedFrom}T00:00:00Z`) : undefined,
+    performedBefore: f.performedTo ? new Date(Date.parse(`${f.performedTo}T00:00:00Z`) + 86_400_000) : undefined,
+    after: page?.after,
+    limit: (page?.limit ?? 0) + 1,
+  };
+}
+
+/** The conditions `present` has, with values from `v` (real, or the stand-ins of compiled()). */
+function procedureWhere(v: ProcedureSearchValues, present: ProcedureSearchValues): (SQL | undefined)[] {
+  return [
+    eq(procedures.clinicId, v.clinicId),
+    present.patientId !== undefined ? eq(procedures.patientId, v.patientId!) : undefined,
+    present.lotId !== undefined ? eq(procedures.lotId, v.lotId!) : undefined,
+    present.performedFrom !== undefined ? gte(procedures.performedAt, v.performedFrom!) : undefined,
+    present.performedBefore !== undefined ? lt(procedures.performedAt, v.performedBefore!) : undefined,
+  ];
+}
+
+/** The search for AuditLog.searchStatement: `present` says which conditions it has. */
+export function selectProcedures(exec: Executor, v: ProcedureSearchValues, present: ProcedureSearchValues) {
   return exec
     .select()
     .from(procedures)
-    .where(and(...procedureWhere(clinicId, f), page.after ? gt(procedures.id, page.after) : undefined))
+    .where(and(...procedureWhere(v, present), present.after !== undefined ? gt(procedures.id, v.after!) : undefined))
     .orderBy(asc(procedures.id))
-    .limit(page.limit + 1);
+    .limit(v.limit);
 }
 
 export async function countProcedures(exec: Executor, clinicId: string, f: ProcedureFilters): Promise<number> {
-  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(procedures).where(and(...procedureWhere(clinicId, f)));
+  const v = procedureSearchValues(clinicId, f);
+  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(procedures).where(and(...procedureWhere(v, v)));
   return row?.n ?? 0;
 }
 

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
 import { onceStatement, type IdempotencyRequest, type UnitOfWork } from '../../db/unit-of-work.js';
-import { builder, columnsOf, compiled } from '../../db/compiled.js';
+import { builder, columnsOf, compiled, presentIn, shapeOf } from '../../db/compiled.js';
 import { procedures } from './procedures.table.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
@@ -64,6 +64,12 @@ export interface ProceduresDeps {
 export type ProceduresService = ReturnType<typeof createProceduresService>;
 
 export function createProceduresService({ db, uow, audit, history, clock, patients, lots, vials }: ProceduresDeps) {
+  const readProcedure = audit.readStatement<{ clinicId: string; id: string }>(
+    { resourceType: PROCEDURE, details: sql`jsonb_build_object('patientId', r.patient_id)` },
+    (v) => q.selectProcedure(builder, v.clinicId, v.id),
+  );
+  const searchProcedures = audit.searchStatement<q.ProcedureSearchValues>(PROCEDURE, (shape, v) => q.selectProcedures(builder, v, presentIn(shape)));
+
   /** What a procedure is judged on, in one statement: the clinic's patient with consent, the lot with its status, at performedAt. */
   const gateStatement = compiled<{ clinicId: string; patientId: string; lotId: string; at: Date }>(
     (v) => sql`
@@ -178,12 +184,7 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
     },
 
     async get(actor: Actor, id: string): Promise<ProcedureDto> {
-      const [raw] = await audit.readThrough(
-        db,
-        actor,
-        { resourceType: PROCEDURE, details: sql`jsonb_build_object('patientId', r.patient_id)` },
-        q.selectProcedure(db, clinicOf(actor), id),
-      );
+      const [raw] = await readProcedure(db, actor, { clinicId: clinicOf(actor), id });
       if (!raw) throw new NotFound('procedure');
       return toProcedureDto(q.procedureFromRaw(raw));
     },
@@ -191,7 +192,8 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
     async list(actor: Actor, filters: ProcedureFilters, page: PageRequest) {
       const clinicId = clinicOf(actor);
       const named = Object.keys(filters).filter((k) => filters[k as keyof ProcedureFilters] !== undefined);
-      const rows = await audit.searchThrough(db, actor, { resourceType: PROCEDURE, clinicId, filters: named, limit: page.limit }, q.selectProcedures(db, clinicId, filters, page));
+      const values = q.procedureSearchValues(clinicId, filters, page);
+      const rows = await searchProcedures(db, actor, { shape: shapeOf(values), clinicId, filters: named, limit: page.limit }, values);
       return toPage(rows.map((r) => toProcedureDto(q.procedureFromRaw(r))), page.limit);
     },
 
