@@ -1,4 +1,4 @@
-import { Placeholder, getTableColumns, sql, type Query, type SQLWrapper, type Table } from 'drizzle-orm';
+import { Placeholder, eq, getTableColumns, sql, type AnyColumn, type Query, type SQL, type SQLWrapper, type Table } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import type { Db, Executor } from './client.js';
@@ -79,6 +79,11 @@ export function shapeOf(values: object): string {
 /** A stand-in whose keys are those of `shape`: for `present.x !== undefined` tests while building that shape. */
 export function presentIn<V>(shape: string): V {
   return Object.fromEntries(shape.split(',').filter(Boolean).map((k) => [k, ''])) as V;
+}
+
+/** `column = value` for each key of `columns` that `present` has, the value taken from `v` (a search's filters). */
+export function equalities<V extends object>(v: V, present: V, columns: { [K in keyof V]?: AnyColumn }): SQL[] {
+  return (Object.keys(columns) as (keyof V)[]).filter((k) => present[k] !== undefined).map((k) => eq(columns[k]!, v[k]));
 }
 
 interface PreparingSession {

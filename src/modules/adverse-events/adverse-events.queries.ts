@@ -2,6 +2,7 @@ import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { fromRaw } from '../../db/raw.js';
+import { equalities } from '../../db/compiled.js';
 import { adverseEvents } from './adverse-events.table.js';
 
 export type AdverseEventRow = typeof adverseEvents.$inferSelect;
@@ -63,10 +64,7 @@ export function adverseEventSearchValues(clinicId: string, f: AdverseEventFilter
 function adverseEventWhere(v: AdverseEventSearchValues, present: AdverseEventSearchValues): (SQL | undefined)[] {
   return [
     eq(adverseEvents.clinicId, v.clinicId),
-    present.procedureId !== undefined ? eq(adverseEvents.procedureId, v.procedureId!) : undefined,
-    present.lotId !== undefined ? eq(adverseEvents.lotId, v.lotId!) : undefined,
-    present.patientId !== undefined ? eq(adverseEvents.patientId, v.patientId!) : undefined,
-    present.serious !== undefined ? eq(adverseEvents.serious, v.serious!) : undefined,
+    ...equalities(v, present, { procedureId: adverseEvents.procedureId, lotId: adverseEvents.lotId, patientId: adverseEvents.patientId, serious: adverseEvents.serious }),
   ];
 }
 

@@ -2,6 +2,7 @@ import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import { pgCode, pgConstraint } from '../../db/errors.js';
 import { fromRaw } from '../../db/raw.js';
+import { equalities } from '../../db/compiled.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { Conflict } from '../../shared/errors.js';
 import { consents, patients } from './patients.table.js';
@@ -85,8 +86,7 @@ export function patientSearchValues(clinicId: string, f: PatientFilters, page?: 
 function patientWhere(v: PatientSearchValues, present: PatientSearchValues): (SQL | undefined)[] {
   return [
     eq(patients.clinicId, v.clinicId),
-    present.mrn !== undefined ? eq(patients.mrn, v.mrn!) : undefined,
-    present.birthDate !== undefined ? eq(patients.birthDate, v.birthDate!) : undefined,
+    ...equalities(v, present, { mrn: patients.mrn, birthDate: patients.birthDate }),
     present.familyNamePrefix !== undefined ? sql`lower(${patients.familyName}) like ${v.familyNamePrefix}` : undefined,
     present.identifierProbe !== undefined ? sql`${patients.identifiers} @> ${v.identifierProbe}::jsonb` : undefined,
   ];

@@ -2,7 +2,7 @@ import { and, asc, eq, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { fromRaw } from '../../db/raw.js';
-import { builder, compiled } from '../../db/compiled.js';
+import { builder, compiled, equalities } from '../../db/compiled.js';
 import type { ProcedureFilters } from './procedures.schemas.js';
 import { procedures } from './procedures.table.js';
 
@@ -73,8 +73,7 @@ export function procedureSearchValues(clinicId: string, f: ProcedureFilters, pag
 function procedureWhere(v: ProcedureSearchValues, present: ProcedureSearchValues): (SQL | undefined)[] {
   return [
     eq(procedures.clinicId, v.clinicId),
-    present.patientId !== undefined ? eq(procedures.patientId, v.patientId!) : undefined,
-    present.lotId !== undefined ? eq(procedures.lotId, v.lotId!) : undefined,
+    ...equalities(v, present, { patientId: procedures.patientId, lotId: procedures.lotId }),
     present.performedFrom !== undefined ? gte(procedures.performedAt, v.performedFrom!) : undefined,
     present.performedBefore !== undefined ? lt(procedures.performedAt, v.performedBefore!) : undefined,
   ];
