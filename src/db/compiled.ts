@@ -30,10 +30,7 @@ export interface Compiled<V> {
 export function compiled<V extends object>(build: (v: V) => SQLWrapper): Compiled<V> {
   let query: Query | undefined;
   const compile = (): Query => {
-    if (!query) {
-      const q = dialect.sqlToQuery(build(standIn<V>('')).getSQL());
-      query = q;
-    }
+    query ??= dialect.sqlToQuery(build(standIn<V>('')).getSQL());
     return query;
   };
   return {
@@ -90,12 +87,15 @@ interface PreparingSession {
   prepareQuery(query: Query, fields: undefined, name: undefined, arrayMode: boolean): { execute(values: Record<string, unknown>): Promise<unknown> };
 }
 
-/** A placeholder named `path` whose properties are placeholders named `path.property`. */
+/** What drizzle reads of a placeholder: a value passed to compiled() may not have a field of either name. */
+const OWN = new Set(['name', 'getSQL']);
+
+/** A placeholder named `path` whose other properties are placeholders named `path.property`. */
 function standIn<V>(path: string): V {
   const placeholder: object = path ? sql.placeholder(path) : (Object.create(null) as object);
   return new Proxy(placeholder, {
     get(target, prop, receiver): unknown {
-      if (typeof prop === 'symbol' || prop in target) return Reflect.get(target, prop, receiver) as unknown;
+      if (typeof prop === 'symbol' || (path && OWN.has(prop))) return Reflect.get(target, prop, receiver) as unknown;
       return standIn<unknown>(path ? `${path}.${prop}` : prop);
     },
   }) as V;
