@@ -26,7 +26,7 @@ export interface OutcomesDeps {
   audit: AuditLog;
   clock: Clock;
   patients: Pick<PatientsService, 'visiblePatient'>;
-  procedures: Pick<ProceduresService, 'visible' | 'findInClinic' | 'performedAtOf' | 'completed' | 'select' | 'fromRaw'>;
+  procedures: Pick<ProceduresService, 'visible' | 'performedAtOf' | 'completed' | 'select' | 'fromRaw'>;
 }
 
 export type OutcomesService = ReturnType<typeof createOutcomesService>;
