@@ -38,9 +38,38 @@ function completeOperation(route: RouteOptions): void {
 }
 
 type OpenApiDoc = {
-  paths?: Record<string, Record<string, { responses?: Record<string, { description?: string }> }>>;
+  paths?: Record<string, Record<string, { responses?: Record<string, { description?: string }>; requestBody?: { content?: Record<string, { schema?: unknown }> } }>>;
   components?: { schemas?: Record<string, unknown> };
 };
+
+type JsonSchema = { $ref?: string; type?: unknown; properties?: Record<string, JsonSchema>; required?: string[]; items?: JsonSchema; anyOf?: JsonSchema[]; oneOf?: JsonSchema[]; allOf?: JsonSchema[] };
+
+/**
+ * In a POST body `null` for an optional member means absent (http/input.ts drops it before validation), so
+ * the document says so: every optional member of a POST body's objects, nested ones and referenced
+ * components included, also admits null. PATCH bodies keep their own meaning (merge patch) and are untouched.
+ */
+function optionalMembersAdmitNull(doc: OpenApiDoc): void {
+  const schemas = (doc.components?.schemas ?? {}) as Record<string, JsonSchema>;
+  const seen = new Set<JsonSchema>();
+  const visit = (node: JsonSchema | undefined): void => {
+    if (!node || typeof node !== 'object' || seen.has(node)) return;
+    seen.add(node);
+    if (node.$ref?.startsWith('#/components/schemas/')) return visit(schemas[node.$ref.slice('#/components/schemas/'.length)]);
+    for (const sub of [...(node.anyOf ?? []), ...(node.oneOf ?? []), ...(node.allOf ?? []), node.items]) visit(sub);
+    for (const [name, member] of Object.entries(node.properties ?? {})) {
+      visit(member);
+      if (node.required?.includes(name) || member.anyOf?.some((m) => m.type === 'null')) continue;
+      node.properties![name] = { anyOf: [member, { type: 'null' }] };
+    }
+  };
+  for (const item of Object.values(doc.paths ?? {})) {
+    for (const [method, op] of Object.entries(item)) {
+      if (method !== 'post') continue;
+      for (const media of Object.values(op.requestBody?.content ?? {})) visit(media.schema as JsonSchema);
+    }
+  }
+}
 
 const SUCCESS_TEXT: Record<string, string> = { '200': 'OK', '201': 'Created', '202': 'Accepted', '204': 'No Content' };
 
@@ -56,6 +85,7 @@ function tidyDocument<T extends OpenApiDoc>(doc: T): T {
       }
     }
   }
+  optionalMembersAdmitNull(doc);
   const schemas = doc.components?.schemas;
   if (!schemas) return doc;
   const used = new Set<string>();
@@ -100,7 +130,13 @@ export const openapiPlugin = fp(
           description:
             'Treatment records and traceability for clinics administering exosome (extracellular vesicle) therapies: ' +
             'patients and consent, donors and product lots, procedures, outcomes, adverse events, traceability reports, ' +
-            'an audit log and a FHIR R4 read facade. Errors are RFC 9457 problem details.',
+            'an audit log and a FHIR R4 read facade. Errors are RFC 9457 problem details.\n\n' +
+            'Input rules for every route and field: bodies are UTF-8 JSON (another charset is 415, bytes that are not UTF-8 are 400); ' +
+            'every string is normalized to Unicode NFC before it is validated, stored, compared or searched; U+0000 and other C0 ' +
+            'controls are 400 naming the field (tab, line feed and carriage return pass in free-text fields only); single-line ' +
+            'fields are refused, not trimmed, when they begin or end with white space; in a POST body `null` for an optional ' +
+            'member means absent, while a PATCH (JSON merge patch) refuses null for a member that cannot be cleared; dates and ' +
+            'instants lie between 1900-01-01 and 9999-12-31.',
           license: { name: 'Proprietary', identifier: 'LicenseRef-Proprietary' },
         },
         servers: [{ url: '/', description: 'This server' }],

@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { pageQuery } from '../../http/pagination.js';
-import { DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf } from '../../shared/schemas.js';
+import { DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf, FreeText } from '../../shared/schemas.js';
 import { AE_OUTCOMES, RELATEDNESS, SERIOUSNESS_CRITERIA } from './vocabulary.js';
 
 const fields = {
   onsetAt: DateTimeInput,
-  description: NonEmpty(4000).meta({ example: 'Knee effusion and warmth 24 h after injection' }),
+  description: FreeText(4000).meta({ example: 'Knee effusion and warmth 24 h after injection' }),
   severityGrade: z.int().meta({ description: 'CTCAE v5 grade: 1 mild · 2 moderate · 3 severe · 4 life-threatening · 5 death', example: 2 }),
   serious: z.boolean(),
   seriousnessCriteria: z.array(z.enum(SERIOUSNESS_CRITERIA)).max(6).default([]).meta({ description: 'ICH E2A criteria; serious is true exactly when one holds' }),

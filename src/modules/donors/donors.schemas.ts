@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { pageQuery } from '../../http/pagination.js';
-import { DateOnly, DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf } from '../../shared/schemas.js';
+import { DateOnly, DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf, FreeText } from '../../shared/schemas.js';
 import { DIN_PATTERN, dinCheckCharacter } from './din.js';
 import { DONOR_SEXES, ELIGIBILITY_STATUSES, MARKERS, SOURCE_TISSUES, TEST_METHODS, TEST_RESULTS } from './vocabulary.js';
 
@@ -57,7 +57,7 @@ export const EligibilityCreate = z
   .strictObject({
     status: z.enum(ELIGIBILITY_STATUSES),
     determinedBy: NonEmpty(200).meta({ description: 'The responsible person (21 CFR 1271.50)', example: 'Dr. A. Medical Director' }),
-    reason: NonEmpty(1000).optional().meta({ description: 'Required when ineligible' }),
+    reason: FreeText(1000).optional().meta({ description: 'Required when ineligible' }),
     determinedAt: DateTimeInput.optional().meta({ description: 'When it was determined; defaults to now' }),
   })
   .superRefine((e, ctx) => {

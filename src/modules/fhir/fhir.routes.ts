@@ -8,6 +8,7 @@ import { decodeCursor } from '../../http/pagination.js';
 import { FHIR_JSON, FhirResource, buildProblem, operationOutcomeResponses } from '../../http/problem.js';
 import { API_VERSION } from '../../http/openapi.js';
 import { BadRequest } from '../../shared/errors.js';
+import { DateOnly } from '../../shared/schemas.js';
 import type { ProblemBody } from '../../shared/schemas.js';
 import type { FhirResource as Resource } from './fhir.mappers.js';
 import type { FhirService, SearchPage } from './fhir.service.js';
@@ -144,9 +145,10 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
         family: z.string().trim().min(1).max(100).optional(),
         birthdate: z
           .string()
-          .regex(/^(eq)?\d{4}-\d{2}-\d{2}$/, 'a date, YYYY-MM-DD')
-          .transform((s) => s.replace(/^eq/, ''))
-          .optional(),
+          .transform((s) => s.replace(/^eq(?=\d)/, ''))
+          .pipe(DateOnly)
+          .optional()
+          .meta({ description: 'A date, YYYY-MM-DD (or eqYYYY-MM-DD), between 1900-01-01 and 9999-12-31' }),
         ...paging,
       }),
       response: { 200: ok },

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { pageQuery } from '../../http/pagination.js';
-import { DateOnly, DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf } from '../../shared/schemas.js';
+import { DateOnly, DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf, FreeText } from '../../shared/schemas.js';
 import { ISOLATION_METHODS, LOT_STATUSES, RELEASE_TEST_RESULTS, SIZE_METHODS } from './vocabulary.js';
 
 const Positive = (max: number) => z.number().positive().max(max);
-const Marker = z.string().trim().min(1).max(50);
+const Marker = NonEmpty(50);
 
 export const CharacterizationInput = z
   .strictObject({
@@ -34,7 +34,7 @@ export const LotCreate = z
     manufacturer: NonEmpty(200).meta({ example: 'Vesicle Biologics Inc.' }),
     productName: NonEmpty(200).meta({ example: 'MSC-EV knee injection 2.5e11/mL' }),
     donorIds: z.array(Uuid).min(1).max(50).refine((ids) => new Set(ids).size === ids.length, 'each donor once'),
-    poolingJustification: NonEmpty(2000).optional().meta({ description: 'Required for more than one donor (21 CFR 1271.220)' }),
+    poolingJustification: FreeText(2000).optional().meta({ description: 'Required for more than one donor (21 CFR 1271.220)' }),
     isolationMethod: z.enum(ISOLATION_METHODS),
     characterization: CharacterizationInput.optional(),
     releaseTests: ReleaseTestsInput.default({ sterility: 'pending', mycoplasma: 'pending', endotoxinEuPerMl: null }),
@@ -115,16 +115,16 @@ export const LotParams = z.strictObject({ id: Uuid });
 export const ReleaseRequest = z
   .strictObject({
     releasedAt: DateTimeInput.optional().meta({ description: 'Effective time; defaults to now' }),
-    reason: NonEmpty(2000).optional().meta({ description: 'A note for the release record', example: 'QA review of batch record complete' }),
+    reason: FreeText(2000).optional().meta({ description: 'A note for the release record', example: 'QA review of batch record complete' }),
   })
   .meta({ example: {"releasedAt": "2026-03-01T09:00:00Z", "reason": "QA review of batch record complete"}, id: 'ReleaseRequest' });
 
 export const QuarantineRequest = z
-  .strictObject({ reason: NonEmpty(2000), effectiveAt: DateTimeInput.optional() })
+  .strictObject({ reason: FreeText(2000), effectiveAt: DateTimeInput.optional() })
   .meta({ example: {"reason": "Temperature excursion in transit", "effectiveAt": "2026-04-01T00:00:00Z"}, id: 'QuarantineRequest' });
 
 export const RecallRequest = z
-  .strictObject({ reason: NonEmpty(2000).meta({ example: 'Endotoxin excursion found on retained sample' }), recalledAt: DateTimeInput.optional() })
+  .strictObject({ reason: FreeText(2000).meta({ example: 'Endotoxin excursion found on retained sample' }), recalledAt: DateTimeInput.optional() })
   .meta({ example: {"reason": "Endotoxin excursion found on retained sample"}, id: 'RecallRequest' });
 
 export const RecallResult = Lot.extend({
@@ -148,7 +148,7 @@ export const DiscardCreate = z
   .strictObject({
     clinicId: ClinicId,
     vials: z.int().min(1).max(1_000_000),
-    reason: NonEmpty(1000).meta({ example: 'Vial dropped during thaw' }),
+    reason: FreeText(1000).meta({ example: 'Vial dropped during thaw' }),
     discardedAt: DateTimeInput.optional(),
   })
   .meta({ example: {"clinicId": "clinic-a", "vials": 1, "reason": "Vial cracked on thaw"}, id: 'DiscardCreate' });

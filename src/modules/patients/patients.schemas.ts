@@ -1,12 +1,11 @@
 import { z } from 'zod';
-import { DateOnly, DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf } from '../../shared/schemas.js';
+import { DateOnly, DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf, FreeText } from '../../shared/schemas.js';
 import { pageQuery } from '../../http/pagination.js';
 
 export const Sex = z.enum(['female', 'male', 'other', 'unknown']);
 
 const UriLike = z
   .string()
-  .trim()
   .max(255)
   .regex(/^[A-Za-z][A-Za-z0-9+.-]*:\S+$/, 'must be a URI, e.g. urn:oid:2.16.840.1.113883.4.1 or https://ehr.example.org/mrn');
 
@@ -92,7 +91,7 @@ export const ConsentCreate = z
 
 export const ConsentWithdraw = z
   .strictObject({
-    reason: NonEmpty(1000).meta({ example: 'Patient withdrew consent by phone' }),
+    reason: FreeText(1000).meta({ example: 'Patient withdrew consent by phone' }),
     withdrawnAt: DateTimeInput.optional().meta({ description: 'When the patient withdrew; defaults to now' }),
   })
   .meta({ example: {"reason": "Patient withdrew consent by phone", "withdrawnAt": "2026-11-02T15:00:00+01:00"}, id: 'ConsentWithdraw' });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { pageQuery } from '../../http/pagination.js';
-import { DateOnly, DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf } from '../../shared/schemas.js';
+import { DateOnly, DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf, FreeText } from '../../shared/schemas.js';
 import { BODY_SITE_CODES, ICD10CM_SYSTEM, IMAGING_GUIDANCE, LATERALITY_CODES, ROUTE_CODES } from './vocabulary.js';
 
 export const Indication = z
@@ -35,8 +35,8 @@ export const ProcedureCreate = z
       volumeMl: z.number().positive().max(1000).meta({ example: 0.01 }),
     }),
     vialsUsed: z.int().min(1).max(1000),
-    doseDeviationReason: NonEmpty(1000).optional().meta({ description: 'Why the dose differs from volumeMl × particlesPerMl by more than 10 %' }),
-    notes: z.string().trim().max(4000).optional(),
+    doseDeviationReason: FreeText(1000).optional().meta({ description: 'Why the dose differs from volumeMl × particlesPerMl by more than 10 %' }),
+    notes: z.string().max(4000).optional().meta({ description: 'Free text, kept exactly as sent' }),
   })
   .meta({
     id: 'ProcedureCreate',
@@ -94,7 +94,7 @@ export const ProcedureParams = z.strictObject({ id: Uuid });
 
 export const EnteredInErrorRequest = z
   .strictObject({
-    reason: NonEmpty(2000).meta({ example: 'Recorded against the wrong patient' }),
+    reason: FreeText(2000).meta({ example: 'Recorded against the wrong patient' }),
     vialsReturned: z
       .int()
       .min(0)

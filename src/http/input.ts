@@ -1,0 +1,125 @@
+import fp from 'fastify-plugin';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError, BadRequest, type FieldError } from '../shared/errors.js';
+import { normalizeInput } from '../shared/text.js';
+
+/**
+ * The input boundary (contract: "Input and output rules"): everything a request carries passes here before
+ * validation, so no module has to remember it.
+ *
+ * - Bodies are JSON in UTF-8 (RFC 8259 §8.1): a declared charset other than utf-8 is 415; bytes that are not
+ *   UTF-8 are 400 (Fastify's own parser would decode them into U+FFFD and store that for good).
+ * - Every string of the body, the query and the path becomes NFC; NUL and C0 controls are 400 naming the
+ *   field (shared/text.ts). In a POST body `null` means absent; a PATCH keeps merge-patch nulls (RFC 7396).
+ * - A query string whose escapes do not decode to UTF-8 (`%E9`) is 400 rather than searched as typed.
+ */
+export const JSON_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The `charset` parameter of a Content-Type header, lower-cased, or undefined when there is none. */
+export function charsetOf(contentType: string | undefined): string | undefined {
+  if (!contentType) return undefined;
+  for (const param of contentType.split(';').slice(1)) {
+    const eq = param.indexOf('=');
+    if (eq < 0) continue;
+    if (param.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
+    return param
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .toLowerCase();
+  }
+  return undefined;
+}
+
+class UnsupportedCharset extends AppError {
+  constructor(charset: string) {
+    super(415, 'unsupported-charset', 'Unsupported Media Type', `JSON bodies are UTF-8 (RFC 8259 §8.1); this one declares charset=${charset.slice(0, 40).replace(/[^\w.:-]/g, '?')}. Send it as UTF-8.`);
+  }
+}
+
+/**
+ * Query strings parsed strictly: `+` is a space, `%XX` escapes must decode to UTF-8, a repeated key gives an
+ * array (as Fastify's default parser does). A value that does not decode keeps its raw text and its key is
+ * listed under INVALID, for the preValidation hook to refuse with the field's name.
+ */
+const INVALID = Symbol('undecodable query keys');
+type ParsedQuery = Record<string, string | string[]> & { [INVALID]?: string[] };
+
+export function parseQueryString(text: string): ParsedQuery {
+  const out = Object.create(null) as ParsedQuery;
+  if (!text) return out;
+  for (const part of text.split('&')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    const rawKey = eq < 0 ? part : part.slice(0, eq);
+    const rawValue = eq < 0 ? '' : part.slice(eq + 1);
+    const key = decode(rawKey);
+    const value = decode(rawValue);
+    const name = key ?? rawKey;
+    if (key === undefined || value === undefined) (out[INVALID] ??= []).push(name);
+    const v = value ?? rawValue;
+    const prior = out[name];
+    out[name] = prior === undefined ? v : Array.isArray(prior) ? [...prior, v] : [prior, v];
+  }
+  return out;
+}
+
+function decode(s: string): string | undefined {
+  const spaced = s.includes('+') ? s.replace(/\+/g, ' ') : s;
+  if (!spaced.includes('%')) return spaced;
+  try {
+    return decodeURIComponent(spaced);
+  } catch {
+    return undefined;
+  }
+}
+
+function refuse(where: string, errors: FieldError[]): never {
+  throw new BadRequest(`The request ${where} is invalid: ${errors.map((e) => e.path).join(', ')}.`, errors, 'validation-failed');
+}
+
+export const inputPlugin = fp(
+  async (app: FastifyInstance) => {
+    const parseJson = app.getDefaultJsonParser('error', 'error');
+    app.removeContentTypeParser('text/plain');
+    app.removeContentTypeParser('application/json');
+    for (const type of JSON_MEDIA_TYPES) {
+      app.addContentTypeParser(type, { parseAs: 'buffer' }, (req: FastifyRequest, body: Buffer, done) => {
+        const charset = charsetOf(req.headers['content-type']);
+        if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return done(new UnsupportedCharset(charset), undefined);
+        let text: string;
+        try {
+          text = utf8.decode(body);
+        } catch {
+          return done(new BadRequest('The body is not valid UTF-8 (RFC 8259 §8.1).', undefined, 'invalid-utf8'), undefined);
+        }
+        parseJson(req, text, (err, parsed) => {
+          if (err) return done(err, undefined);
+          const errors: FieldError[] = [];
+          const value = normalizeInput(parsed, 'body', { allowLineBreaks: true, nullIsAbsent: req.method === 'POST' }, errors);
+          if (errors.length) return done(new BadRequest(`The request body is invalid: ${errors.map((e) => e.path).join(', ')}.`, errors, 'validation-failed'), undefined);
+          done(null, value);
+        });
+      });
+    }
+
+    app.addHook('preValidation', async (req) => {
+      const query = req.query as ParsedQuery | undefined;
+      const errors: FieldError[] = [];
+      if (query && typeof query === 'object') {
+        for (const key of query[INVALID] ?? []) errors.push({ path: `querystring.${key}`, message: 'is not percent-encoded UTF-8' });
+        if (errors.length) refuse('query', errors);
+        req.query = normalizeInput(query, 'querystring', { allowLineBreaks: false, nullIsAbsent: false }, errors);
+        if (errors.length) refuse('query', errors);
+      }
+      const params = req.params as Record<string, unknown> | undefined;
+      if (params && typeof params === 'object') {
+        req.params = normalizeInput(params, 'params', { allowLineBreaks: false, nullIsAbsent: false }, errors);
+        if (errors.length) refuse('path', errors);
+      }
+    });
+  },
+  { name: 'input' },
+);

@@ -1,0 +1,386 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../support/app.js';
+import { clinicSetup, consentBody, createDonor, createLot, eligibleDonor, lotBody, patientBody, procedureBody, uniq } from '../support/fixtures.js';
+
+/**
+ * The input rules of the contract ("Input and output rules"), tried through HTTP on several routes each:
+ * charset and UTF-8, NFC, NUL and control characters, surrounding white space, dates and years, null.
+ */
+let t: TestApp;
+let clinician: string;
+let supplier: string;
+let auditor: string;
+
+beforeAll(async () => {
+  t = await createTestApp();
+  clinician = await t.token({ scope: 'patients:read patients:write clinical:read clinical:write lots:read reports:read', clinic: 'clinic-a' });
+  supplier = await t.token({ scope: 'lots:read lots:write', clinic: null, sub: 'qa-unit' });
+  auditor = await t.token({ scope: 'audit:read', clinic: null });
+});
+afterAll(() => t.close());
+
+const auth = (token: string) => ['authorization', `Bearer ${token}`] as const;
+const count = async (table: string) => (await t.pool.query(`select count(*)::int as n from ${table}`)).rows[0].n as number;
+/** superagent would JSON-encode a Buffer sent as application/json: send its bytes as they are. */
+const asIs = (b: unknown) => b as string;
+const paths = (body: { errors?: { path: string }[] }) => (body.errors ?? []).map((e) => e.path);
+
+async function newPatient(overrides: Record<string, unknown> = {}) {
+  const res = await t.http.post('/v1/patients').set(...auth(clinician)).send(patientBody(overrides));
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body as { id: string; version: number; familyName: string; givenName: string; mrn: string };
+}
+
+describe('bodies are UTF-8 JSON (RFC 8259 §8.1)', () => {
+  const latin1 = (json: string) => Buffer.from(json, 'latin1');
+
+  it.each([
+    ['POST /v1/patients', 'post', () => '/v1/patients', 'application/json; charset=iso-8859-1'],
+    ['POST /v1/patients (windows-1252, quoted)', 'post', () => '/v1/patients', 'application/json; charset="windows-1252"'],
+    ['POST /v1/donors (utf-16)', 'post', () => '/v1/donors', 'application/json;charset=UTF-16'],
+  ] as const)('%s declaring another charset is 415, and nothing is stored', async (_name, method, path, contentType) => {
+    const before = await count('patients');
+    const body = JSON.stringify(patientBody({ givenName: 'José' }));
+    const res = await t.http[method](path()).set(...auth(path().includes('donors') ? supplier : clinician)).set('content-type', contentType).serialize(asIs).send(latin1(body));
+    expect(res.status).toBe(415);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(res.body).toMatchObject({ status: 415, code: 'unsupported-charset' });
+    expect(await count('patients')).toBe(before);
+  });
+
+  it('a merge patch declaring another charset is 415 and leaves the version as it was', async () => {
+    const p = await newPatient();
+    const res = await t.http
+      .patch(`/v1/patients/${p.id}`)
+      .set(...auth(clinician))
+      .set('if-match', '"1"')
+      .set('content-type', 'application/merge-patch+json; charset=iso-8859-1')
+      .serialize(asIs).send(latin1('{"givenName":"José"}'));
+    expect(res.status).toBe(415);
+    const got = await t.http.get(`/v1/patients/${p.id}`).set(...auth(clinician));
+    expect(got.body).toMatchObject({ version: 1, givenName: p.givenName });
+  });
+
+  it.each([
+    ['Latin-1 é with no charset', () => latin1(JSON.stringify(patientBody({ givenName: 'José' })))],
+    ['a truncated UTF-8 sequence', () => Buffer.concat([Buffer.from('{"givenName":"Jos'), Buffer.from([0xc3]), Buffer.from('"}')])],
+    ['an overlong encoding of "/"', () => Buffer.concat([Buffer.from('{"mrn":"'), Buffer.from([0xc0, 0xaf]), Buffer.from('"}')])],
+    ['an encoded surrogate (CESU-8)', () => Buffer.concat([Buffer.from('{"mrn":"'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')])],
+  ])('bytes that are not UTF-8 (%s) are 400 invalid-utf8, and no U+FFFD is stored', async (_name, bytes) => {
+    const before = await count('patients');
+    const res = await t.http.post('/v1/patients').set(...auth(clinician)).set('content-type', 'application/json').serialize(asIs).send(bytes());
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ status: 400, code: 'invalid-utf8' });
+    expect(await count('patients')).toBe(before);
+    const replaced = await t.pool.query(`select count(*)::int as n from patients where given_name like '%' || chr(65533) || '%' or mrn like '%' || chr(65533) || '%'`);
+    expect(replaced.rows[0].n).toBe(0);
+  });
+
+  it('invalid UTF-8 in a PATCH body and a lot body is 400 too', async () => {
+    const p = await newPatient();
+    const patch = await t.http
+      .patch(`/v1/patients/${p.id}`)
+      .set(...auth(clinician))
+      .set('if-match', '"1"')
+      .set('content-type', 'application/merge-patch+json')
+      .serialize(asIs).send(Buffer.concat([Buffer.from('{"familyName":"M'), Buffer.from([0xfc]), Buffer.from('ller"}')]));
+    expect(patch.status).toBe(400);
+    expect(patch.body.code).toBe('invalid-utf8');
+    const lot = await t.http
+      .post('/v1/lots')
+      .set(...auth(supplier))
+      .set('content-type', 'application/json')
+      .serialize(asIs).send(Buffer.from(JSON.stringify(lotBody([], { productName: 'Exosomes für Knie' })), 'latin1'));
+    expect(lot.status).toBe(400);
+    expect(lot.body.code).toBe('invalid-utf8');
+  });
+
+  it('utf-8 declared in any spelling is accepted and stored exactly', async () => {
+    for (const contentType of ['application/json; charset=utf-8', 'application/json; charset=UTF-8', 'application/json;charset="utf-8"', 'application/json']) {
+      const body = patientBody({ givenName: 'José', familyName: 'Ñúñez' });
+      const res = await t.http.post('/v1/patients').set(...auth(clinician)).set('content-type', contentType).serialize(asIs).send(Buffer.from(JSON.stringify(body), 'utf8'));
+      expect(res.status, contentType).toBe(201);
+      expect(res.body).toMatchObject({ givenName: 'José', familyName: 'Ñúñez' });
+    }
+  });
+});
+
+describe('text is NFC: canonically equal text is equal', () => {
+  const composed = 'Müller';
+  const decomposed = 'Mu\u0308ller';
+
+  it('a composed name is found by the decomposed search, and a decomposed one is stored composed', async () => {
+    const a = await newPatient({ familyName: composed });
+    const found = await t.http.get(`/v1/patients?familyName=${encodeURIComponent(decomposed)}`).set(...auth(clinician));
+    expect(found.status).toBe(200);
+    expect(found.body.items.map((p: { id: string }) => p.id)).toContain(a.id);
+
+    const b = await newPatient({ familyName: decomposed, givenName: 'Zoe\u0308' });
+    expect(b.familyName).toBe(composed);
+    expect(b.givenName).toBe('Zoë');
+    const stored = await t.pool.query('select family_name, given_name from patients where id = $1', [b.id]);
+    expect(stored.rows[0]).toEqual({ family_name: composed, given_name: 'Zoë' });
+  });
+
+  it('an MRN is unique after normalization (409), and an identifier is searched after normalization', async () => {
+    const tag = uniq();
+    const first = await newPatient({ mrn: `MRN-Å-${tag}`, identifiers: [{ system: 'urn:oid:1.2.3', value: `Ünal-${tag}` }] });
+    const twin = await t.http.post('/v1/patients').set(...auth(clinician)).send(patientBody({ mrn: `MRN-A\u030a-${tag}` }));
+    expect(twin.status).toBe(409);
+    const byMrn = await t.http.get(`/v1/patients?mrn=${encodeURIComponent(`MRN-A\u030a-${tag}`)}`).set(...auth(clinician));
+    expect(byMrn.body.items.map((p: { id: string }) => p.id)).toEqual([first.id]);
+    const byIdentifier = await t.http.get(`/v1/patients?identifier=${encodeURIComponent(`urn:oid:1.2.3|U\u0308nal-${tag}`)}`).set(...auth(clinician));
+    expect(byIdentifier.body.items.map((p: { id: string }) => p.id)).toEqual([first.id]);
+  });
+
+  it('the database itself refuses a natural key that is not NFC (23514), as a second fence', async () => {
+    const p = await newPatient();
+    await expect(t.pool.query('update patients set mrn = $2 where id = $1', [p.id, 'MRN-A\u030a'])).rejects.toMatchObject({ code: '23514', constraint: 'patients_mrn_nfc_ck' });
+  });
+
+  it('a lot number is unique per manufacturer after normalization, and found by its other form', async () => {
+    const donor = await createDonor(t.http, supplier);
+    const lotNumber = `EVX-Ç-${uniq()}`;
+    const lot = await createLot(t.http, supplier, [donor.id], { lotNumber });
+    const twin = await t.http.post('/v1/lots').set(...auth(supplier)).send(lotBody([donor.id], { lotNumber: lotNumber.normalize('NFD') }));
+    expect(twin.status).toBe(409);
+    const found = await t.http.get(`/v1/lots?lotNumber=${encodeURIComponent(lotNumber.normalize('NFD'))}`).set(...auth(supplier));
+    expect(found.body.items.map((l: { id: string }) => l.id)).toEqual([lot.id]);
+  });
+
+  it('the FHIR facade searches in NFC as well', async () => {
+    const fhir = await t.token({ scope: 'patients:read clinical:read', clinic: 'clinic-a' });
+    const name = `Gärtner${uniq()}`;
+    const p = await newPatient({ familyName: name });
+    const res = await t.http.get(`/fhir/R4/Patient?family=${encodeURIComponent(name.normalize('NFD'))}`).set(...auth(fhir));
+    expect(res.status).toBe(200);
+    expect(res.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([p.id]);
+  });
+});
+
+describe('NUL and control characters are 400 naming the field, never a 500', () => {
+  it.each([
+    ['/v1/patients?mrn=%00', 'querystring.mrn', () => clinician],
+    ['/v1/patients?familyName=Lo%01pez', 'querystring.familyName', () => clinician],
+    ['/v1/patients?identifier=urn%3Aoid%3A1%7C%00', 'querystring.identifier', () => clinician],
+    ['/v1/patients?birthDate=1961-04-17%0A', 'querystring.birthDate', () => clinician],
+    ['/v1/lots?lotNumber=EVX%00', 'querystring.lotNumber', () => supplier],
+    ['/v1/audit-events?actor=a%00b', 'querystring.actor', () => auditor],
+    ['/v1/patients/%00', 'params.id', () => clinician],
+    ['/v1/patients?%00=1', 'querystring', () => clinician],
+  ])('GET %s', async (url, path, token) => {
+    const res = await t.http.get(url).set(...auth(token()));
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(paths(res.body)).toContain(path);
+  });
+
+  it('a query escape that is not UTF-8 is 400 rather than searched as typed', async () => {
+    const res = await t.http.get('/v1/patients?familyName=Jos%E9').set(...auth(clinician));
+    expect(res.status).toBe(400);
+    expect(paths(res.body)).toEqual(['querystring.familyName']);
+  });
+
+  it('the FHIR facade answers NUL in a search or a path with a 400 OperationOutcome', async () => {
+    const fhir = await t.token({ scope: 'patients:read clinical:read', clinic: 'clinic-a' });
+    for (const url of ['/fhir/R4/Patient?family=%00', '/fhir/R4/Patient?identifier=urn%3Aoid%3A1%7Ca%00', '/fhir/R4/Patient/%00', '/fhir/R4/Procedure?patient=%00']) {
+      const res = await t.http.get(url).set(...auth(fhir));
+      expect(res.status, url).toBe(400);
+      expect(res.body.resourceType, url).toBe('OperationOutcome');
+    }
+  });
+
+  it.each([
+    ['givenName', { givenName: 'Ma\u0000ria' }, 'body.givenName'],
+    ['an identifier value', { identifiers: [{ system: 'urn:oid:1.2.3', value: '\u0000' }] }, 'body.identifiers.0.value'],
+    ['familyName with a bell', { familyName: 'Lo\u0007pez' }, 'body.familyName'],
+    ['mrn with an escape', { mrn: `MRN\u001b[31m${uniq()}` }, 'body.mrn'],
+    ['givenName with a tab (single-line)', { givenName: 'Ma\tria' }, 'body.givenName'],
+    ['familyName with a line feed (single-line)', { familyName: 'Lo\npez' }, 'body.familyName'],
+    ['givenName with a lone surrogate', { givenName: 'Ma\ud800ria' }, 'body.givenName'],
+    ['givenName with a leading space (never trimmed)', { givenName: ' Maria' }, 'body.givenName'],
+    ['mrn with a trailing no-break space', { mrn: `MRN-${uniq()}\u00a0` }, 'body.mrn'],
+  ])('POST /v1/patients with %s → 400 naming it, nothing stored', async (_name, overrides, path) => {
+    const before = await count('patients');
+    const res = await t.http.post('/v1/patients').set(...auth(clinician)).send(patientBody(overrides));
+    expect(res.status).toBe(400);
+    expect(paths(res.body)).toContain(path);
+    expect(await count('patients')).toBe(before);
+  });
+
+  it('free text keeps tab, line feed and carriage return exactly, but refuses NUL and other controls', async () => {
+    const s = await clinicSetup(t);
+    const proc = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id, { notes: '  Line one\r\n\tLine two  ' }));
+    expect(proc.status, JSON.stringify(proc.body)).toBe(201);
+    const got = await t.http.get(`/v1/procedures/${proc.body.id}`).set(...auth(s.clinician));
+    expect(got.body.notes).toBe('  Line one\r\n\tLine two  ');
+
+    const description = 'Swelling\n\tgrade 2\r\nresolved';
+    const ae = await t.http.post('/v1/adverse-events').set(...auth(s.clinician)).send({
+      procedureId: proc.body.id,
+      onsetAt: '2026-03-11T08:00:00Z',
+      description,
+      severityGrade: 2,
+      serious: false,
+      relatedness: 'probable',
+      outcome: 'recovering',
+    });
+    expect(ae.status, JSON.stringify(ae.body)).toBe(201);
+    expect((await t.http.get(`/v1/adverse-events/${ae.body.id}`).set(...auth(s.clinician))).body.description).toBe(description);
+
+    for (const [field, value] of [
+      ['notes', 'a\u0000b'],
+      ['notes', 'a\u0008b'],
+      ['doseDeviationReason', 'x\u001fy'],
+      ['performer', 'Dr.\u0000Rivera'],
+    ] as const) {
+      const before = await count('procedures');
+      const res = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id, { [field]: value }));
+      expect(res.status, field).toBe(400);
+      expect(paths(res.body)).toContain(`body.${field}`);
+      expect(await count('procedures')).toBe(before);
+    }
+    const patch = await t.http.patch(`/v1/adverse-events/${ae.body.id}`).set(...auth(s.clinician)).set('if-match', '"1"').set('content-type', 'application/merge-patch+json').send(JSON.stringify({ description: 'ok\u0000' }));
+    expect(patch.status).toBe(400);
+    expect(paths(patch.body)).toContain('body.description');
+  });
+
+  it('lot and donor bodies: NUL in a nested marker or a laboratory is 400 naming it', async () => {
+    const lot = await t.http.post('/v1/lots').set(...auth(supplier)).send(lotBody([], { characterization: { ...lotBody([]).characterization, positiveMarkers: ['CD63', 'CD\u000081'] } }));
+    expect(lot.status).toBe(400);
+    expect(paths(lot.body)).toContain('body.characterization.positiveMarkers.1');
+    const donor = await createDonor(t.http, supplier);
+    const test = await t.http.post(`/v1/donors/${donor.id}/tests`).set(...auth(supplier)).send({ marker: 'hiv-1-nat', method: 'nat', result: 'non-reactive', testedOn: '2026-01-14', laboratory: 'Lab\u0000' });
+    expect(test.status).toBe(400);
+    expect(paths(test.body)).toContain('body.laboratory');
+  });
+});
+
+describe('dates and instants lie between 1900-01-01 and 9999-12-31; impossible ones are 400', () => {
+  it('a consent signed in year 0099 is 400, not stored as 1999', async () => {
+    const p = await newPatient();
+    const res = await t.http.post(`/v1/patients/${p.id}/consents`).set(...auth(clinician)).send(consentBody({ signedAt: '0099-10-01T09:00:00Z' }));
+    expect(res.status).toBe(400);
+    expect(paths(res.body)).toContain('body.signedAt');
+    expect((await t.pool.query('select count(*)::int as n from consents where patient_id = $1', [p.id])).rows[0].n).toBe(0);
+  });
+
+  it.each([
+    ['birthDate 1899-12-31', { birthDate: '1899-12-31' }, 'body.birthDate'],
+    ['birthDate 0000-01-01', { birthDate: '0000-01-01' }, 'body.birthDate'],
+    ['birthDate 2023-02-30', { birthDate: '2023-02-30' }, 'body.birthDate'],
+    ['birthDate 2023-02-29 (not a leap year)', { birthDate: '2023-02-29' }, 'body.birthDate'],
+    ['birthDate 10000-01-01', { birthDate: '10000-01-01' }, 'body.birthDate'],
+  ])('POST /v1/patients with %s → 400', async (_name, overrides, path) => {
+    const res = await t.http.post('/v1/patients').set(...auth(clinician)).send(patientBody(overrides));
+    expect(res.status).toBe(400);
+    expect(paths(res.body)).toContain(path);
+  });
+
+  it('the edges of the range are accepted: 1900-01-01 and 2024-02-29', async () => {
+    for (const birthDate of ['1900-01-01', '2024-02-29']) expect((await newPatient({ birthDate })).id).toBeTruthy();
+  });
+
+  it('instants in other bodies: procedure, adverse event, lot dates, shipment and recall times', async () => {
+    const s = await clinicSetup(t);
+    const early = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id, { performedAt: '1899-12-31T23:59:59Z' }));
+    expect(early.status).toBe(400);
+    expect(paths(early.body)).toContain('body.performedAt');
+    const impossible = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id, { performedAt: '2026-02-30T09:00:00Z' }));
+    expect(impossible.status).toBe(400);
+    const lot = await t.http.post('/v1/lots').set(...auth(supplier)).send(lotBody([s.donor.id], { manufacturedOn: '0026-02-01' }));
+    expect(lot.status).toBe(400);
+    expect(paths(lot.body)).toContain('body.manufacturedOn');
+    const ship = await t.http.post(`/v1/lots/${s.lot.id}/shipments`).set(...auth(supplier)).send({ clinicId: 'clinic-a', vials: 1, shippedAt: '0099-03-02T08:00:00Z' });
+    expect(ship.status).toBe(400);
+    expect(paths(ship.body)).toContain('body.shippedAt');
+    const recall = await t.http.post(`/v1/lots/${s.lot.id}/recall`).set(...auth(supplier)).send({ reason: 'test', recalledAt: '1066-10-14T09:00:00Z' });
+    expect(recall.status).toBe(400);
+    expect(paths(recall.body)).toContain('body.recalledAt');
+  });
+
+  it.each([
+    ['/v1/patients?birthDate=0099-01-01', 'querystring.birthDate', () => clinician],
+    ['/v1/patients?birthDate=2023-02-30', 'querystring.birthDate', () => clinician],
+    ['/v1/audit-events?from=0099-01-01T00:00:00Z', 'querystring.from', () => auditor],
+    ['/v1/audit-events/verify?to=2023-04-31T00:00:00Z', 'querystring.to', () => auditor],
+  ])('GET %s → 400', async (url, path, token) => {
+    const res = await t.http.get(url).set(...auth(token()));
+    expect(res.status).toBe(400);
+    expect(paths(res.body)).toContain(path);
+  });
+
+  it('FHIR birthdate=2023-02-30 is a 400 OperationOutcome, and the searched date reaches no log line', async () => {
+    const fhir = await t.token({ scope: 'patients:read clinical:read', clinic: 'clinic-a' });
+    for (const value of ['2023-02-30', 'eq1899-12-31', '0000-01-01']) {
+      const res = await t.http.get(`/fhir/R4/Patient?birthdate=${value}`).set(...auth(fhir));
+      expect(res.status, value).toBe(400);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+    }
+    expect(t.logLines.join('\n')).not.toMatch(/2023-02-30|1899-12-31|0000-01-01/);
+  });
+
+  it('an instant stored with a year below 100 (legacy data) reads back exactly, not in the 1900s or 2000s', async () => {
+    const p = await newPatient();
+    const consent = await t.http.post(`/v1/patients/${p.id}/consents`).set(...auth(clinician)).send(consentBody());
+    expect(consent.status).toBe(201);
+    // As a row written before the range rule would be: copied with its year set to 0099 and 0010.
+    for (const [year, id] of [['0099', crypto.randomUUID()], ['0010', crypto.randomUUID()]] as const) {
+      await t.pool.query(
+        `insert into consents (id, patient_id, clinic_id, kind, signed_at, document_version, version, created_at, created_by)
+         select $2::uuid, patient_id, clinic_id, kind, $3::timestamptz, document_version, version, created_at, created_by from consents where id = $1`,
+        [consent.body.id, id, `${year}-10-01T09:00:00Z`],
+      );
+    }
+    const list = await t.http.get(`/v1/patients/${p.id}/consents`).set(...auth(clinician));
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((c: { signedAt: string }) => c.signedAt).sort()).toEqual(['0010-10-01T09:00:00.000Z', '0099-10-01T09:00:00.000Z', '2026-10-01T07:00:00.000Z']);
+  });
+});
+
+describe('null in a POST body means absent; a PATCH refuses null for what cannot be cleared', () => {
+  it('an intravenous procedure with "site": null, echoed as responses show it, is recorded', async () => {
+    const s = await clinicSetup(t);
+    const body = procedureBody(s.patientId, s.lot.id, { route: 'intravenous', site: null, imagingGuidance: null, notes: null, doseDeviationReason: null });
+    const res = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(body);
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.site).toBeNull();
+    expect(res.body.imagingGuidance).toBe('none');
+  });
+
+  it('optional members of other POST bodies, nested ones too, may be null', async () => {
+    const p = await t.http.post('/v1/patients').set(...auth(clinician)).send(patientBody({ identifiers: null }));
+    expect(p.status, JSON.stringify(p.body)).toBe(201);
+    expect(p.body.identifiers).toEqual([]);
+    const c = await t.http.post(`/v1/patients/${p.body.id}/consents`).set(...auth(clinician)).send(consentBody({ indNumber: null, irbProtocol: null }));
+    expect(c.status, JSON.stringify(c.body)).toBe(201);
+    expect(c.body).toMatchObject({ indNumber: null, irbProtocol: null });
+    const donor = await eligibleDonor(t.http, supplier);
+    const lot = await t.http.post('/v1/lots').set(...auth(supplier)).send(lotBody([donor.id], { poolingJustification: null, releaseTests: { sterility: 'pass', mycoplasma: 'pass', endotoxinEuPerMl: null } }));
+    expect(lot.status, JSON.stringify(lot.body)).toBe(201);
+    const release = await t.http.post(`/v1/lots/${lot.body.id}/release`).set(...auth(supplier)).send({ releasedAt: null, reason: null });
+    // endotoxin not yet measured: refused by the release rule (422), not by the body (400).
+    expect(release.status).toBe(422);
+  });
+
+  it('null for a required member is 400 naming it', async () => {
+    const res = await t.http.post('/v1/patients').set(...auth(clinician)).send(patientBody({ givenName: null }));
+    expect(res.status).toBe(400);
+    expect(paths(res.body)).toContain('body.givenName');
+  });
+
+  it('PATCH: null for a member that cannot be cleared is 400 naming it, and the record keeps its version', async () => {
+    const p = await newPatient();
+    for (const field of ['familyName', 'birthDate', 'mrn']) {
+      const res = await t.http
+        .patch(`/v1/patients/${p.id}`)
+        .set(...auth(clinician))
+        .set('if-match', '"1"')
+        .set('content-type', 'application/merge-patch+json')
+        .send(JSON.stringify({ [field]: null }));
+      expect(res.status, field).toBe(400);
+      expect(paths(res.body)).toContain(`body.${field}`);
+    }
+    expect((await t.http.get(`/v1/patients/${p.id}`).set(...auth(clinician))).body.version).toBe(1);
+  });
+});
