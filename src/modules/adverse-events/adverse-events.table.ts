@@ -27,9 +27,9 @@ export const adverseEvents = pgTable(
     relatedness: text('relatedness').notNull(),
     outcome: text('outcome').notNull(),
     version: integer('version').notNull().default(1),
-    createdAt: instant('created_at').notNull().defaultNow(),
+    createdAt: instant('created_at').notNull().default(sql`now()`),
     createdBy: text('created_by').notNull(),
-    updatedAt: instant('updated_at').notNull().defaultNow(),
+    updatedAt: instant('updated_at').notNull().default(sql`now()`),
     updatedBy: text('updated_by').notNull(),
   },
   (t) => [

@@ -38,7 +38,7 @@ export const auditChain = pgTable(
     eventId: bigint('event_id', { mode: 'number' }).notNull(),
     prevHash: text('prev_hash').notNull(),
     hash: text('hash').notNull(),
-    sealedAt: instant('sealed_at').notNull().defaultNow(),
+    sealedAt: instant('sealed_at').notNull().default(sql`now()`),
   },
   (t) => [uniqueIndex('audit_chain_event_uq').on(t.eventId)],
 );
@@ -46,5 +46,5 @@ export const auditChain = pgTable(
 /** Work queue of entries not yet in the chain (operational, not evidence: the sealer deletes from it). */
 export const auditUnsealed = pgTable('audit_unsealed', {
   eventId: bigint('event_id', { mode: 'number' }).primaryKey(),
-  queuedAt: instant('queued_at').notNull().defaultNow(),
+  queuedAt: instant('queued_at').notNull().default(sql`now()`),
 });

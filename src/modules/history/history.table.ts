@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { integer, jsonb, pgTable, primaryKey, text, uuid } from 'drizzle-orm/pg-core';
 import { instant } from '../../db/columns.js';
 
@@ -13,7 +14,7 @@ export const recordVersions = pgTable(
     version: integer('version').notNull(),
     clinicId: text('clinic_id'),
     body: jsonb('body').$type<Record<string, unknown>>().notNull(),
-    recordedAt: instant('recorded_at').notNull().defaultNow(),
+    recordedAt: instant('recorded_at').notNull().default(sql`now()`),
     recordedBy: text('recorded_by').notNull(),
   },
   (t) => [primaryKey({ columns: [t.resourceType, t.resourceId, t.version] })],

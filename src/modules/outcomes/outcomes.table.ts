@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { index, numeric, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { instant } from '../../db/columns.js';
 import { patients } from '../patients/patients.table.js';
@@ -19,7 +20,7 @@ export const outcomes = pgTable(
     score: numeric('score', { mode: 'number' }).notNull(),
     assessedAt: instant('assessed_at').notNull(),
     timepoint: text('timepoint').notNull(),
-    recordedAt: instant('recorded_at').notNull().defaultNow(),
+    recordedAt: instant('recorded_at').notNull().default(sql`now()`),
     recordedBy: text('recorded_by').notNull(),
   },
   (t) => [

@@ -40,9 +40,9 @@ export const procedures = pgTable(
     enteredInErrorBy: text('entered_in_error_by'),
     vialsReturned: integer('vials_returned').notNull().default(0),
     version: integer('version').notNull().default(1),
-    createdAt: instant('created_at').notNull().defaultNow(),
+    createdAt: instant('created_at').notNull().default(sql`now()`),
     createdBy: text('created_by').notNull(),
-    updatedAt: instant('updated_at').notNull().defaultNow(),
+    updatedAt: instant('updated_at').notNull().default(sql`now()`),
   },
   (t) => [
     index('procedures_clinic_patient_idx').on(t.clinicId, t.patientId, t.id),
