@@ -37,12 +37,12 @@ export function classifyError(err: FastifyError, req: FastifyRequest): ProblemBo
     return buildProblem(req, 400, 'validation-failed', `The request ${where} is invalid: ${errors.map((e) => e.path).join(', ')}.`, { errors });
   }
   if (isDatabaseUnavailable(err)) {
-    req.log.warn({ err }, 'database unavailable');
+    req.log.warn({ err, route: req.routeOptions.url ?? 'unmatched' }, 'database unavailable');
     return buildProblem(req, 503, 'database-unavailable', 'The database is unavailable; try again shortly.');
   }
   const status = err.statusCode ?? 500;
   if (status >= 400 && status < 500) return buildProblem(req, status, fastifyCode(err.code, status), clientDetail(err, status));
-  req.log.error({ err }, 'unhandled error');
+  req.log.error({ err, route: req.routeOptions.url ?? 'unmatched' }, 'unhandled error');
   return buildProblem(req, 500, 'internal-error', `An unexpected error occurred. Quote request id ${String(req.id)} when reporting it.`);
 }
 
