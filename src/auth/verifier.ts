@@ -1,5 +1,6 @@
 import { errors as joseErrors, jwtVerify } from 'jose';
 import { Unauthorized } from '../shared/errors.js';
+import { nfc, textProblem } from '../shared/text.js';
 import { ALLOWED_ALGORITHMS, type VerificationKey } from './keys.js';
 import type { Principal } from './principal.js';
 
@@ -54,8 +55,12 @@ function createUncachedVerifier(opts: TokenVerifierOptions) {
       if (clinic !== undefined && (typeof clinic !== 'string' || clinic.length === 0 || clinic.length > 64)) {
         throw new Unauthorized('The clinic_id claim must be a non-empty string.');
       }
+      // Claims are incoming text like any other: refused with controls (they reach the audit log), compared as NFC.
+      for (const [name, value] of [['sub', payload.sub!], ['clinic_id', clinic]] as const) {
+        if (value !== undefined && textProblem(value, false)) throw new Unauthorized(`The ${name} claim holds a character that is not allowed (a control character or a lone surrogate).`);
+      }
       return {
-        principal: { sub: payload.sub!, clinicId: clinic ?? null, scopes: new Set(scope.split(' ').filter(Boolean)) },
+        principal: { sub: nfc(payload.sub!), clinicId: clinic === undefined ? null : nfc(clinic), scopes: new Set(scope.split(' ').filter(Boolean)) },
         exp: payload.exp!,
       };
     } catch (err) {

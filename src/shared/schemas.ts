@@ -22,7 +22,9 @@ export const DateTimeInput = z.iso
     const ms = Date.parse(s);
     return ms >= EARLIEST_MS && ms <= LATEST_MS;
   }, RANGE)
-  .meta({ description: `RFC 3339 with an offset, between ${EARLIEST_DATE} and ${LATEST_DATE}`, example: '2026-11-02T09:30:00+01:00' });
+  // Instants are kept to the millisecond: finer digits would be dropped, so they are refused unless zero.
+  .refine((s) => !/\.\d{3}\d*[1-9]/.test(s), 'is more precise than a millisecond, which is what is stored')
+  .meta({ description: `RFC 3339 with an offset, between ${EARLIEST_DATE} and ${LATEST_DATE}, to the millisecond at most`, example: '2026-11-02T09:30:00+01:00' });
 export const DateTimeOutput = z.iso.datetime().meta({ example: '2026-11-02T08:30:00.000Z' });
 
 export const DateOnly = z.iso

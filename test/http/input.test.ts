@@ -35,13 +35,15 @@ describe('bodies are UTF-8 JSON (RFC 8259 §8.1)', () => {
   const latin1 = (json: string) => Buffer.from(json, 'latin1');
 
   it.each([
-    ['POST /v1/patients', 'post', () => '/v1/patients', 'application/json; charset=iso-8859-1'],
-    ['POST /v1/patients (windows-1252, quoted)', 'post', () => '/v1/patients', 'application/json; charset="windows-1252"'],
-    ['POST /v1/donors (utf-16)', 'post', () => '/v1/donors', 'application/json;charset=UTF-16'],
-  ] as const)('%s declaring another charset is 415, and nothing is stored', async (_name, method, path, contentType) => {
+    ['/v1/patients', 'application/json; charset=iso-8859-1'],
+    ['/v1/patients', 'application/json; charset="windows-1252"'],
+    ['/v1/donors', 'application/json;charset=UTF-16'],
+    ['/v1/lots', 'application/json; charset=us-ascii'],
+  ])('POST %s declaring %s is 415, and nothing is stored', async (path, contentType) => {
     const before = await count('patients');
     const body = JSON.stringify(patientBody({ givenName: 'José' }));
-    const res = await t.http[method](path()).set(...auth(path().includes('donors') ? supplier : clinician)).set('content-type', contentType).serialize(asIs).send(latin1(body));
+    const token = path === '/v1/patients' ? clinician : supplier;
+    const res = await t.http.post(path).set(...auth(token)).set('content-type', contentType).serialize(asIs).send(latin1(body));
     expect(res.status).toBe(415);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(res.body).toMatchObject({ status: 415, code: 'unsupported-charset' });
@@ -299,6 +301,16 @@ describe('dates and instants lie between 1900-01-01 and 9999-12-31; impossible o
     expect(paths(recall.body)).toContain('body.recalledAt');
   });
 
+  it('an instant finer than a millisecond is refused (it would be stored truncated), unless the extra digits are zero', async () => {
+    const p = await newPatient();
+    const fine = await t.http.post(`/v1/patients/${p.id}/consents`).set(...auth(clinician)).send(consentBody({ signedAt: '2026-10-01T09:00:00.123456+02:00' }));
+    expect(fine.status).toBe(400);
+    expect(paths(fine.body)).toContain('body.signedAt');
+    const zeros = await t.http.post(`/v1/patients/${p.id}/consents`).set(...auth(clinician)).send(consentBody({ signedAt: '2026-10-01T09:00:00.123000+02:00' }));
+    expect(zeros.status).toBe(201);
+    expect(zeros.body.signedAt).toBe('2026-10-01T07:00:00.123Z');
+  });
+
   it.each([
     ['/v1/patients?birthDate=0099-01-01', 'querystring.birthDate', () => clinician],
     ['/v1/patients?birthDate=2023-02-30', 'querystring.birthDate', () => clinician],
@@ -382,5 +394,24 @@ describe('null in a POST body means absent; a PATCH refuses null for what cannot
       expect(paths(res.body)).toContain(`body.${field}`);
     }
     expect((await t.http.get(`/v1/patients/${p.id}`).set(...auth(clinician))).body.version).toBe(1);
+  });
+});
+
+describe('token claims are incoming text too', () => {
+  it('a clinic_id claim is compared in NFC: the decomposed and composed spellings are one clinic', async () => {
+    const decomposed = await t.token({ scope: 'patients:read patients:write', clinic: 'Cli\u0301nica-Sur' });
+    const composed = await t.token({ scope: 'patients:read', clinic: 'Clínica-Sur' });
+    const p = await t.http.post('/v1/patients').set(...auth(decomposed)).send(patientBody());
+    expect(p.status).toBe(201);
+    expect(p.body.clinicId).toBe('Clínica-Sur');
+    expect((await t.http.get(`/v1/patients/${p.body.id}`).set(...auth(composed))).status).toBe(200);
+  });
+
+  it('a sub or clinic_id claim with NUL or a control character is 401, never a 500 from the audit insert', async () => {
+    for (const claims of [{ sub: 'dr\u0000x' }, { clinic: 'clinic\u0000a' }, { sub: 'dr\u001bx' }]) {
+      const token = await t.token({ scope: 'patients:read', ...claims });
+      const res = await t.http.get('/v1/patients').set(...auth(token));
+      expect(res.status, JSON.stringify(claims)).toBe(401);
+    }
   });
 });
