@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { handleConnectionLoss } from './connection-loss.js';
 import { migrateDatabase } from './migrate.js';
 
 /**
@@ -51,7 +52,7 @@ async function migrationCount(client: pg.ClientBase): Promise<number> {
 export async function backupDatabase(url: string, dir: string): Promise<Manifest> {
   await fsp.mkdir(dir, { recursive: true });
   if ((await fsp.readdir(dir)).length) throw new Error(`${dir} is not empty`);
-  const client = new pg.Client({ connectionString: url, application_name: 'exosome-records-backup' });
+  const client = handleConnectionLoss(new pg.Client({ connectionString: url, application_name: 'exosome-records-backup' }));
   await client.connect();
   try {
     // One snapshot for every table: the backup is consistent while the service keeps writing.
@@ -75,7 +76,7 @@ export async function restoreDatabase(url: string, dir: string): Promise<Manifes
   const manifest = JSON.parse(await fsp.readFile(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
   if (manifest.format !== BACKUP_FORMAT) throw new Error(`${dir}: not a ${BACKUP_FORMAT} backup`);
   await migrateDatabase(url);
-  const client = new pg.Client({ connectionString: url, application_name: 'exosome-records-restore' });
+  const client = handleConnectionLoss(new pg.Client({ connectionString: url, application_name: 'exosome-records-restore' }));
   await client.connect();
   try {
     const migrations = await migrationCount(client);

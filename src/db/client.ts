@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import type { Logger } from 'pino';
+import { handleConnectionLoss } from './connection-loss.js';
 import * as schema from './schema.js';
 
 export type Db = NodePgDatabase<typeof schema>;
@@ -49,6 +50,27 @@ function prepareParameterizedQueries(client: pg.PoolClient): void {
   };
 }
 
+/**
+ * drizzle's transaction() sends BEGIN before the try/finally that releases its pooled client (drizzle-orm
+ * issue 6241, open for 0.45.x): a BEGIN that fails, as it does on a connection lost just after checkout,
+ * would keep the client checked out for good, one pool slot fewer each time until nothing is served. Release
+ * it here with the error, so the pool discards it; a later release of the same checkout becomes a no-op.
+ */
+function releaseOnFailedBegin(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (config: unknown, values?: unknown, callback?: unknown) => {
+    const result = query(config, values, callback);
+    const text = typeof config === 'string' ? config : config && typeof config === 'object' ? (config as { text?: unknown }).text : undefined;
+    if (typeof text !== 'string' || !/^\s*begin\b/i.test(text) || !(result instanceof Promise)) return result;
+    return result.catch((err: unknown) => {
+      const release = client.release.bind(client);
+      client.release = () => undefined;
+      release(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    });
+  };
+}
+
 export function createPool(connectionString: string, opts: PoolOptions, log?: Logger): pg.Pool {
   const pool = new pg.Pool({
     connectionString,
@@ -60,9 +82,14 @@ export function createPool(connectionString: string, opts: PoolOptions, log?: Lo
     application_name: 'exosome-records',
     keepAlive: true,
   });
-  pool.on('connect', prepareParameterizedQueries);
-  // An idle client's error (a restart, a failover) must not crash the process.
-  pool.on('error', (err) => log?.warn({ err }, 'idle database client error'));
+  // Every client, idle or checked out, survives the loss of its connection (a restart, a failover).
+  pool.on('connect', (client) => {
+    handleConnectionLoss(client, (err) => log?.warn({ err }, 'database connection lost'));
+    prepareParameterizedQueries(client);
+    releaseOnFailedBegin(client);
+  });
+  // The pool re-emits an idle client's error after discarding it; the client's own listener has logged it.
+  pool.on('error', () => undefined);
   return pool;
 }
 

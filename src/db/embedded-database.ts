@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { handleConnectionLoss } from './connection-loss.js';
 import { runningEmbeddedUrl, startEmbeddedPostgres, type EmbeddedPostgresOptions } from './embedded.js';
 
 /** The database the service uses inside the embedded server. */
@@ -18,7 +19,7 @@ export async function openEmbeddedDatabase(
   }
   const embedded = await startEmbeddedPostgres({ ...opts, dataDir });
   try {
-    const admin = new pg.Client({ connectionString: embedded.url });
+    const admin = handleConnectionLoss(new pg.Client({ connectionString: embedded.url }));
     await admin.connect();
     try {
       const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [EMBEDDED_DATABASE]);

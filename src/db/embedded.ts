@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { ChildProcess } from 'node:child_process';
 
@@ -197,17 +197,74 @@ async function makeAncestorsTraversable(dir: string): Promise<void> {
   }
 }
 
+/** The process exists and has not exited: a zombie (dead, not yet reaped by its parent) does not count. */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !isZombie(pid);
+}
+
+/** On Linux, /proc/<pid>/stat gives the state after the command name: `Z` for a zombie. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
   }
 }
 
-/** One service per data folder: a second start fails fast instead of fighting over the files. */
+/**
+ * One service per data folder: a second start fails fast instead of fighting over the files. The lock must
+ * be one the kernel drops when its holder dies, however it dies: after a `kill -9` a supervisor restarts at
+ * once, while the killed pid may still exist for a moment (a zombie, or reused). On Linux that is a Unix
+ * socket in the abstract namespace, named after the folder: a second listen on the name fails with
+ * EADDRINUSE for as long as the holder lives, and the name is free the instant it is gone (no file is left
+ * behind; PostgreSQL, a child, does not inherit it: libuv opens sockets close-on-exec). Elsewhere, a pid file.
+ */
 async function takeFolderLock(dataDir: string): Promise<() => Promise<void>> {
+  return process.platform === 'linux' ? takeSocketLock(dataDir) : takePidFileLock(dataDir);
+}
+
+const refusal = (dataDir: string, pid: number) =>
+  new EmbeddedPostgresError(
+    `Another service${pid ? ` (pid ${pid})` : ''} is already running on the data folder ${dataDir}. Stop it, or set DATA_DIR to another folder.`,
+  );
+
+async function takeSocketLock(dataDir: string): Promise<() => Promise<void>> {
+  const name = `\0exosome-records:${createHash('sha256').update(await fs.realpath(dataDir)).digest('hex')}`;
+  // Only says who holds the lock, for the refusal message; the socket is the lock.
+  const pidFile = path.join(dataDir, 'service.pid');
+  const server = net.createServer((socket) => socket.destroy());
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ path: name, exclusive: true }, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw refusal(dataDir, Number((await fs.readFile(pidFile, 'utf8').catch(() => '')).trim()));
+  }
+  server.on('error', () => undefined);
+  server.unref(); // the lock must not keep the process alive
+  await fs.writeFile(pidFile, String(process.pid));
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    await fs.rm(pidFile, { force: true });
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+}
+
+/** Without the abstract namespace: a pid file, stale when its pid no longer runs. */
+async function takePidFileLock(dataDir: string): Promise<() => Promise<void>> {
   const lockFile = path.join(dataDir, 'service.pid');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -223,11 +280,7 @@ async function takeFolderLock(dataDir: string): Promise<() => Promise<void>> {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number((await fs.readFile(lockFile, 'utf8').catch(() => '')).trim());
-      if (pid && pid !== process.pid && isAlive(pid)) {
-        throw new EmbeddedPostgresError(
-          `Another service (pid ${pid}) is already running on the data folder ${dataDir}. Stop it, or set DATA_DIR to another folder.`,
-        );
-      }
+      if (pid && pid !== process.pid && isAlive(pid)) throw refusal(dataDir, pid);
       await fs.rm(lockFile, { force: true }); // stale: its owner is gone
     }
   }

@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
+import { handleConnectionLoss } from './connection-loss.js';
 
 /** src/db and dist/db both sit two levels below the project root. */
 export const migrationsFolder = fileURLToPath(new URL('../../migrations', import.meta.url));
@@ -14,7 +15,8 @@ const MIGRATION_LOCK = 7_314_201_118;
  * serialize on a session advisory lock held by this dedicated connection.
  */
 export async function migrateDatabase(connectionString: string): Promise<void> {
-  const client = new pg.Client({ connectionString, application_name: 'exosome-records-migrate' });
+  // A lost connection fails the migration (the start fails and says why), it does not crash the process.
+  const client = handleConnectionLoss(new pg.Client({ connectionString, application_name: 'exosome-records-migrate' }));
   await client.connect();
   try {
     await client.query('SET client_min_messages = warning');

@@ -18,8 +18,9 @@ export interface Cluster {
   stopAll(): Promise<void>;
 }
 
-export async function createCluster(): Promise<Cluster> {
-  const { url } = await cloneTemplateDatabase();
+/** On a clone of the test template, or on `databaseUrl` (a database of another server, already there). */
+export async function createCluster(opts: { databaseUrl?: string } = {}): Promise<Cluster> {
+  const url = opts.databaseUrl ?? (await cloneTemplateDatabase()).url;
   const signer = await createSigner();
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'exosome-keys-'));
   const keyFile = path.join(dir, 'public.jwk.json');

@@ -127,20 +127,44 @@ export async function exposuresOfPatient(exec: Executor, patientId: string): Pro
 
 /**
  * Streams query rows from a dedicated connection (a server-side cursor, 500 rows at a time): memory stays
- * flat whatever the row count. The connection goes back to the pool when the stream ends or is destroyed.
+ * flat whatever the row count. The connection goes back to the pool when the stream ends or is destroyed,
+ * and is discarded when it failed. If it is lost mid-stream (a restart, pg_terminate_backend), the stream
+ * fails at once: the response, whose status has gone out, is cut short rather than left hanging.
  */
 export async function streamRows(pool: pg.Pool, text: string, values: unknown[]): Promise<Readable> {
   const client = await pool.connect();
-  // A checked-out client has no pool listener: without ours, a dropped connection would crash the process.
-  const onClientError = (err: Error) => stream.destroy(err);
-  client.on('error', onClientError);
-  const stream = client.query(new QueryStream(text, values, { batchSize: 500 }));
+  const stream = new QueryStream(text, values, { batchSize: 500 });
+  // Destroying the stream closes its cursor, which waits for the server's reply; a lost connection sends
+  // none, and the stream would never finish being destroyed. Once the connection is gone, stop waiting.
+  let lost: Error | undefined;
+  let giveUp: ((err: Error) => void) | undefined;
+  type Destroy = (err: Error | null, done: (error?: Error | null) => void) => void;
+  const closeCursor = stream._destroy.bind(stream) as Destroy;
+  const destroy: Destroy = (err, done) => {
+    if (lost) return done(err ?? lost);
+    let finished = false;
+    const finish = (e: Error | null) => {
+      if (finished) return;
+      finished = true;
+      done(err ?? e);
+    };
+    giveUp = finish;
+    closeCursor(err, (e) => finish(e ?? null));
+  };
+  stream._destroy = destroy;
+  const onConnectionLost = (err: Error) => {
+    lost ??= err;
+    giveUp?.(err);
+    stream.destroy(err);
+  };
+  client.on('error', onConnectionLost);
+  client.query(stream);
   let released = false;
   const release = (err?: Error) => {
     if (released) return;
     released = true;
-    client.removeListener('error', onClientError);
-    client.release(err);
+    client.removeListener('error', onConnectionLost);
+    client.release(err ?? lost);
   };
   stream.once('end', () => release());
   stream.once('error', (err) => release(err));
