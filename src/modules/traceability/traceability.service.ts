@@ -41,6 +41,8 @@ const RECIPIENT_CSV_COLUMNS = [
   'vials_used',
   'status',
 ];
+/** Written by the service as numbers; every other column is text, neutralised against formulas (csv.ts). */
+const RECIPIENT_CSV_NUMERIC = new Set(['dose_particles', 'dose_volume_ml', 'vials_used']);
 
 function toRecipient(r: q.RecipientRow) {
   return {
@@ -150,7 +152,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
       const rows = await q.streamRows(pool, q.RECIPIENT_CSV_SQL(actor.clinicId !== null), values);
       // pipeline, not pipe: when the client goes away mid-download Fastify destroys `csv`, and the cursor
       // must be destroyed with it, or its pooled connection would stay checked out for good.
-      return pipeline(rows, toCsv(RECIPIENT_CSV_COLUMNS), () => undefined);
+      return pipeline(rows, toCsv(RECIPIENT_CSV_COLUMNS, RECIPIENT_CSV_NUMERIC), () => undefined);
     },
 
     async donorLookback(actor: Actor, donorId: string) {
