@@ -12,6 +12,7 @@ import { errorsPlugin } from './http/errors.js';
 import { authPlugin } from './http/auth.js';
 import { openapiPlugin } from './http/openapi.js';
 import { healthRoutes } from './http/health.js';
+import { negotiationPlugin } from './http/negotiation.js';
 import { createAuditLog } from './modules/audit/audit.service.js';
 import { createAuditLogService } from './modules/audit/audit-log.service.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
@@ -172,6 +173,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   healthRoutes(app, { pool: opts.pool });
   await app.register(
     async (v1) => {
+      await v1.register(negotiationPlugin);
       patientsRoutes(v1, { patients, consents });
       donorsRoutes(v1, { donors: donors });
       lotsRoutes(v1, { lots, vials });

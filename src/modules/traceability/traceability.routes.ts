@@ -8,9 +8,11 @@ import { CsvText, DonorLookback, LotTraceability, PatientExposures, ReportParams
 import type { TraceabilityService } from './traceability.service.js';
 
 const tags = ['reports'];
-const wantsCsv = (req: FastifyRequest) => /\btext\/csv\b/i.test(req.headers.accept ?? '');
+/** What the reports answer with, chosen by `Accept` (http/negotiation.ts); JSON when Accept allows any. */
+const REPORT_TYPES = ['application/json', 'text/csv'] as const;
+const wantsCsv = (req: FastifyRequest) => req.negotiatedType === 'text/csv';
 const both = <T>(json: T) => ({
-  description: 'The report; `Accept: text/csv` streams it as CSV',
+  description: 'The report; `Accept: text/csv` streams it as CSV (cells that a spreadsheet would read as a formula begin with `\'`)',
   content: { 'application/json': { schema: json }, 'text/csv': { schema: CsvText } },
 });
 
@@ -32,7 +34,7 @@ export function traceabilityRoutes(app: FastifyInstance, { reports }: { reports:
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.get('/reports/lot-traceability/:id', {
-    config: { scope: 'reports:read' },
+    config: { scope: 'reports:read', produces: REPORT_TYPES },
     schema: {
       operationId: 'lotTraceabilityReport',
       tags,
@@ -50,7 +52,7 @@ export function traceabilityRoutes(app: FastifyInstance, { reports }: { reports:
   });
 
   r.get('/reports/donor-lookback/:id', {
-    config: { scope: 'reports:read' },
+    config: { scope: 'reports:read', produces: REPORT_TYPES },
     schema: {
       operationId: 'donorLookbackReport',
       tags,
@@ -68,7 +70,7 @@ export function traceabilityRoutes(app: FastifyInstance, { reports }: { reports:
   });
 
   r.get('/reports/patient-exposures/:id', {
-    config: { scope: 'reports:read' },
+    config: { scope: 'reports:read', produces: REPORT_TYPES },
     schema: {
       operationId: 'patientExposuresReport',
       tags,

@@ -1,0 +1,92 @@
+import fp from 'fastify-plugin';
+import Negotiator from 'negotiator';
+import type { FastifyInstance, FastifyReply, RouteOptions } from 'fastify';
+import { AppError } from '../shared/errors.js';
+import { problemResponses } from './problem.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The media types this route answers with, its default first; `Accept` chooses one (default: JSON only). */
+    produces?: readonly string[];
+  }
+  interface FastifyRequest {
+    /** The media type `Accept` chose from the route's `produces` (RFC 9110 §12.5.1). */
+    negotiatedType: string;
+  }
+}
+
+export const JSON_ONLY: readonly string[] = ['application/json'];
+
+/**
+ * What each offer satisfies beyond its bare type, so that `application/json; charset=utf-8` or
+ * `text/csv; header=present` (RFC 4180 §3) is not refused: our text is UTF-8 and our CSV has a header row.
+ */
+function matcherOf(type: string): string {
+  if (type === 'text/csv') return `${type}; charset=utf-8; header=present`;
+  return type === 'application/json' || type.startsWith('text/') ? `${type}; charset=utf-8` : type;
+}
+
+const matchers = new WeakMap<readonly string[], string[]>();
+
+/**
+ * The offer `accept` prefers, or undefined when it accepts none: q-values (`q=0` is "not acceptable"),
+ * wildcards, and the most specific matching range deciding an offer's q. No Accept (or an empty one) takes the
+ * default; the commonest values skip the parse.
+ */
+export function negotiate(accept: string | undefined, offers: readonly string[]): string | undefined {
+  if (accept === undefined || accept === '*/*' || accept === offers[0]) return offers[0];
+  if (accept.trim() === '') return offers[0];
+  let m = matchers.get(offers);
+  if (!m) {
+    m = offers.map(matcherOf);
+    matchers.set(offers, m);
+  }
+  const chosen = new Negotiator({ headers: { accept } }).mediaType(m);
+  return chosen === undefined ? undefined : offers[m.indexOf(chosen)];
+}
+
+/** Adds Accept to Vary, keeping what is there. */
+export function varyOnAccept(reply: FastifyReply): void {
+  const current = reply.getHeader('vary');
+  if (current === undefined) {
+    reply.header('Vary', 'Accept');
+    return;
+  }
+  const list = String(current);
+  if (list.trim() === '*' || list.split(',').some((v) => v.trim().toLowerCase() === 'accept')) return;
+  reply.header('Vary', `${list}, Accept`);
+}
+
+/** Every operation under negotiation can answer 406: say so in its OpenAPI responses. */
+function documentNotAcceptable(route: RouteOptions): void {
+  const schema = route.schema as (RouteOptions['schema'] & { response?: Record<string, unknown>; hide?: boolean }) | undefined;
+  if (!schema || schema.hide) return;
+  schema.response = { ...problemResponses(406), ...schema.response };
+}
+
+/**
+ * Content negotiation for the routes of the context it is registered in (the /v1 API): each route offers
+ * `config.produces` (JSON only by default). A request whose Accept allows none of them is refused with 406
+ * before any work, whatever the route, and every answer says `Vary: Accept`. Errors stay problem+json
+ * whatever Accept says (RFC 9110 §15.5.7 allows it, and a client must always learn why it was refused).
+ */
+export const negotiationPlugin = fp(
+  async (app: FastifyInstance) => {
+    app.decorateRequest('negotiatedType', '');
+    app.addHook('onRoute', documentNotAcceptable);
+    app.addHook('onRequest', (req, reply, done) => {
+      if (req.routeOptions.url === undefined) return done(); // the 404 handler
+      const offers = req.routeOptions.config.produces ?? JSON_ONLY;
+      varyOnAccept(reply);
+      const chosen = negotiate(req.headers.accept, offers);
+      if (chosen === undefined) {
+        return done(
+          new AppError(406, 'not-acceptable', 'Not Acceptable', `This resource is available as ${offers.join(' or ')}; the Accept header allows none of them.`),
+        );
+      }
+      req.negotiatedType = chosen;
+      done();
+    });
+  },
+  { name: 'negotiation' },
+);
