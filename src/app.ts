@@ -12,6 +12,7 @@ import { errorsPlugin } from './http/errors.js';
 import { authPlugin } from './http/auth.js';
 import { openapiPlugin } from './http/openapi.js';
 import { healthRoutes } from './http/health.js';
+import { lingeringClosePlugin } from './http/lingering-close.js';
 import { negotiationPlugin } from './http/negotiation.js';
 import { createAuditLog } from './modules/audit/audit.service.js';
 import { createAuditLogService } from './modules/audit/audit-log.service.js';
@@ -155,6 +156,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   }
 
   await app.register(errorsPlugin);
+  await app.register(lingeringClosePlugin);
   await app.register(authPlugin, { verify: opts.verifyToken });
   if ((opts.rateLimitPerMinute ?? 0) > 0) {
     await app.register(rateLimit, {
