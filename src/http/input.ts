@@ -95,7 +95,8 @@ export const inputPlugin = fp(
         } catch {
           return done(new BadRequest('The body is not valid UTF-8 (RFC 8259 §8.1).', undefined, 'invalid-utf8'), undefined);
         }
-        parseJson(req, text, (err, parsed) => {
+        // The default parser answers through its callback (synchronously); its return value is nothing to await.
+        void parseJson(req, text, (err, parsed) => {
           if (err) return done(err, undefined);
           const errors: FieldError[] = [];
           const value = normalizeInput(parsed, 'body', { allowLineBreaks: true, nullIsAbsent: req.method === 'POST' }, errors);

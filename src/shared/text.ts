@@ -20,9 +20,7 @@ export interface TextRules {
   nullIsAbsent: boolean;
 }
 
-// eslint-disable-next-line no-control-regex
 const C0 = /[\u0000-\u001f]/;
-// eslint-disable-next-line no-control-regex
 const C0_BUT_LINE_BREAKS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
 /** Printable ASCII only: already NFC, no control, well formed; the common case skips the rest. */
 const PLAIN = /^[\u0020-\u007e]*$/;

@@ -42,7 +42,6 @@ const piece = fc.oneof(
 );
 const text = fc.array(piece, { minLength: 1, maxLength: 5 }).map((parts) => parts.join(''));
 
-// eslint-disable-next-line no-control-regex
 const C0 = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
 const LONE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 type Kind = { kind: 'line' | 'free' | 'any'; max: number };

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { pageQuery } from '../../http/pagination.js';
-import { DateTimeInput, DateTimeOutput, NonEmpty, Uuid, Version, pageOf, FreeText } from '../../shared/schemas.js';
+import { DateTimeInput, DateTimeOutput, FreeText, Uuid, Version, pageOf } from '../../shared/schemas.js';
 import { AE_OUTCOMES, RELATEDNESS, SERIOUSNESS_CRITERIA } from './vocabulary.js';
 
 const fields = {
