@@ -130,6 +130,8 @@ describe('every CSV export neutralises a cell that begins with = + - @ tab or CR
       ]);
       expect(rows[0]!.din).toMatch(/^A9999/);
     }
+    const audited = await t.pool.query(`select details->>'format' as format from audit_events where action = 'export' and resource_id = $1 order by id`, [recipients[0]!.patientId]);
+    expect(audited.rows.map((r) => r.format)).toContain('csv');
   });
 
   it('leaves every cell that begins otherwise as it is, and JSON untouched', async () => {

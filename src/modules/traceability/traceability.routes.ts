@@ -3,7 +3,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { actorOf } from '../../http/auth.js';
 import { problemResponses } from '../../http/problem.js';
-import { csvLine } from './csv.js';
 import { CsvText, DonorLookback, LotTraceability, PatientExposures, ReportParams } from './traceability.schemas.js';
 import type { TraceabilityService } from './traceability.service.js';
 
@@ -79,14 +78,8 @@ export function traceabilityRoutes(app: FastifyInstance, { reports }: { reports:
       response: { 200: both(PatientExposures), ...problemResponses(404) },
     },
   }, async (req, reply) => {
-    const report = await reports.patientExposures(actorOf(req), req.params.id);
-    if (!wantsCsv(req)) return reply.type('application/json').send(report);
-    let csv = csvLine(['patient_id', 'mrn', 'procedure_id', 'performed_at', 'route', 'status', 'lot_id', 'lot_number', 'lot_status', 'donor_id', 'din', 'donor_eligibility']);
-    for (const e of report.exposures) {
-      for (const d of e.donors) {
-        csv += csvLine([report.patient.id, report.patient.mrn, e.procedureId, e.performedAt, e.route, e.status, e.lot.id, e.lot.lotNumber, e.lot.status, d.id, d.din, d.eligibility?.status ?? '']);
-      }
-    }
+    if (!wantsCsv(req)) return reply.type('application/json').send(await reports.patientExposures(actorOf(req), req.params.id));
+    const csv = await reports.patientExposuresCsv(actorOf(req), req.params.id);
     return sendCsv(reply, `patient-exposures-${req.params.id}.csv`, csv);
   });
 }

@@ -10,7 +10,7 @@ import type { LotsService } from '../lots/lots.service.js';
 import type { VialsService } from '../lots/vials.service.js';
 import { INSTRUMENTS, changeFromBaseline, isResponder, type InstrumentCode, type Timepoint } from '../outcomes/instruments.js';
 import type { PatientsService } from '../patients/patients.service.js';
-import { toCsv } from './csv.js';
+import { csvLine, toCsv } from './csv.js';
 import * as q from './traceability.queries.js';
 
 export interface TraceabilityDeps {
@@ -50,7 +50,7 @@ function toRecipient(r: q.RecipientRow) {
     clinicId: r.clinic_id,
     patientId: r.patient_id,
     mrn: r.mrn,
-    performedAt: new Date(r.performed_at).toISOString(),
+    performedAt: r.performed_at.toISOString(),
     route: r.route,
     site: r.body_site ? { bodySite: r.body_site, laterality: r.laterality } : null,
     imagingGuidance: r.imaging_guidance,
@@ -66,7 +66,7 @@ function toReportAdverseEvent(a: q.AdverseEventRow) {
     procedureId: a.procedure_id,
     patientId: a.patient_id,
     clinicId: a.clinic_id,
-    onsetAt: new Date(a.onset_at).toISOString(),
+    onsetAt: a.onset_at.toISOString(),
     severityGrade: a.severity_grade,
     serious: a.serious,
     seriousnessCriteria: a.seriousness_criteria,
@@ -183,7 +183,19 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
       return this.recipientsCsv(actor, lotIds);
     },
 
-    async patientExposures(actor: Actor, patientId: string) {
+    /** The patient's exposures as CSV, one line per (procedure, donor); the export is audited as csv. */
+    async patientExposuresCsv(actor: Actor, patientId: string): Promise<string> {
+      const report = await this.patientExposures(actor, patientId, 'csv');
+      let csv = csvLine(['patient_id', 'mrn', 'procedure_id', 'performed_at', 'route', 'status', 'lot_id', 'lot_number', 'lot_status', 'donor_id', 'din', 'donor_eligibility']);
+      for (const e of report.exposures) {
+        for (const d of e.donors) {
+          csv += csvLine([report.patient.id, report.patient.mrn, e.procedureId, e.performedAt, e.route, e.status, e.lot.id, e.lot.lotNumber, e.lot.status, d.id, d.din, d.eligibility?.status ?? '']);
+        }
+      }
+      return csv;
+    },
+
+    async patientExposures(actor: Actor, patientId: string, format: 'json' | 'csv' = 'json') {
       const patient = actor.clinicId ? await patients.findInClinic(db, actor.clinicId, patientId) : await patients.findAnywhere(db, patientId);
       if (!patient) throw new NotFound('patient');
       const exposures = await q.exposuresOfPatient(db, patientId);
@@ -191,7 +203,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
       const lotDtos = new Map((await lots.getMany(lotIds)).map((l) => [l.id, l]));
       const donorIds = [...new Set([...lotDtos.values()].flatMap((l) => l.donorIds))];
       const donorDtos = new Map((await donors.getMany(donorIds)).map((d) => [d.id, d]));
-      await exported(actor, 'patient-exposures', 'patient', patientId, { format: 'json', lots: lotIds.length });
+      await exported(actor, 'patient-exposures', 'patient', patientId, { format, lots: lotIds.length });
       return {
         generatedAt: clock.now().toISOString(),
         requestedBy: requestedBy(actor),
@@ -200,7 +212,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
           const lot = lotDtos.get(e.lot_id)!;
           return {
             procedureId: e.procedure_id,
-            performedAt: new Date(e.performed_at).toISOString(),
+            performedAt: e.performed_at.toISOString(),
             route: e.route,
             site: e.body_site ? { bodySite: e.body_site, laterality: e.laterality } : null,
             dose: { particles: Number(e.dose_particles) },
