@@ -9,6 +9,7 @@ import type { TokenVerifier } from './auth/verifier.js';
 import { systemClock, type Clock } from './shared/clock.js';
 import { AppError } from './shared/errors.js';
 import { errorsPlugin } from './http/errors.js';
+import { inputPlugin, parseQueryString } from './http/input.js';
 import { authPlugin } from './http/auth.js';
 import { openapiPlugin } from './http/openapi.js';
 import { healthRoutes } from './http/health.js';
@@ -69,14 +70,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, querystringParser: parseQueryString },
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
-  // Only JSON bodies: text/plain is refused with 415, merge-patch is JSON.
-  app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'));
+  // Only JSON bodies (merge-patch is JSON), in UTF-8, their text NFC; text/plain is refused with 415.
+  await app.register(inputPlugin);
 
   // One log line per request: method, route path without its query (which may hold patient data), status, time.
   app.addHook('onResponse', async (req, reply) => {
