@@ -32,7 +32,19 @@ export interface EmbeddedPostgres {
   stop(): Promise<void>;
 }
 
-export class EmbeddedPostgresError extends Error {}
+/** Its messages are ours and PostgreSQL's start-up lines (filtered by serverLogLine): no request value. */
+export class EmbeddedPostgresError extends Error {
+  readonly safeToLog = true;
+}
+
+/**
+ * PostgreSQL's own log lines as they may be kept: its ERROR, DETAIL, STATEMENT and CONTEXT lines quote the
+ * values of failed statements (patient data), so they are dropped (the server is also told not to write them,
+ * see the settings below); start-up, shutdown, FATAL and PANIC lines stay.
+ */
+export function serverLogLine(line: string): string | undefined {
+  return /\b(ERROR|DETAIL|STATEMENT|CONTEXT|HINT|WARNING|QUERY):/.test(line) ? undefined : line;
+}
 
 /**
  * The connection string of a PostgreSQL already running on this data folder (a service is using it), or
@@ -58,8 +70,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const releaseLock = await takeFolderLock(dataDir);
   const lastLines: string[] = [];
   const remember = (chunk: string) => {
-    for (const line of chunk.split('\n')) {
-      if (!line.trim()) continue;
+    for (const raw of chunk.split('\n')) {
+      const line = serverLogLine(raw);
+      if (!line?.trim()) continue;
       lastLines.push(line.trimEnd());
       if (lastLines.length > 40) lastLines.shift();
       opts.log?.(line.trimEnd());
@@ -89,6 +102,10 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       listen_addresses: '127.0.0.1',
       unix_socket_directories: '',
       max_connections: '200',
+      // No statement text or quoted value in the server log: ERROR ranks below LOG for log_min_messages.
+      log_min_messages: 'log',
+      log_min_error_statement: 'panic',
+      log_error_verbosity: 'terse',
       ...opts.settings,
     };
     const pgServer = new EmbeddedPostgresClass({

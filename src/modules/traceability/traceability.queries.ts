@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import type pg from 'pg';
 import QueryStream from 'pg-query-stream';
 import type { Executor } from '../../db/client.js';
+import { parsePgTimestamp } from '../../db/columns.js';
 
 /**
  * The traceability read model: SQL across the supply and clinical tables. It owns no tables and writes
@@ -40,7 +41,7 @@ export async function recipientsOfLots(exec: Executor, lotIds: string[], clinicI
     from procedures p join patients pt on pt.id = p.patient_id
     where p.lot_id = ${anyLot(lotIds)} ${clinicFilter('p.clinic_id', clinicId)}
     order by p.performed_at, p.id`);
-  return result.rows as unknown as RecipientRow[];
+  return (result.rows as unknown as (Omit<RecipientRow, 'performed_at'> & { performed_at: string })[]).map((r) => ({ ...r, performed_at: parsePgTimestamp(r.performed_at) }));
 }
 
 export interface AdverseEventRow {
@@ -64,7 +65,7 @@ export async function adverseEventsOfLots(exec: Executor, lotIds: string[], clin
     from adverse_events a
     where a.lot_id = ${anyLot(lotIds)} ${clinicFilter('a.clinic_id', clinicId)}
     order by a.onset_at, a.id`);
-  return result.rows as unknown as AdverseEventRow[];
+  return (result.rows as unknown as (Omit<AdverseEventRow, 'onset_at'> & { onset_at: string })[]).map((a) => ({ ...a, onset_at: parsePgTimestamp(a.onset_at) }));
 }
 
 /** `n` follow-up scores of one instrument and timepoint with the same score and the same baseline. */
@@ -122,7 +123,7 @@ export async function exposuresOfPatient(exec: Executor, patientId: string): Pro
   const result = await exec.execute(sql`
     select p.id as procedure_id, p.performed_at, p.route, p.body_site, p.laterality, p.dose_particles, p.vials_used, p.status, p.lot_id
     from procedures p where p.patient_id = ${patientId} order by p.performed_at, p.id`);
-  return result.rows as unknown as ExposureRow[];
+  return (result.rows as unknown as (Omit<ExposureRow, 'performed_at'> & { performed_at: string })[]).map((e) => ({ ...e, performed_at: parsePgTimestamp(e.performed_at) }));
 }
 
 /**
