@@ -21,7 +21,9 @@ import { auditRoutes } from './modules/audit/audit.routes.js';
 import { createTraceabilityService } from './modules/traceability/traceability.service.js';
 import { traceabilityRoutes } from './modules/traceability/traceability.routes.js';
 import { createFhirService } from './modules/fhir/fhir.service.js';
-import { fhirRoutes } from './modules/fhir/fhir.routes.js';
+import { fhirRoutes, toOperationOutcome } from './modules/fhir/fhir.routes.js';
+import { clientErrorHandler, frameworkErrorHandler, sendProblemOf } from './http/framework-errors.js';
+import { FHIR_JSON } from './http/problem.js';
 import { createHistory } from './modules/history/history.service.js';
 import { createPatientsService } from './modules/patients/patients.service.js';
 import { createConsentsService } from './modules/patients/consents.service.js';
@@ -71,6 +73,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     routerOptions: { ignoreTrailingSlash: true, querystringParser: parseQueryString },
+    // Errors before routing (a path that is not UTF-8, a request Node cannot parse) leave as problem+json too.
+    frameworkErrors: frameworkErrorHandler((req, reply, problem) =>
+      req.url.startsWith('/fhir/') ? reply.code(problem.status).type(FHIR_JSON).send(toOperationOutcome(problem)) : sendProblemOf(req, reply, problem),
+    ),
+    clientErrorHandler,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -79,9 +86,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(inputPlugin);
 
   // One log line per request: method, route path without its query (which may hold patient data), status, time.
+  // Not the token's subject either: it is a value from the request (who acted is in the audit log).
   app.addHook('onResponse', async (req, reply) => {
     req.log.info(
-      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime), sub: req.principal?.sub },
+      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
       'request',
     );
   });

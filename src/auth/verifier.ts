@@ -55,9 +55,13 @@ function createUncachedVerifier(opts: TokenVerifierOptions) {
       if (clinic !== undefined && (typeof clinic !== 'string' || clinic.length === 0 || clinic.length > 64)) {
         throw new Unauthorized('The clinic_id claim must be a non-empty string.');
       }
-      // Claims are incoming text like any other: refused with controls (they reach the audit log), compared as NFC.
+      // Claims are incoming text like any other (they reach the audit log and the idempotency key): one line of
+      // 1..255 characters with no surrounding white space and no control character, compared as NFC.
       for (const [name, value] of [['sub', payload.sub!], ['clinic_id', clinic]] as const) {
-        if (value !== undefined && textProblem(value, false)) throw new Unauthorized(`The ${name} claim holds a character that is not allowed (a control character or a lone surrogate).`);
+        if (value === undefined) continue;
+        if (textProblem(value, false) || !/^\S(?:.*\S)?$/.test(value) || value.length > 255) {
+          throw new Unauthorized(`The ${name} claim must be 1..255 characters on one line, with no surrounding white space or control character.`);
+        }
       }
       return {
         principal: { sub: nfc(payload.sub!), clinicId: clinic === undefined ? null : nfc(clinic), scopes: new Set(scope.split(' ').filter(Boolean)) },

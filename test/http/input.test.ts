@@ -415,3 +415,131 @@ describe('token claims are incoming text too', () => {
     }
   });
 });
+
+describe('claims and paths that Fastify or Node would refuse in their own shape', () => {
+  it('a sub claim that is empty, padded or longer than 255 characters is 401 (it keys idempotency and the audit log)', async () => {
+    for (const sub of ['', ' dr-x', 'dr-x ', 'x'.repeat(256), 'a'.repeat(6000)]) {
+      const token = await t.token({ scope: 'patients:write', sub });
+      const res = await t.http.post('/v1/patients').set(...auth(token)).set('idempotency-key', crypto.randomUUID()).send(patientBody());
+      expect(res.status, `${sub.length}`).toBe(401);
+    }
+    const padded = await t.token({ scope: 'patients:read', clinic: ' clinic-a' });
+    expect((await t.http.get('/v1/patients').set(...auth(padded))).status).toBe(401);
+  });
+
+  it('request log lines carry no token subject', async () => {
+    const token = await t.token({ scope: 'patients:read', sub: 'Subject-Maria-Lopez-1961' });
+    expect((await t.http.get('/v1/patients').set(...auth(token))).status).toBe(200);
+    expect(t.logLines.join('\n')).not.toContain('Subject-Maria-Lopez-1961');
+  });
+
+  it('a path escape that is not UTF-8 is a 400 problem+json (OperationOutcome under /fhir/R4), not Fastify\'s own shape', async () => {
+    for (const url of ['/v1/patients/%E9', '/v1/lots/%C3%28', '/v1/reports/patient-exposures/%FF']) {
+      const res = await t.http.get(url).set(...auth(clinician));
+      expect(res.status, url).toBe(400);
+      expect(res.headers['content-type'], url).toMatch(/^application\/problem\+json/);
+      expect(res.body).toMatchObject({ status: 400, code: 'invalid-path', errors: [{ path: 'path' }] });
+      expect(res.headers['x-request-id']).toBeTruthy();
+    }
+    const fhir = await t.http.get('/fhir/R4/Patient/%E9').set(...auth(clinician));
+    expect(fhir.status).toBe(400);
+    expect(fhir.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('a request line or header Node cannot parse gets a problem+json 400 and the connection closes', async () => {
+    const other = await t.another();
+    await other.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = other.app.server.address() as import('node:net').AddressInfo;
+    const { connect } = await import('node:net');
+    for (const raw of [
+      Buffer.concat([Buffer.from('GET /v1/patients?mrn='), Buffer.from([0xc3, 0xa9]), Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n')]),
+      Buffer.from('GET /v1/patients HTTP/1.1\r\nHost: x\r\nX-Foo: a\u0000b\r\n\r\n', 'latin1'),
+      Buffer.from('GET /v1/patients HTTP/1.1\r\nHost: x\r\nIf-Match: "2\u0001"\r\n\r\n', 'latin1'),
+    ]) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1', () => socket.end(raw));
+        let text = '';
+        socket.on('data', (d) => (text += d.toString('latin1')));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer).toMatch(/Content-Type: application\/problem\+json/);
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ status: 400, code: 'malformed-request' });
+    }
+  });
+});
+
+describe('merge patch merges: members not sent keep their values', () => {
+  it('a lot PATCH of one release result keeps the others; of part of the characterization keeps the rest', async () => {
+    const donor = await createDonor(t.http, supplier);
+    const lot = await createLot(t.http, supplier, [donor.id], {
+      characterization: { ...lotBody([]).characterization, modeSizeNm: 100, d10Nm: 60 },
+      releaseTests: { sterility: 'pass', mycoplasma: 'pass', endotoxinEuPerMl: 0.1 },
+    });
+    const patch = (version: number, body: unknown) =>
+      t.http.patch(`/v1/lots/${lot.id}`).set(...auth(supplier)).set('if-match', `"${version}"`).set('content-type', 'application/merge-patch+json').send(JSON.stringify(body));
+
+    const r1 = await patch(1, { releaseTests: { endotoxinEuPerMl: 0.05 } });
+    expect(r1.status, JSON.stringify(r1.body)).toBe(200);
+    expect(r1.body.releaseTests).toEqual({ sterility: 'pass', mycoplasma: 'pass', endotoxinEuPerMl: 0.05 });
+
+    const r2 = await patch(2, { characterization: { meanSizeNm: 110, d10Nm: null } });
+    expect(r2.status, JSON.stringify(r2.body)).toBe(200);
+    expect(r2.body.characterization).toMatchObject({ particlesPerMl: 250_000_000_000, meanSizeNm: 110, modeSizeNm: 100, positiveMarkers: ['CD63', 'CD81', 'TSG101'], negativeMarkers: ['calnexin'] });
+    expect(r2.body.characterization).not.toHaveProperty('d10Nm');
+
+    const r3 = await patch(3, { releaseTests: { endotoxinEuPerMl: null }, characterization: { positiveMarkers: null } });
+    expect(r3.status, JSON.stringify(r3.body)).toBe(200);
+    expect(r3.body.releaseTests).toEqual({ sterility: 'pass', mycoplasma: 'pass', endotoxinEuPerMl: null });
+    expect(r3.body.characterization.positiveMarkers).toEqual([]);
+
+    const r4 = await patch(4, { characterization: { particlesPerMl: null } });
+    expect(r4.status).toBe(400);
+    expect(paths(r4.body)).toContain('body.characterization.particlesPerMl');
+    const got = await t.http.get(`/v1/lots/${lot.id}`).set(...auth(supplier));
+    expect(got.body).toMatchObject({ version: 4, characterization: { particlesPerMl: 250_000_000_000, meanSizeNm: 110 } });
+  });
+
+  it('PATCH null clears a list that may be empty (a patient\'s identifiers)', async () => {
+    const p = await newPatient();
+    const res = await t.http.patch(`/v1/patients/${p.id}`).set(...auth(clinician)).set('if-match', '"1"').set('content-type', 'application/merge-patch+json').send('{"identifiers":null}');
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({ identifiers: [], version: 2 });
+  });
+});
+
+describe('an EHR identifier names one patient of a clinic, after normalization', () => {
+  it('a second patient with the same system|value, in either Unicode form, or one list naming it twice, is 409', async () => {
+    const value = `Ünal-${uniq()}`;
+    const first = await newPatient({ identifiers: [{ system: 'https://ehr.example.org/id', value }] });
+    for (const identifiers of [
+      [{ system: 'https://ehr.example.org/id', value }],
+      [{ system: 'https://ehr.example.org/id', value: value.normalize('NFD') }],
+    ]) {
+      const res = await t.http.post('/v1/patients').set(...auth(clinician)).send(patientBody({ identifiers }));
+      expect(res.status).toBe(409);
+      expect(res.body.code).toBe('duplicate-identifier');
+    }
+    const twice = await t.http.post('/v1/patients').set(...auth(clinician)).send(patientBody({ identifiers: [{ system: 'urn:oid:9.9', value: 'X1' }, { system: 'urn:oid:9.9', value: 'X1' }] }));
+    expect(twice.status).toBe(409);
+    // Another clinic may know its own patient by the same value; the same patient may keep it across versions.
+    const other = await t.token({ scope: 'patients:write', clinic: 'clinic-b' });
+    expect((await t.http.post('/v1/patients').set(...auth(other)).send(patientBody({ identifiers: [{ system: 'https://ehr.example.org/id', value }] }))).status).toBe(201);
+    const rename = await t.http.patch(`/v1/patients/${first.id}`).set(...auth(clinician)).set('if-match', '"1"').set('content-type', 'application/merge-patch+json').send(JSON.stringify({ familyName: 'Unal' }));
+    expect(rename.status).toBe(200);
+  });
+
+  it('a PATCH that takes another patient\'s identifier is 409, and one that gives it up frees it', async () => {
+    const a = await newPatient({ identifiers: [{ system: 'urn:oid:7.7', value: `A-${uniq()}` }] });
+    const b = await newPatient({ identifiers: [] });
+    const aIds = (await t.http.get(`/v1/patients/${a.id}`).set(...auth(clinician))).body.identifiers;
+    const steal = await t.http.patch(`/v1/patients/${b.id}`).set(...auth(clinician)).set('if-match', '"1"').set('content-type', 'application/merge-patch+json').send(JSON.stringify({ identifiers: aIds }));
+    expect(steal.status).toBe(409);
+    expect(steal.body.code).toBe('duplicate-identifier');
+    const release = await t.http.patch(`/v1/patients/${a.id}`).set(...auth(clinician)).set('if-match', '"1"').set('content-type', 'application/merge-patch+json').send('{"identifiers":null}');
+    expect(release.status).toBe(200);
+    const take = await t.http.patch(`/v1/patients/${b.id}`).set(...auth(clinician)).set('if-match', '"1"').set('content-type', 'application/merge-patch+json').send(JSON.stringify({ identifiers: aIds }));
+    expect(take.status, JSON.stringify(take.body)).toBe(200);
+  });
+});

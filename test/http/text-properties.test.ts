@@ -79,6 +79,7 @@ const targets: Target[] = [
     field: 'identifiers.0.value',
     kind: 'line',
     max: 200,
+    naturalKey: true,
     send: (v) => t.http.post('/v1/patients').set(...auth(s.clinician)).send(patientBody({ identifiers: [{ system: 'urn:oid:1.2.3', value: v }] })),
     read: async (r) => (await get(`/v1/patients/${r.body.id}`)).identifiers[0].value,
   },

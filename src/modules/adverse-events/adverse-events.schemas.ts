@@ -35,7 +35,13 @@ export const AdverseEventPatch = z
     description: fields.description.optional(),
     severityGrade: fields.severityGrade.optional(),
     serious: fields.serious.optional(),
-    seriousnessCriteria: z.array(z.enum(SERIOUSNESS_CRITERIA)).max(6).optional(),
+    seriousnessCriteria: z
+      .array(z.enum(SERIOUSNESS_CRITERIA))
+      .max(6)
+      .nullable()
+      .transform((v) => v ?? [])
+      .optional()
+      .meta({ description: 'The whole list replaces the old one; null (merge patch) clears it' }),
     relatedness: fields.relatedness.optional(),
     outcome: fields.outcome.optional(),
   })

@@ -49,8 +49,25 @@ export const LotCreate = z
   })
   .meta({ example: {"lotNumber": "EVX-2026-0142", "manufacturer": "Vesicle Biologics Inc.", "productName": "MSC-EV knee injection 2.5e11/mL", "donorIds": ["0193a5b2-7c1e-7d3a-9f10-2b4c6d8e0f12"], "isolationMethod": "tangential-flow-filtration", "characterization": {"particlesPerMl": 250000000000, "meanSizeNm": 112, "sizeMethod": "nta", "positiveMarkers": ["CD63", "CD81", "TSG101"], "negativeMarkers": ["calnexin"]}, "releaseTests": {"sterility": "pass", "mycoplasma": "pass", "endotoxinEuPerMl": 0.12}, "manufacturedOn": "2026-02-01", "expiresOn": "2028-02-01", "storageTempC": -80, "vialVolumeMl": 1, "vialCount": 100}, id: 'LotCreate' });
 
+/** A merge patch of an object schema: every member optional and nullable (null removes it), nothing defaulted. */
+const patchOf = <S extends z.ZodRawShape>(shape: S) =>
+  z.strictObject(
+    Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, (v as z.ZodType).nullable().optional()])) as unknown as { [K in keyof S]: z.ZodOptional<z.ZodNullable<S[K]>> },
+  );
+
+const unwrapDefaults = <S extends z.ZodRawShape>(shape: S) =>
+  Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, v instanceof z.ZodDefault ? (v.unwrap() as z.ZodType) : v])) as S;
+
+/**
+ * Only the members sent change (RFC 7396): `{"releaseTests":{"endotoxinEuPerMl":0.05}}` keeps sterility and
+ * mycoplasma as they were. null removes a member (an optional size, the endotoxin result, a marker list); the
+ * merged whole must still be a valid characterization or set of release tests.
+ */
 export const LotPatch = z
-  .strictObject({ characterization: CharacterizationInput.optional(), releaseTests: ReleaseTestsInput.optional() })
+  .strictObject({
+    characterization: patchOf(unwrapDefaults(CharacterizationInput.shape)).optional(),
+    releaseTests: patchOf(unwrapDefaults(ReleaseTestsInput.shape)).optional(),
+  })
   .refine((p) => p.characterization !== undefined || p.releaseTests !== undefined, { message: 'name characterization or releaseTests' })
   .meta({ example: {"releaseTests": {"sterility": "pass", "mycoplasma": "pass", "endotoxinEuPerMl": 0.12}}, id: 'LotPatch', description: 'Results that arrive while the lot is in quarantine.' });
 

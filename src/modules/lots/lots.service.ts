@@ -5,7 +5,7 @@ import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { toPage } from '../../http/pagination.js';
 import type { Clock } from '../../shared/clock.js';
-import { Conflict, NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
+import { BadRequest, Conflict, NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
 import { clinicOf } from '../../shared/tenancy.js';
 import { effectiveTime, todayIso } from '../../shared/time.js';
@@ -13,7 +13,8 @@ import type { AuditLog } from '../audit/audit.service.js';
 import type { DonorsService } from '../donors/donors.service.js';
 import type { History } from '../history/history.service.js';
 import * as q from './lots.queries.js';
-import type { LotCreate, LotDto, LotFilters, LotPatch } from './lots.schemas.js';
+import { CharacterizationInput, ReleaseTestsInput, type LotCreate, type LotDto, type LotFilters, type LotPatch } from './lots.schemas.js';
+import { mergePatch } from '../../shared/merge-patch.js';
 import { unmetReleaseCriteria } from './release.js';
 import * as nq from './notices.queries.js';
 import type { LotStatus } from './vocabulary.js';
@@ -83,6 +84,18 @@ export interface LotsDeps {
 export type LotsService = ReturnType<typeof createLotsService>;
 
 const forUse = (row: { lot: q.LotRow; statusAt: string | null }) => ({ lot: row.lot, statusAt: (row.statusAt ?? undefined) as LotStatus | undefined });
+
+/**
+ * A merge patch (RFC 7396) applied to what is stored: members not sent keep their values, null removes one;
+ * the result must be a whole valid object (400 naming what is missing, e.g. a characterization that never had
+ * a particle concentration).
+ */
+function merged<S extends z.ZodType>(schema: S, field: string, stored: unknown, patch: unknown): z.output<S> {
+  const result = schema.safeParse(mergePatch(stored ?? {}, patch));
+  if (result.success) return result.data;
+  const errors = result.error.issues.map((i) => ({ path: ['body', field, ...i.path.map(String)].join('.'), message: i.message }));
+  throw new BadRequest(`The ${field} after this merge patch is invalid: ${errors.map((e) => e.path).join(', ')}.`, errors, 'validation-failed');
+}
 
 export function createLotsService(deps: LotsDeps) {
   const { db, uow, audit, history, clock, donors } = deps;
@@ -186,8 +199,8 @@ export function createLotsService(deps: LotsDeps) {
         if (lot.version !== expectedVersion) throw new PreconditionFailed(`The lot is at version ${lot.version}, not ${expectedVersion}.`);
         if (lot.status !== 'quarantine') throw new Conflict(`The lot is ${lot.status}; results can be corrected only in quarantine.`, 'lot-not-in-quarantine');
         const row = await q.updateLot(tx, id, {
-          ...(patch.characterization ? { characterization: patch.characterization } : {}),
-          ...(patch.releaseTests ? { releaseTests: patch.releaseTests } : {}),
+          ...(patch.characterization ? { characterization: merged(CharacterizationInput, 'characterization', lot.characterization, patch.characterization) } : {}),
+          ...(patch.releaseTests ? { releaseTests: merged(ReleaseTestsInput, 'releaseTests', lot.releaseTests, patch.releaseTests) } : {}),
           updatedAt: clock.now(),
           updatedBy: actor.sub,
         });

@@ -15,6 +15,9 @@ function mapUniqueViolation(err: unknown): never {
   if (pgCode(err) === '23505' && pgConstraint(err) === 'patients_clinic_mrn_uq') {
     throw new Conflict('A patient with this MRN already exists in your clinic.', 'duplicate-mrn');
   }
+  if (pgCode(err) === '23505' && pgConstraint(err) === 'patient_identifiers_pk') {
+    throw new Conflict('An identifier (system and value) in this request already names a patient of your clinic, or is listed twice.', 'duplicate-identifier');
+  }
   throw err;
 }
 

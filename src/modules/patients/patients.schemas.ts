@@ -28,7 +28,13 @@ export const PatientCreate = z
 export const PatientPatch = z
   .strictObject({
     mrn: PatientCreate.shape.mrn.optional(),
-    identifiers: z.array(Identifier).max(20).optional(),
+    identifiers: z
+      .array(Identifier)
+      .max(20)
+      .nullable()
+      .transform((v) => v ?? [])
+      .optional()
+      .meta({ description: 'The whole list replaces the old one; null (merge patch) clears it' }),
     givenName: PatientCreate.shape.givenName.optional(),
     familyName: PatientCreate.shape.familyName.optional(),
     birthDate: DateOnly.optional(),

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { check, date, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { check, date, index, integer, jsonb, pgTable, primaryKey, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { instant } from '../../db/columns.js';
 
 export interface Identifier {
@@ -37,6 +37,25 @@ export const patients = pgTable(
     check('patients_mrn_nfc_ck', sql`${t.mrn} is nfc normalized`),
     check('patients_identifiers_nfc_ck', sql`${t.identifiers}::text is nfc normalized`),
   ],
+);
+
+/**
+ * Each EHR identifier (system|value) names one patient of a clinic: a key kept by a trigger on patients
+ * (migration 0013) from the `identifiers` list, so a second patient with the same identifier, or one list
+ * naming it twice, is a unique violation (409 duplicate-identifier). A derived index, not a record: it follows
+ * the patient's current version.
+ */
+export const patientIdentifiers = pgTable(
+  'patient_identifiers',
+  {
+    clinicId: text('clinic_id').notNull(),
+    system: text('system').notNull(),
+    value: text('value').notNull(),
+    patientId: uuid('patient_id')
+      .notNull()
+      .references(() => patients.id),
+  },
+  (t) => [primaryKey({ name: 'patient_identifiers_pk', columns: [t.clinicId, t.system, t.value] }), index('patient_identifiers_patient_idx').on(t.patientId)],
 );
 
 export const consents = pgTable(
