@@ -21,9 +21,9 @@ import { auditRoutes } from './modules/audit/audit.routes.js';
 import { createTraceabilityService } from './modules/traceability/traceability.service.js';
 import { traceabilityRoutes } from './modules/traceability/traceability.routes.js';
 import { createFhirService } from './modules/fhir/fhir.service.js';
-import { fhirRoutes, toOperationOutcome } from './modules/fhir/fhir.routes.js';
+import { FHIR_MEDIA_TYPES, fhirRoutes, toOperationOutcome } from './modules/fhir/fhir.routes.js';
 import { clientErrorHandler, frameworkErrorHandler, sendProblemOf } from './http/framework-errors.js';
-import { FHIR_JSON } from './http/problem.js';
+import { FHIR_JSON, operationOutcomeResponses } from './http/problem.js';
 import { createHistory } from './modules/history/history.service.js';
 import { createPatientsService } from './modules/patients/patients.service.js';
 import { createConsentsService } from './modules/patients/consents.service.js';
@@ -197,6 +197,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   );
   await app.register(
     async (r4) => {
+      await r4.register(negotiationPlugin, { produces: FHIR_MEDIA_TYPES, notAcceptableResponse: operationOutcomeResponses(406) });
       fhirRoutes(r4, { fhir });
     },
     { prefix: '/fhir/R4' },

@@ -23,6 +23,8 @@ export const JSON_ONLY: readonly string[] = ['application/json'];
  */
 function matcherOf(type: string): string {
   if (type === 'text/csv') return `${type}; charset=utf-8; header=present`;
+  // FHIR R4 is fhirVersion 4.0 (FHIR §3.1.0.2.2): a client asking for another version is refused.
+  if (type === 'application/fhir+json') return `${type}; fhirVersion=4.0; charset=utf-8`;
   return type === 'application/json' || type.startsWith('text/') ? `${type}; charset=utf-8` : type;
 }
 
@@ -57,26 +59,33 @@ export function varyOnAccept(reply: FastifyReply): void {
   reply.header('Vary', `${list}, Accept`);
 }
 
-/** Every operation under negotiation can answer 406: say so in its OpenAPI responses. */
-function documentNotAcceptable(route: RouteOptions): void {
-  const schema = route.schema as (RouteOptions['schema'] & { response?: Record<string, unknown>; hide?: boolean }) | undefined;
-  if (!schema || schema.hide) return;
-  schema.response = { ...problemResponses(406), ...schema.response };
+export interface NegotiationOptions {
+  /** What a route offers when its `config.produces` says nothing (JSON only by default). */
+  produces?: readonly string[];
+  /** The OpenAPI entry of the 406 answer (problem+json by default; OperationOutcome for FHIR). */
+  notAcceptableResponse?: Record<number, unknown>;
 }
 
 /**
- * Content negotiation for the routes of the context it is registered in (the /v1 API): each route offers
- * `config.produces` (JSON only by default). A request whose Accept allows none of them is refused with 406
+ * Content negotiation for the routes of the context it is registered in (the /v1 API with JSON, the FHIR facade
+ * with application/fhir+json and application/json): each route offers `config.produces` (else the context's default). A request whose Accept allows none of them is refused with 406
  * before any work, whatever the route, and every answer says `Vary: Accept`. Errors stay problem+json
  * whatever Accept says (RFC 9110 §15.5.7 allows it, and a client must always learn why it was refused).
  */
 export const negotiationPlugin = fp(
-  async (app: FastifyInstance) => {
-    app.decorateRequest('negotiatedType', '');
-    app.addHook('onRoute', documentNotAcceptable);
+  async (app: FastifyInstance, opts: NegotiationOptions) => {
+    const defaults = opts.produces ?? JSON_ONLY;
+    const notAcceptable = opts.notAcceptableResponse ?? problemResponses(406);
+    if (!app.hasRequestDecorator('negotiatedType')) app.decorateRequest('negotiatedType', '');
+    // Every operation under negotiation can answer 406: say so in its OpenAPI responses.
+    app.addHook('onRoute', (route: RouteOptions) => {
+      const schema = route.schema as (RouteOptions['schema'] & { response?: Record<string, unknown>; hide?: boolean }) | undefined;
+      if (!schema || schema.hide) return;
+      schema.response = { ...notAcceptable, ...schema.response };
+    });
     app.addHook('onRequest', (req, reply, done) => {
       if (req.routeOptions.url === undefined) return done(); // the 404 handler
-      const offers = req.routeOptions.config.produces ?? JSON_ONLY;
+      const offers = req.routeOptions.config.produces ?? defaults;
       varyOnAccept(reply);
       const chosen = negotiate(req.headers.accept, offers);
       if (chosen === undefined) {

@@ -119,23 +119,56 @@ describe('JSON routes of /v1 offer application/json only', () => {
   });
 });
 
-describe('outside /v1 nothing is negotiated here', () => {
-  it('health, the OpenAPI document and the FHIR facade answer as before', async () => {
+describe('health and the OpenAPI document are not negotiated', () => {
+  it('answer whatever Accept says', async () => {
     expect((await t.http.get('/health/live').set('accept', 'text/csv')).status).toBe(200);
     expect((await t.http.get('/openapi.json').set('accept', 'text/html')).status).toBe(200);
-    const ehr = await t.token({ scope: 'patients:read', clinic: setup.clinic });
-    const fhir = await t.http.get(`/fhir/R4/Patient/${setup.patientId}`).set('authorization', `Bearer ${ehr}`).set('accept', 'application/fhir+json');
-    expect(fhir.status).toBe(200);
-    expect(fhir.headers['content-type']).toMatch(/^application\/fhir\+json/);
   });
 });
 
+describe('the FHIR facade answers JSON forms only, by Accept', () => {
+  let ehr: string;
+  beforeAll(async () => {
+    ehr = await t.token({ scope: 'patients:read clinical:read', clinic: setup.clinic });
+  });
+  const fhirGet = (path: string, accept?: string) => get(path, ehr, accept);
+
+  it.each([
+    [undefined, 'application/fhir+json'],
+    ['application/fhir+json', 'application/fhir+json'],
+    ['application/fhir+json; fhirVersion=4.0', 'application/fhir+json'],
+    ['application/json', 'application/json'],
+    ['*/*', 'application/fhir+json'],
+    ['application/fhir+xml;q=0.9, application/json;q=0.5', 'application/json'],
+  ])('Accept %j on a read, a search and metadata → %s, with Vary: Accept', async (accept, type) => {
+    for (const path of [`/fhir/R4/Patient/${setup.patientId}`, `/fhir/R4/Procedure?patient=${setup.patientId}`, '/fhir/R4/metadata']) {
+      const res = await fhirGet(path, accept);
+      expect(res.status, path).toBe(200);
+      expect(res.headers['content-type'], path).toBe(`${type}; charset=utf-8`);
+      expect(varies(res), path).toContain('accept');
+    }
+  });
+
+  it.each(['application/fhir+xml', 'application/xml', 'text/html', 'application/fhir+json; fhirVersion=3.0', '*/*;q=0'])(
+    'Accept %j → 406 OperationOutcome',
+    async (accept) => {
+      for (const path of [`/fhir/R4/Patient/${setup.patientId}`, `/fhir/R4/Patient?identifier=urn:x|y`]) {
+        const res = await fhirGet(path, accept);
+        expect(res.status, path).toBe(406);
+        expect(res.headers['content-type']).toMatch(/^application\/fhir\+json/);
+        expect(res.body).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ severity: 'error' }] });
+        expect(varies(res)).toContain('accept');
+      }
+    },
+  );
+});
+
 describe('the OpenAPI document', () => {
-  it('lists 406 for every /v1 operation, and for none outside it', async () => {
+  it('lists 406 for every /v1 and FHIR operation, and for none outside them', async () => {
     const doc = (await t.http.get('/openapi.json')).body as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(item)) {
-        expect(Object.keys(op.responses).includes('406'), `${method} ${path}`).toBe(path.startsWith('/v1/'));
+        expect(Object.keys(op.responses).includes('406'), `${method} ${path}`).toBe(path.startsWith('/v1/') || path.startsWith('/fhir/R4/'));
       }
     }
   });

@@ -15,6 +15,8 @@ import type { FhirService, SearchPage } from './fhir.service.js';
 
 const tags = ['fhir'];
 const FHIR_CONTENT = `${FHIR_JSON}; charset=utf-8`;
+/** What the facade answers with, by Accept: FHIR's JSON media type first (the default), then plain JSON. */
+export const FHIR_MEDIA_TYPES = [FHIR_JSON, 'application/json'] as const;
 
 const ISSUE_TYPE: Record<number, string> = {
   400: 'invalid',
@@ -83,7 +85,8 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
   const ok = { description: 'OK', content: { [FHIR_JSON]: { schema: FhirResource } } };
   const config = (scope: Scope | Scope[]) => ({ scope, errorFormat: 'fhir' as const });
   const base = (req: FastifyRequest) => `${req.protocol}://${req.host}/fhir/R4`;
-  const send = (reply: FastifyReply, body: Resource) => reply.type(FHIR_CONTENT).send(body);
+  // Answered in the JSON form Accept chose (http/negotiation.ts); XML and anything else were refused with 406.
+  const send = (reply: FastifyReply, body: Resource) => reply.type(`${reply.request.negotiatedType || FHIR_JSON}; charset=utf-8`).send(body);
 
   function bundle(req: FastifyRequest, type: string, page: SearchPage): Resource {
     const query = new URLSearchParams(req.query as Record<string, string>);
