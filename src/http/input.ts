@@ -76,6 +76,11 @@ function decode(s: string): string | undefined {
   }
 }
 
+function hasKeys(o: object): boolean {
+  for (const _ in o) return true;
+  return false;
+}
+
 function refuse(where: string, errors: FieldError[]): never {
   throw new BadRequest(`The request ${where} is invalid: ${errors.map((e) => e.path).join(', ')}.`, errors, 'validation-failed');
 }
@@ -106,19 +111,26 @@ export const inputPlugin = fp(
       });
     }
 
-    app.addHook('preValidation', async (req) => {
-      const query = req.query as ParsedQuery | undefined;
-      const errors: FieldError[] = [];
-      if (query && typeof query === 'object') {
-        for (const key of query[INVALID] ?? []) errors.push({ path: `querystring.${key}`, message: 'is not percent-encoded UTF-8' });
-        if (errors.length) refuse('query', errors);
-        req.query = normalizeInput(query, 'querystring', { allowLineBreaks: false, nullIsAbsent: false }, errors);
-        if (errors.length) refuse('query', errors);
-      }
-      const params = req.params as Record<string, unknown> | undefined;
-      if (params && typeof params === 'object') {
-        req.params = normalizeInput(params, 'params', { allowLineBreaks: false, nullIsAbsent: false }, errors);
-        if (errors.length) refuse('path', errors);
+    // Callback style and an early return for the common request with no query and no path parameter: this
+    // runs on every request.
+    app.addHook('preValidation', (req, _reply, done) => {
+      try {
+        const query = req.query as ParsedQuery | undefined;
+        const errors: FieldError[] = [];
+        if (query && typeof query === 'object' && (query[INVALID] || hasKeys(query))) {
+          for (const key of query[INVALID] ?? []) errors.push({ path: `querystring.${key}`, message: 'is not percent-encoded UTF-8' });
+          if (errors.length) refuse('query', errors);
+          req.query = normalizeInput(query, 'querystring', { allowLineBreaks: false, nullIsAbsent: false }, errors);
+          if (errors.length) refuse('query', errors);
+        }
+        const params = req.params as Record<string, unknown> | undefined;
+        if (params && typeof params === 'object' && hasKeys(params)) {
+          req.params = normalizeInput(params, 'params', { allowLineBreaks: false, nullIsAbsent: false }, errors);
+          if (errors.length) refuse('path', errors);
+        }
+        done();
+      } catch (err) {
+        done(err as Error);
       }
     });
   },
