@@ -214,3 +214,46 @@ describe('FHIR R4 facade', () => {
     expect(rows.length).toBeGreaterThan(0);
   });
 });
+
+describe('reads carry their version (conditional read)', () => {
+  it('Patient, Procedure and BiologicallyDerivedProduct: ETag W/"<versionId>", Last-Modified, If-None-Match → 304', async () => {
+    for (const path of [`/Patient/${s.patientId}`, `/Procedure/${procedureId}`, `/BiologicallyDerivedProduct/${s.lot.id}`]) {
+      const first = await fhirGet(path);
+      expect(first.status, path).toBe(200);
+      expect(first.headers.etag, path).toBe(`W/"${first.body.meta.versionId}"`);
+      expect(new Date(first.headers['last-modified']!).toISOString().slice(0, 19), path).toBe(new Date(first.body.meta.lastUpdated).toISOString().slice(0, 19));
+      for (const tag of [first.headers.etag, `"${first.body.meta.versionId}"`, `W/"999", ${first.headers.etag}`, '*']) {
+        const again = await fhirGet(path).set('if-none-match', tag!);
+        expect(again.status, `${path} ${tag}`).toBe(304);
+        expect(again.text ?? '', path).toBe('');
+        expect(again.headers.etag).toBe(first.headers.etag);
+      }
+      expect((await fhirGet(path).set('if-none-match', 'W/"999"')).status, path).toBe(200);
+    }
+  });
+
+  it('a new version is a new ETag: the old one no longer gives 304', async () => {
+    const before = await fhirGet(`/Patient/${s.patientId}`);
+    const version = Number(before.body.meta.versionId);
+    const patch = await t.http
+      .patch(`/v1/patients/${s.patientId}`)
+      .set('authorization', `Bearer ${s.clinician}`)
+      .set('if-match', `"${version}"`)
+      .set('content-type', 'application/merge-patch+json')
+      .send(JSON.stringify({ givenName: `Renamed${version}` }));
+    expect(patch.status).toBe(200);
+    const after = await fhirGet(`/Patient/${s.patientId}`).set('if-none-match', before.headers.etag!);
+    expect(after.status).toBe(200);
+    expect(after.headers.etag).toBe(`W/"${version + 1}"`);
+  });
+});
+
+describe('the CapabilityStatement says how reads are versioned', () => {
+  it('each resource with read: versioning versioned, conditionalRead not-match, and it still validates', async () => {
+    const cap = (await t.http.get('/fhir/R4/metadata')).body;
+    const readable = cap.rest[0].resource.filter((r: { interaction: { code: string }[] }) => r.interaction.some((i) => i.code === 'read'));
+    expect(readable.map((r: { type: string }) => r.type).sort()).toEqual(['BiologicallyDerivedProduct', 'Patient', 'Procedure']);
+    for (const r of readable) expect(r).toMatchObject({ versioning: 'versioned', conditionalRead: 'not-match' });
+    expect(() => validateR4(cap)).not.toThrow();
+  });
+});

@@ -74,6 +74,11 @@ interface CapabilityEntry {
   operations: { name: string; definition: string }[];
 }
 
+/** Weak comparison (RFC 9110 §8.8.3.2) of one If-None-Match entry with a version: `*`, `W/"2"` and `"2"` match 2. */
+function matchesVersion(tag: string, versionId: string): boolean {
+  return tag === '*' || tag.replace(/^W\//, '') === `"${versionId}"`;
+}
+
 export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const capability = new Map<string, CapabilityEntry>();
@@ -83,10 +88,24 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
     return e;
   };
   const ok = { description: 'OK', content: { [FHIR_JSON]: { schema: FhirResource } } };
+  const notModified = { 304: z.null().meta({ description: 'Not Modified: If-None-Match names the current version (no body)' }) };
   const config = (scope: Scope | Scope[]) => ({ scope, errorFormat: 'fhir' as const });
   const base = (req: FastifyRequest) => `${req.protocol}://${req.host}/fhir/R4`;
   // Answered in the JSON form Accept chose (http/negotiation.ts); XML and anything else were refused with 406.
   const send = (reply: FastifyReply, body: Resource) => reply.type(`${reply.request.negotiatedType || FHIR_JSON}; charset=utf-8`).send(body);
+
+  /**
+   * A read (FHIR R4 §3.1.0.4.1 "Conditional read"): `ETag: W/"<versionId>"` and `Last-Modified` from the
+   * resource's meta; an `If-None-Match` naming the current version (or `*`) is answered 304 with no body.
+   */
+  const sendRead = (req: FastifyRequest, reply: FastifyReply, body: Resource) => {
+    const meta = (body as { meta?: { versionId?: string; lastUpdated?: string } }).meta;
+    if (meta?.versionId) reply.header('ETag', `W/"${meta.versionId}"`);
+    if (meta?.lastUpdated) reply.header('Last-Modified', new Date(meta.lastUpdated).toUTCString());
+    const ifNoneMatch = req.headers['if-none-match'];
+    if (meta?.versionId && ifNoneMatch && ifNoneMatch.split(',').some((tag) => matchesVersion(tag.trim(), meta.versionId!))) return reply.code(304).send();
+    return send(reply, body);
+  };
 
   function bundle(req: FastifyRequest, type: string, page: SearchPage): Resource {
     const query = new URLSearchParams(req.query as Record<string, string>);
@@ -127,8 +146,8 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
   entry('Patient').interactions.add('read');
   r.get('/Patient/:id', {
     config: config('patients:read'),
-    schema: { operationId: 'fhirReadPatient', tags, summary: 'Read a Patient', params: IdParams, response: { 200: ok, ...operationOutcomeResponses(404) } },
-  }, async (req, reply) => send(reply, await fhir.patient(actorOf(req), req.params.id)));
+    schema: { operationId: 'fhirReadPatient', tags, summary: 'Read a Patient', params: IdParams, response: { 200: ok, ...notModified, ...operationOutcomeResponses(404) } },
+  }, async (req, reply) => sendRead(req, reply, await fhir.patient(actorOf(req), req.params.id)));
 
   const patientParams: SearchParamSpec[] = [
     { name: 'identifier', type: 'token', documentation: 'system|value (the MRN too, under the clinic\'s MRN system)' },
@@ -185,8 +204,8 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
   entry('Procedure').interactions.add('read');
   r.get('/Procedure/:id', {
     config: config('clinical:read'),
-    schema: { operationId: 'fhirReadProcedure', tags, summary: 'Read a Procedure (lot, route, guidance and dose as extensions)', params: IdParams, response: { 200: ok, ...operationOutcomeResponses(404) } },
-  }, async (req, reply) => send(reply, await fhir.procedure(actorOf(req), req.params.id)));
+    schema: { operationId: 'fhirReadProcedure', tags, summary: 'Read a Procedure (lot, route, guidance and dose as extensions)', params: IdParams, response: { 200: ok, ...notModified, ...operationOutcomeResponses(404) } },
+  }, async (req, reply) => sendRead(req, reply, await fhir.procedure(actorOf(req), req.params.id)));
 
   entry('Procedure').interactions.add('search-type');
   entry('Procedure').searchParams.push({ name: 'patient', type: 'reference', documentation: 'Patient/{id} or the id' });
@@ -215,8 +234,8 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
   entry('BiologicallyDerivedProduct').interactions.add('read');
   r.get('/BiologicallyDerivedProduct/:id', {
     config: config('lots:read'),
-    schema: { operationId: 'fhirReadProduct', tags, summary: 'Read a product lot as a BiologicallyDerivedProduct', params: IdParams, response: { 200: ok, ...operationOutcomeResponses(404) } },
-  }, async (req, reply) => send(reply, await fhir.product(req.params.id)));
+    schema: { operationId: 'fhirReadProduct', tags, summary: 'Read a product lot as a BiologicallyDerivedProduct', params: IdParams, response: { 200: ok, ...notModified, ...operationOutcomeResponses(404) } },
+  }, async (req, reply) => sendRead(req, reply, await fhir.product(req.params.id)));
 
   // CapabilityStatement: built from the registrations above, so it lists exactly what is served.
   r.get('/metadata', {
@@ -241,6 +260,8 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
           resource: [...capability.values()].map((e) => ({
             type: e.type,
             interaction: [...e.interactions].map((code) => ({ code })),
+            // Reads answer ETag W/"<versionId>" and honour If-None-Match (sendRead); If-Modified-Since is not read.
+            ...(e.interactions.has('read') ? { versioning: 'versioned', conditionalRead: 'not-match' } : {}),
             ...(e.searchParams.length ? { searchParam: e.searchParams } : {}),
             ...(e.operations.length ? { operation: e.operations } : {}),
           })),
