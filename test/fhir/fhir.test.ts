@@ -257,3 +257,33 @@ describe('the CapabilityStatement says how reads are versioned', () => {
     expect(() => validateR4(cap)).not.toThrow();
   });
 });
+
+describe('count-only searches (_count=0, _summary=count)', () => {
+  it('answer a searchset Bundle with the total and no entry, on every search', async () => {
+    for (const path of [
+      `/Procedure?patient=${s.patientId}`,
+      `/Observation?patient=${s.patientId}`,
+      `/AdverseEvent?subject=${s.patientId}`,
+      `/Patient?identifier=${encodeURIComponent(`${ehrIdentifier.system}|${ehrIdentifier.value}`)}`,
+    ]) {
+      const full = (await fhirGet(path)).body as Bundle;
+      expect(full.total, path).toBeGreaterThan(0);
+      for (const only of ['_count=0', '_summary=count']) {
+        const res = await fhirGet(`${path}&${only}`);
+        expect(res.status, `${path} ${only}`).toBe(200);
+        expect(res.body, `${path} ${only}`).toMatchObject({ resourceType: 'Bundle', type: 'searchset', total: full.total });
+        expect(res.body.entry, `${path} ${only}`).toBeUndefined();
+        expect(res.body.link.map((l: { relation: string }) => l.relation)).toEqual(['self']);
+        validateR4(res.body);
+      }
+    }
+  });
+
+  it('refuses a page size over 200 and a summary it does not offer with a 400 OperationOutcome', async () => {
+    for (const q of ['_count=201', '_count=-1', '_summary=text']) {
+      const res = await fhirGet(`/Procedure?patient=${s.patientId}&${q}`);
+      expect(res.status, q).toBe(400);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+    }
+  });
+});

@@ -61,7 +61,8 @@ const Reference = (type: string) =>
     .meta({ description: `${type}/{id} or the bare id` });
 
 const paging = {
-  _count: z.coerce.number().int().min(1).max(200).default(50).meta({ description: 'Page size, 1..200' }),
+  _count: z.coerce.number().int().min(0).max(200).default(50).meta({ description: 'Page size, 0..200; 0 answers the total only (FHIR R4 §3.1.1.5.6)' }),
+  _summary: z.enum(['count', 'false']).optional().meta({ description: '`count`: the total only, no entries; `false`: whole resources (the default)' }),
   _cursor: z.string().max(200).optional().meta({ description: 'From the Bundle\'s next link' }),
 };
 const IdParams = z.strictObject({ id: z.uuid() });
@@ -107,10 +108,16 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
     return send(reply, body);
   };
 
+  /** A search asks for its total only with `_count=0` or `_summary=count`: the Bundle then has no entry. */
+  const countOnly = (q: { _count: number; _summary?: string }) => q._count === 0 || q._summary === 'count';
+
   function bundle(req: FastifyRequest, type: string, page: SearchPage): Resource {
     const query = new URLSearchParams(req.query as Record<string, string>);
     query.delete('_cursor');
     const link = [{ relation: 'self', url: `${base(req)}/${type}?${query.toString()}` }];
+    if (countOnly(req.query as { _count: number; _summary?: string })) {
+      return { resourceType: 'Bundle', type: 'searchset', total: page.total, link };
+    }
     if (page.nextCursor) {
       query.set('_cursor', page.nextCursor);
       link.push({ relation: 'next', url: `${base(req)}/${type}?${query.toString()}` });
@@ -124,8 +131,9 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
     };
   }
 
-  const cursor = (q: { _count: number; _cursor?: string }) => ({
-    limit: q._count,
+  // A count-only search still runs (one row) through the audited search, so the read is recorded as any other.
+  const cursor = (q: { _count: number; _cursor?: string; _summary?: string }) => ({
+    limit: countOnly(q) ? 1 : q._count,
     after: decodeCursor(q._cursor, (s) => (z.uuid().safeParse(s).success ? s : undefined)),
   });
 
