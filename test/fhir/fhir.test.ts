@@ -287,3 +287,40 @@ describe('count-only searches (_count=0, _summary=count)', () => {
     }
   });
 });
+
+describe('token search: escaping and forms (R4 §3.1.1.5.7, §3.1.1.4.9)', () => {
+  it('finds identifiers whose values hold | , $ and \\ by their escaped forms, and every token form', async () => {
+    const tag = `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6)}`;
+    const system = `urn:oid:1.2.3.4.${tag.length}`;
+    const values = [`AB|12-${tag}`, `C,D$E\\F-${tag}`];
+    const ids: string[] = [];
+    for (const value of values) {
+      const res = await t.http.post('/v1/patients').set('authorization', `Bearer ${s.clinician}`).send({
+        mrn: `MRN-${tag}-${ids.length}`,
+        identifiers: [{ system, value }],
+        givenName: 'Token',
+        familyName: 'Search',
+        birthDate: '1970-01-01',
+        sex: 'other',
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      ids.push(res.body.id);
+    }
+    const search = async (token: string) => {
+      const res = await fhirGet(`/Patient?identifier=${encodeURIComponent(token)}`);
+      expect(res.status, token).toBe(200);
+      return (res.body as Bundle).entry?.map((e) => e.resource.id as string).sort() ?? [];
+    };
+    const esc = (v: string) => v.replace(/[\\|,$]/g, (c) => `\\${c}`);
+    expect(await search(`${system}|${esc(values[0]!)}`)).toEqual([ids[0]]);
+    expect(await search(`${system}|${esc(values[1]!)}`)).toEqual([ids[1]]);
+    expect(await search(esc(values[1]!))).toEqual([ids[1]]); // any system
+    expect(await search(`${system}|`)).toEqual([...ids].sort()); // any code in the system
+    expect(await search(`|${esc(values[0]!)}`)).toEqual([]); // no system: none here
+    for (const bad of [`${system}|${values[0]}`, `${system}|a,${system}|b`, `${system}|bad\\q`]) {
+      const res = await fhirGet(`/Patient?identifier=${encodeURIComponent(bad)}`);
+      expect(res.status, bad).toBe(400);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+    }
+  });
+});

@@ -7,7 +7,7 @@ import type { DonorsService } from '../donors/donors.service.js';
 import type { LotsService } from '../lots/lots.service.js';
 import type { OutcomesService } from '../outcomes/outcomes.service.js';
 import type { PatientsService } from '../patients/patients.service.js';
-import type { PatientFilters } from '../patients/patients.schemas.js';
+import type { IdentifierToken, PatientFilters } from '../patients/patients.schemas.js';
 import type { ProceduresService } from '../procedures/procedures.service.js';
 import { OWN_IDENTIFIERS } from './fhir.codes.js';
 import { toFhirAdverseEvent, toFhirObservation, toFhirPatient, toFhirProcedure, toFhirProduct, type FhirResource } from './fhir.mappers.js';
@@ -69,15 +69,13 @@ export function createFhirService({ patients, procedures, outcomes, adverseEvent
       return toFhirPatient(await patients.get(actor, id));
     },
 
-    async searchPatients(actor: Actor, params: { identifier?: string; family?: string; birthdate?: string }, page: PageRequest): Promise<SearchPage> {
+    async searchPatients(actor: Actor, params: { identifier?: IdentifierToken; family?: string; birthdate?: string }, page: PageRequest): Promise<SearchPage> {
       const filters: PatientFilters = { familyName: params.family, birthDate: params.birthdate };
-      if (params.identifier) {
-        const bar = params.identifier.indexOf('|');
-        const system = params.identifier.slice(0, bar);
-        const value = params.identifier.slice(bar + 1);
+      const token = params.identifier;
+      if (token) {
         // The MRN goes out as an identifier of the clinic's MRN system; searching by it finds the MRN.
-        if (actor.clinicId && system === OWN_IDENTIFIERS.mrn(actor.clinicId)) filters.mrn = value;
-        else filters.identifier = params.identifier;
+        if (actor.clinicId && token.system === OWN_IDENTIFIERS.mrn(actor.clinicId) && token.code !== undefined) filters.mrn = token.code;
+        else filters.identifier = token;
       }
       const [result, total] = await Promise.all([patients.search(actor, filters, page), patients.count(actor, filters)]);
       return { resources: result.items.map(toFhirPatient), total, nextCursor: result.nextCursor };

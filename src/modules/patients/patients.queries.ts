@@ -6,7 +6,7 @@ import { equalities } from '../../db/compiled.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { Conflict } from '../../shared/errors.js';
 import { consents, patients } from './patients.table.js';
-import type { PatientFilters } from './patients.schemas.js';
+import type { IdentifierToken, PatientFilters } from './patients.schemas.js';
 
 export type PatientRow = typeof patients.$inferSelect;
 export type ConsentRow = typeof consents.$inferSelect;
@@ -69,14 +69,23 @@ export interface PatientSearchValues {
   limit: number;
 }
 
+/** The jsonb containment probe of an identifier search: the members given must all match one element. */
+function identifierProbe(identifier: string | IdentifierToken): string {
+  if (typeof identifier === 'string') {
+    const bar = identifier.indexOf('|');
+    return JSON.stringify([{ system: identifier.slice(0, bar), value: identifier.slice(bar + 1) }]);
+  }
+  // A null system matches no stored identifier (each has one), as FHIR's `|code` asks.
+  return JSON.stringify([{ ...(identifier.system !== undefined ? { system: identifier.system } : {}), ...(identifier.code !== undefined ? { value: identifier.code } : {}) }]);
+}
+
 export function patientSearchValues(clinicId: string, f: PatientFilters, page?: PageRequest): PatientSearchValues {
-  const bar = f.identifier?.indexOf('|') ?? -1;
   return {
     clinicId,
     mrn: f.mrn,
     birthDate: f.birthDate,
     familyNamePrefix: f.familyName ? likePrefix(f.familyName) : undefined,
-    identifierProbe: f.identifier ? JSON.stringify([{ system: f.identifier.slice(0, bar), value: f.identifier.slice(bar + 1) }]) : undefined,
+    identifierProbe: f.identifier !== undefined ? identifierProbe(f.identifier) : undefined,
     after: page?.after,
     limit: (page?.limit ?? 0) + 1,
   };

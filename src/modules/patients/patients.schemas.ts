@@ -78,7 +78,15 @@ export const PatientSearch = z.strictObject({
   familyName: z.string().trim().min(1).max(100).optional().meta({ description: 'Case-insensitive prefix of the family name' }),
   birthDate: DateOnly.optional(),
 });
-export type PatientFilters = Omit<z.infer<typeof PatientSearch>, 'limit' | 'cursor'>;
+/**
+ * An identifier to search by: the API's `system|value` text, or a FHIR token whose parts are already unescaped
+ * (`system` null: an identifier with no system; absent: any system; `code` absent: any value in the system).
+ */
+export interface IdentifierToken {
+  system?: string | null;
+  code?: string;
+}
+export type PatientFilters = Omit<z.infer<typeof PatientSearch>, 'limit' | 'cursor' | 'identifier'> & { identifier?: string | IdentifierToken };
 
 export const PatientParams = z.strictObject({ id: Uuid });
 
