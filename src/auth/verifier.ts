@@ -14,6 +14,8 @@ export interface TokenVerifierOptions {
 export type TokenVerifier = (authorization: string | undefined) => Promise<Principal>;
 
 const CACHE_MAX = 10_000;
+/** One line: no surrounding white space, no line or paragraph separator. */
+const SINGLE_LINE = /^(?=\S)[^\u0085\u2028\u2029]*\S$|^\S$/;
 const CACHE_TTL_MS = 60_000;
 
 /**
@@ -51,20 +53,19 @@ function createUncachedVerifier(opts: TokenVerifierOptions) {
         clockTolerance: opts.clockToleranceSec ?? 30,
       });
       const scope = typeof payload.scope === 'string' ? payload.scope : '';
-      const clinic = payload.clinic_id;
-      if (clinic !== undefined && (typeof clinic !== 'string' || clinic.length === 0 || clinic.length > 64)) {
-        throw new Unauthorized('The clinic_id claim must be a non-empty string.');
-      }
-      // Claims are incoming text like any other (they reach the audit log and the idempotency key): one line of
-      // 1..255 characters with no surrounding white space and no control character, compared as NFC.
-      for (const [name, value] of [['sub', payload.sub!], ['clinic_id', clinic]] as const) {
-        if (value === undefined) continue;
-        if (textProblem(value, false) || !/^\S(?:.*\S)?$/.test(value) || value.length > 255) {
-          throw new Unauthorized(`The ${name} claim must be 1..255 characters on one line, with no surrounding white space or control character.`);
+      // Claims are incoming text like any other (they reach the audit log and the idempotency key): a string on
+      // one line, with no surrounding white space and no control character, compared as NFC; `sub` 1..255
+      // characters, `clinic_id` 1..64 (RFC 7519 makes sub a string; jose checks only that it is present).
+      const sub: unknown = payload.sub;
+      const clinic: unknown = payload.clinic_id;
+      for (const [name, value, max, required] of [['sub', sub, 255, true], ['clinic_id', clinic, 64, false]] as const) {
+        if (value === undefined && !required) continue;
+        if (typeof value !== 'string' || value.length > max || textProblem(value, false) || !SINGLE_LINE.test(value)) {
+          throw new Unauthorized(`The ${name} claim must be a string of 1..${max} characters on one line, with no surrounding white space or control character.`);
         }
       }
       return {
-        principal: { sub: nfc(payload.sub!), clinicId: clinic === undefined ? null : nfc(clinic), scopes: new Set(scope.split(' ').filter(Boolean)) },
+        principal: { sub: nfc(sub as string), clinicId: clinic === undefined ? null : nfc(clinic as string), scopes: new Set(scope.split(' ').filter(Boolean)) },
         exp: payload.exp!,
       };
     } catch (err) {

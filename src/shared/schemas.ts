@@ -42,7 +42,7 @@ export const NonEmpty = (max = 200) =>
     .string()
     .min(1)
     .max(max)
-    .regex(/^[^\t\n\r]*$/, 'must be a single line (no tab, line feed or carriage return)')
+    .regex(/^[^\t\n\r\u2028\u2029]*$/, 'must be a single line (no tab, line feed, carriage return or line separator)')
     .regex(/^\S(?:[\s\S]*\S)?$/, 'must not begin or end with white space');
 
 /** Free text (`notes`, `description`, `reason`...): kept exactly as sent, line breaks and tabs included; not blank. */

@@ -9,7 +9,8 @@ import type { FieldError } from './errors.js';
  *   stored, compared or searched.
  * - U+0000 is refused everywhere (PostgreSQL cannot store it in text or jsonb); so is every other C0 control,
  *   except tab, line feed and carriage return where `allowLineBreaks` (body strings: free text may hold them;
- *   single-line fields refuse them in their own schema, see shared/schemas.ts `NonEmpty`).
+ *   single-line fields refuse them in their own schema, see shared/schemas.ts `NonEmpty`), and DEL and the C1
+ *   controls (U+0080..U+009F), which no clinical text holds: they are what mis-decoded Windows-1252 looks like.
  * - A lone surrogate (JSON allows `"\ud800"`) is refused: UTF-8 cannot encode it, and the driver would store
  *   U+FFFD in its place, a character the client never sent.
  */
@@ -20,8 +21,8 @@ export interface TextRules {
   nullIsAbsent: boolean;
 }
 
-const C0 = /[\u0000-\u001f]/;
-const C0_BUT_LINE_BREAKS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
+const C0 = /[\u0000-\u001f\u007f-\u009f]/;
+const C0_BUT_LINE_BREAKS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 /** Printable ASCII only: already NFC, no control, well formed; the common case skips the rest. */
 const PLAIN = /^[\u0020-\u007e]*$/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
@@ -33,7 +34,7 @@ export function textProblem(s: string, allowLineBreaks: boolean): string | undef
   if (PLAIN.test(s)) return undefined;
   if (s.includes('\u0000')) return 'contains U+0000 (NUL), which is not allowed';
   const control = (allowLineBreaks ? C0_BUT_LINE_BREAKS : C0).exec(s);
-  if (control) return `contains the control character ${hex(control[0])}, which is not allowed here`;
+  if (control) return `contains the control character ${hex(control[0])}, which is not allowed`;
   if (LONE_SURROGATE.test(s)) return 'is not well-formed Unicode (it holds a lone surrogate)';
   return undefined;
 }
@@ -68,8 +69,12 @@ export function normalizeInput(value: unknown, path: string, rules: TextRules, e
         errors.push({ path, message: 'a member may not be named __proto__' });
         continue;
       }
-      if (member === null && rules.nullIsAbsent) continue;
       const key = nfc(rawKey);
+      // Absent, but still named: validation refuses it when the member is not one the body has (unknown field).
+      if (member === null && rules.nullIsAbsent) {
+        out[key] = undefined;
+        continue;
+      }
       out[key] = normalizeInput(member, `${path}.${key}`, rules, errors);
     }
     return out;

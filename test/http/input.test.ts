@@ -543,3 +543,91 @@ describe('an EHR identifier names one patient of a clinic, after normalization',
     expect(take.status, JSON.stringify(take.body)).toBe(200);
   });
 });
+
+describe('second round: what a client sends, to the letter', () => {
+  it('a sub that is not a string (number, list, null, object) is 401, never a 500; a clinic_id over 64 characters or with DEL or C1 controls too', async () => {
+    const signed = (claims: Record<string, unknown>) => t.signer.raw({ scope: 'patients:read', ...claims });
+    for (const claims of [{ sub: 42 }, { sub: ['ab'] }, { sub: null }, { sub: { toString: 'x' } }, { sub: true }, { sub: 'u\u0085x' }, { sub: 'u\u007fx' }, { sub: 'dr', clinic_id: 'c'.repeat(65) }, { sub: 'dr', clinic_id: 7 }]) {
+      const res = await t.http.get('/v1/patients').set(...auth(await signed(claims)));
+      expect(res.status, JSON.stringify(claims)).toBe(401);
+    }
+    expect((await t.http.get('/v1/patients').set(...auth(await signed({ sub: 'dr', clinic_id: 'c'.repeat(64) })))).status).toBe(200);
+  });
+
+  it('DEL, C1 controls and line separators are refused in single-line fields; C1 anywhere (mis-decoded text)', async () => {
+    for (const [overrides, path] of [
+      [{ givenName: 'Ma\u007fria' }, 'body.givenName'],
+      [{ familyName: 'Lo\u0085pez' }, 'body.familyName'],
+      [{ mrn: `MRN\u2028${uniq()}` }, 'body.mrn'],
+      [{ familyName: 'MÃ\u0083¼ller' }, 'body.familyName'],
+    ] as const) {
+      const res = await t.http.post('/v1/patients').set(...auth(clinician)).send(patientBody(overrides));
+      expect(res.status, JSON.stringify(overrides)).toBe(400);
+      expect(paths(res.body)).toContain(path);
+    }
+  });
+
+  it('an unknown member is refused even when its value is null', async () => {
+    for (const body of [patientBody({ ssn: null }), patientBody({ identifiers: [{ system: 'urn:oid:1.2', value: `V-${uniq()}`, use: null }] })]) {
+      const res = await t.http.post('/v1/patients').set(...auth(clinician)).send(body);
+      expect(res.status).toBe(400);
+      expect(res.body.errors.map((e: { message: string }) => e.message)).toContain('unknown field');
+    }
+  });
+
+  it('search values are not trimmed: surrounding white space is a 400, not a silent match', async () => {
+    const p = await newPatient();
+    for (const url of [`/v1/patients?mrn=%20${p.mrn}`, `/v1/patients?mrn=${p.mrn}%20`, '/v1/patients?familyName=Lo%20']) {
+      const res = await t.http.get(url).set(...auth(clinician));
+      expect(res.status, url).toBe(400);
+    }
+  });
+
+  it('an identifier system may not hold |, which searches split at', async () => {
+    const res = await t.http.post('/v1/patients').set(...auth(clinician)).send(patientBody({ identifiers: [{ system: 'urn:a|b', value: 'c' }] }));
+    expect(res.status).toBe(400);
+    expect(paths(res.body)).toContain('body.identifiers.0.system');
+  });
+
+  it('a PATCH that changes nothing makes no new version (patient identifiers in another key order, adverse event, lot), and is still audited', async () => {
+    const p = await newPatient({ identifiers: [{ system: 'urn:oid:5.5', value: `N-${uniq()}` }] });
+    const ids = (await t.http.get(`/v1/patients/${p.id}`).set(...auth(clinician))).body.identifiers as { system: string; value: string }[];
+    const same = await t.http
+      .patch(`/v1/patients/${p.id}`)
+      .set(...auth(clinician))
+      .set('if-match', '"1"')
+      .set('content-type', 'application/merge-patch+json')
+      .send(JSON.stringify({ identifiers: ids.map((i) => ({ value: i.value, system: i.system })), givenName: p.givenName }));
+    expect(same.status).toBe(200);
+    expect(same.body.version).toBe(1);
+    const audited = await t.pool.query(`select action, details from audit_events where resource_id = $1 order by id`, [p.id]);
+    expect(audited.rows.map((r) => r.action)).toEqual(['create', 'read', 'update']);
+    expect(audited.rows[2].details).toMatchObject({ changedFields: [] });
+
+    const s = await clinicSetup(t);
+    const proc = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id));
+    const ae = await t.http.post('/v1/adverse-events').set(...auth(s.clinician)).send({ procedureId: proc.body.id, onsetAt: '2026-03-11T08:00:00Z', description: 'Swelling', severityGrade: 1, serious: false, relatedness: 'possible', outcome: 'recovering' });
+    for (const body of [{ outcome: 'recovering' }, { seriousnessCriteria: null }, { onsetAt: '2026-03-11T09:00:00+01:00' }]) {
+      const res = await t.http.patch(`/v1/adverse-events/${ae.body.id}`).set(...auth(s.clinician)).set('if-match', '"1"').set('content-type', 'application/merge-patch+json').send(JSON.stringify(body));
+      expect(res.status, JSON.stringify(body)).toBe(200);
+      expect(res.body.version, JSON.stringify(body)).toBe(1);
+    }
+
+    const donor = await createDonor(t.http, supplier);
+    const lot = await createLot(t.http, supplier, [donor.id], { releaseTests: { sterility: 'pass', mycoplasma: 'pending', endotoxinEuPerMl: null } });
+    for (const body of [{ releaseTests: {} }, { releaseTests: { sterility: 'pass' } }, { characterization: { modeSizeNm: null } }]) {
+      const res = await t.http.patch(`/v1/lots/${lot.id}`).set(...auth(supplier)).set('if-match', '"1"').set('content-type', 'application/merge-patch+json').send(JSON.stringify(body));
+      expect(res.status, JSON.stringify(body)).toBe(200);
+      expect(res.body.version, JSON.stringify(body)).toBe(1);
+    }
+    const changed = await t.http.patch(`/v1/lots/${lot.id}`).set(...auth(supplier)).set('if-match', '"1"').set('content-type', 'application/merge-patch+json').send('{"releaseTests":{"mycoplasma":"pass"}}');
+    expect(changed.body.version).toBe(2);
+    const hist = await t.http.get(`/v1/lots/${lot.id}/history`).set(...auth(supplier));
+    expect(hist.status).toBe(200);
+    expect(hist.body.items.map((v: { version: number; resource: { releaseTests: { mycoplasma: string } } }) => [v.version, v.resource.releaseTests.mycoplasma])).toEqual([
+      [1, 'pending'],
+      [2, 'pass'],
+    ]);
+    expect((await t.http.get(`/v1/lots/${crypto.randomUUID()}/history`).set(...auth(supplier))).status).toBe(404);
+  });
+});

@@ -42,14 +42,14 @@ const piece = fc.oneof(
 );
 const text = fc.array(piece, { minLength: 1, maxLength: 5 }).map((parts) => parts.join(''));
 
-const C0 = /[\u0000-\u0008\u000b\u000c\u000e-\u001f]/;
+const C0 = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 const LONE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 type Kind = { kind: 'line' | 'free' | 'any'; max: number };
 /** Whether `v` breaks no input rule for a field of this kind (then it must be accepted). */
 function clean(v: string, { kind, max }: Kind): boolean {
   const n = v.normalize('NFC');
   if (C0.test(v) || LONE.test(v) || n.length > max) return false;
-  if (kind === 'line') return n.length >= 1 && !/[\t\n\r]/.test(n) && /^\S(?:[\s\S]*\S)?$/.test(n);
+  if (kind === 'line') return n.length >= 1 && !/[\t\n\r\u2028\u2029]/.test(n) && /^\S(?:[\s\S]*\S)?$/.test(n);
   if (kind === 'free') return /\S/.test(n);
   return true;
 }

@@ -25,6 +25,8 @@ export interface TokenOptions {
 export interface Signer {
   publicKey: CryptoKey;
   token(opts: TokenOptions): Promise<string>;
+  /** A token with exactly these claims besides iss, aud and exp (for claims of the wrong type). */
+  raw(claims: Record<string, unknown>): Promise<string>;
 }
 
 export async function createSigner(): Promise<Signer> {
@@ -43,6 +45,8 @@ export async function createSigner(): Promise<Signer> {
         .setExpirationTime(expiresIn)
         .sign(privateKey);
     },
+    raw: (claims) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'ES256' }).setIssuer(TEST_ISSUER).setAudience(TEST_AUDIENCE).setExpirationTime('10m').sign(privateKey),
   };
 }
 

@@ -8,6 +8,7 @@ import type { PageRequest } from '../../http/pagination.js';
 import { toPage } from '../../http/pagination.js';
 import type { Clock } from '../../shared/clock.js';
 import { NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
+import { sameJson } from '../../shared/canonical-json.js';
 import { newId } from '../../shared/ids.js';
 import { clinicOf } from '../../shared/tenancy.js';
 import { effectiveTime } from '../../shared/time.js';
@@ -130,7 +131,14 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
           throw new PreconditionFailed(`The adverse event is at version ${current.version}, not ${expectedVersion}; read it again and reapply your change.`);
         }
         const { onsetAt: _o, ...rest } = patch;
-        const changes = Object.fromEntries(Object.entries({ ...rest, ...(onsetAt ? { onsetAt } : {}) }).filter(([, v]) => v !== undefined));
+        // Only what differs from the stored record is a change (an instant compared as an instant).
+        const changes = Object.fromEntries(
+          Object.entries({ ...rest, ...(onsetAt ? { onsetAt } : {}) }).filter(([k, v]) => v !== undefined && !sameJson(v, current[k as keyof typeof current])),
+        );
+        if (Object.keys(changes).length === 0) {
+          await audit.record(tx, actor, { action: 'update', resourceType: ADVERSE_EVENT, resourceId: id, clinicId, details: { changedFields: [], version: current.version, patientId: current.patientId } });
+          return toAdverseEventDto(current);
+        }
         const merged = { ...current, ...changes };
         const procedure = await procedures.findInClinic(tx, clinicId, current.procedureId);
         checkAdverseEvent(merged, procedure!.performedAt);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { pageQuery } from '../../http/pagination.js';
-import { DateTimeInput, DateTimeOutput, pageOf } from '../../shared/schemas.js';
+import { DateTimeInput, DateTimeOutput, NonEmpty, pageOf } from '../../shared/schemas.js';
 
 export const AuditEvent = z
   .object({
@@ -23,10 +23,10 @@ export const AuditEventPage = pageOf(AuditEvent).meta({ id: 'AuditEventPage' });
 
 export const AuditSearch = z.strictObject({
   ...pageQuery,
-  resourceType: z.string().trim().min(1).max(64).optional(),
-  resourceId: z.string().trim().min(1).max(64).optional(),
-  actor: z.string().trim().min(1).max(200).optional().meta({ description: 'The token subject who acted' }),
-  clinicId: z.string().trim().min(1).max(64).optional(),
+  resourceType: NonEmpty(64).optional(),
+  resourceId: NonEmpty(64).optional(),
+  actor: NonEmpty(200).optional().meta({ description: 'The token subject who acted' }),
+  clinicId: NonEmpty(64).optional(),
   from: DateTimeInput.optional(),
   to: DateTimeInput.optional(),
 });

@@ -8,7 +8,7 @@ import { decodeCursor } from '../../http/pagination.js';
 import { FHIR_JSON, FhirResource, buildProblem, operationOutcomeResponses } from '../../http/problem.js';
 import { API_VERSION } from '../../http/openapi.js';
 import { BadRequest } from '../../shared/errors.js';
-import { DateOnly } from '../../shared/schemas.js';
+import { DateOnly, NonEmpty } from '../../shared/schemas.js';
 import type { ProblemBody } from '../../shared/schemas.js';
 import type { FhirResource as Resource } from './fhir.mappers.js';
 import type { FhirService, SearchPage } from './fhir.service.js';
@@ -191,7 +191,7 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
       summary: 'Search Patients by identifier, family name or birth date (searchset Bundle)',
       querystring: z.looseObject({
         identifier: TokenParam.optional(),
-        family: z.string().trim().min(1).max(100).optional(),
+        family: NonEmpty(100).optional(),
         birthdate: z
           .string()
           .transform((s) => s.replace(/^eq(?=\d)/, ''))

@@ -4,7 +4,7 @@ import { actorOf } from '../../http/auth.js';
 import { ifMatchVersion, setEtag } from '../../http/etag.js';
 import { IdempotencyHeaders, IfMatchHeaders } from '../../http/headers.js';
 import { idempotencyOf } from '../../http/idempotency.js';
-import { pageRequest } from '../../http/pagination.js';
+import { pageRequest, versionPageRequest } from '../../http/pagination.js';
 import { problemResponses } from '../../http/problem.js';
 import {
   Discard,
@@ -15,6 +15,7 @@ import {
   Lot,
   LotCreate,
   LotPage,
+  LotHistory,
   LotParams,
   LotPatch,
   LotSearch,
@@ -70,6 +71,18 @@ export function lotsRoutes(app: FastifyInstance, { lots, vials }: { lots: LotsSe
     setEtag(reply, dto.version);
     return dto;
   });
+
+  r.get('/lots/:id/history', {
+    config: { scope: 'lots:read' },
+    schema: {
+      operationId: 'getLotHistory',
+      tags,
+      summary: 'Every version of a lot record (results corrected in quarantine, status changes), oldest first',
+      params: LotParams,
+      querystring: ListQuery,
+      response: { 200: LotHistory, ...problemResponses(404) },
+    },
+  }, async (req) => lots.history(actorOf(req), req.params.id, versionPageRequest(req.query)));
 
   r.patch('/lots/:id', {
     config: { scope: 'lots:write' },

@@ -122,12 +122,14 @@ export const LotPage = pageOf(Lot).meta({ id: 'LotPage' });
 export const LotSearch = z.strictObject({
   ...pageQuery,
   status: z.enum(LOT_STATUSES).optional(),
-  manufacturer: z.string().trim().min(1).max(200).optional(),
-  lotNumber: z.string().trim().min(1).max(64).optional(),
+  manufacturer: NonEmpty(200).optional(),
+  lotNumber: NonEmpty(64).optional(),
   donorId: Uuid.optional(),
 });
 export type LotFilters = Omit<z.infer<typeof LotSearch>, 'limit' | 'cursor'>;
 export const LotParams = z.strictObject({ id: Uuid });
+
+export const LotHistory = pageOf(z.object({ version: Version, recordedAt: DateTimeOutput, recordedBy: z.string(), resource: Lot })).meta({ id: 'LotHistory' });
 
 export const ReleaseRequest = z
   .strictObject({

@@ -15,6 +15,7 @@ import type { History } from '../history/history.service.js';
 import * as q from './lots.queries.js';
 import { CharacterizationInput, ReleaseTestsInput, type LotCreate, type LotDto, type LotFilters, type LotPatch } from './lots.schemas.js';
 import { mergePatch } from '../../shared/merge-patch.js';
+import { sameJson } from '../../shared/canonical-json.js';
 import { unmetReleaseCriteria } from './release.js';
 import * as nq from './notices.queries.js';
 import type { LotStatus } from './vocabulary.js';
@@ -183,6 +184,14 @@ export function createLotsService(deps: LotsDeps) {
       return load(db, row);
     },
 
+    /** Every version of the lot, oldest first (supplier records: any lots:read token may read them); audited. */
+    async history(actor: Actor, id: string, page: PageRequest<number>) {
+      if (!(await q.findLot(db, id))) throw new NotFound('lot');
+      const versions = await history.list<LotDto>(db, LOT, id, page);
+      await audit.record(db, actor, { action: 'read', resourceType: LOT, resourceId: id, details: { history: true } });
+      return toPage(versions, page.limit, (v) => String(v.version));
+    },
+
     /** Several lots at once (unknown ids are left out). */
     async getMany(ids: string[]): Promise<LotDto[]> {
       return ids.length ? loadMany(db, await q.findLots(db, ids)) : [];
@@ -198,9 +207,14 @@ export function createLotsService(deps: LotsDeps) {
         const lot = await lockExisting(tx, id);
         if (lot.version !== expectedVersion) throw new PreconditionFailed(`The lot is at version ${lot.version}, not ${expectedVersion}.`);
         if (lot.status !== 'quarantine') throw new Conflict(`The lot is ${lot.status}; results can be corrected only in quarantine.`, 'lot-not-in-quarantine');
-        const row = await q.updateLot(tx, id, {
+        const changes = {
           ...(patch.characterization ? { characterization: merged(CharacterizationInput, 'characterization', lot.characterization, patch.characterization) } : {}),
           ...(patch.releaseTests ? { releaseTests: merged(ReleaseTestsInput, 'releaseTests', lot.releaseTests, patch.releaseTests) } : {}),
+        };
+        // A patch that leaves both as stored is no change: no new version.
+        if (Object.entries(changes).every(([k, v]) => sameJson(v, lot[k as keyof typeof changes]))) return load(tx, lot);
+        const row = await q.updateLot(tx, id, {
+          ...changes,
           updatedAt: clock.now(),
           updatedBy: actor.sub,
         });

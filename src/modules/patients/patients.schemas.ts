@@ -7,7 +7,8 @@ export const Sex = z.enum(['female', 'male', 'other', 'unknown']);
 const UriLike = z
   .string()
   .max(255)
-  .regex(/^[A-Za-z][A-Za-z0-9+.-]*:\S+$/, 'must be a URI, e.g. urn:oid:2.16.840.1.113883.4.1 or https://ehr.example.org/mrn');
+  // No `|`: RFC 3986 does not allow it unencoded, and `system|value` searches split at the first one.
+  .regex(/^[A-Za-z][A-Za-z0-9+.-]*:[^\s|]+$/, 'must be a URI (no white space or |), e.g. urn:oid:2.16.840.1.113883.4.1 or https://ehr.example.org/mrn');
 
 export const Identifier = z.strictObject({
   system: UriLike.meta({ description: 'The identifier system (a URI)', example: 'https://ehr.example-clinic.org/patient-id' }),
@@ -74,8 +75,8 @@ export const PatientSearch = z.strictObject({
     .regex(/^[^|]+\|.+$/, 'use system|value')
     .optional()
     .meta({ description: 'An EHR identifier as `system|value`' }),
-  mrn: z.string().trim().min(1).max(64).optional(),
-  familyName: z.string().trim().min(1).max(100).optional().meta({ description: 'Case-insensitive prefix of the family name' }),
+  mrn: NonEmpty(64).optional(),
+  familyName: NonEmpty(100).optional().meta({ description: 'Case-insensitive prefix of the family name' }),
   birthDate: DateOnly.optional(),
 });
 /**

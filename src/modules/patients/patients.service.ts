@@ -7,6 +7,7 @@ import { toPage } from '../../http/pagination.js';
 import type { Clock } from '../../shared/clock.js';
 import { NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
+import { sameJson } from '../../shared/canonical-json.js';
 import { clinicOf } from '../../shared/tenancy.js';
 import { todayIso } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
@@ -130,10 +131,12 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
         if (current.version !== expectedVersion) {
           throw new PreconditionFailed(`The patient is at version ${current.version}, not ${expectedVersion}; read it again and reapply your change.`);
         }
-        const changed = (Object.keys(patch) as (keyof typeof patch)[]).filter(
-          (k) => patch[k] !== undefined && JSON.stringify(patch[k]) !== JSON.stringify(current[k]),
-        );
-        if (changed.length === 0) return toPatientDto(current);
+        const changed = (Object.keys(patch) as (keyof typeof patch)[]).filter((k) => patch[k] !== undefined && !sameJson(patch[k], current[k]));
+        if (changed.length === 0) {
+          // Nothing to change: no new version, but the caller did read the record.
+          await audit.record(tx, actor, { action: 'update', resourceType: PATIENT, resourceId: id, clinicId, details: { changedFields: [], version: current.version } });
+          return toPatientDto(current);
+        }
         const changes = Object.fromEntries(changed.map((k) => [k, patch[k]]));
         const row = await q.updatePatient(tx, clinicId, id, expectedVersion, { ...changes, updatedAt: clock.now(), updatedBy: actor.sub });
         // Another writer committed between our read and our update.
