@@ -77,7 +77,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     frameworkErrors: frameworkErrorHandler((req, reply, problem) =>
       req.url.startsWith('/fhir/') ? reply.code(problem.status).type(FHIR_JSON).send(toOperationOutcome(problem)) : sendProblemOf(req, reply, problem),
     ),
-    clientErrorHandler,
+    clientErrorHandler: clientErrorHandler((problem, path) =>
+      path.startsWith('/fhir/') ? { contentType: FHIR_JSON, body: toOperationOutcome(problem) } : { contentType: 'application/problem+json', body: problem },
+    ),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -83,10 +83,14 @@ export const negotiationPlugin = fp(
       if (!schema || schema.hide) return;
       schema.response = { ...notAcceptable, ...schema.response };
     });
+    // Every answer of the context says so, those refused before this hook ran (401, 403) included.
+    app.addHook('onSend', (_req, reply, payload, done) => {
+      varyOnAccept(reply);
+      done(null, payload);
+    });
     app.addHook('onRequest', (req, reply, done) => {
       if (req.routeOptions.url === undefined) return done(); // the 404 handler
       const offers = req.routeOptions.config.produces ?? defaults;
-      varyOnAccept(reply);
       const chosen = negotiate(req.headers.accept, offers);
       if (chosen === undefined) {
         return done(

@@ -631,3 +631,35 @@ describe('second round: what a client sends, to the letter', () => {
     expect((await t.http.get(`/v1/lots/${crypto.randomUUID()}/history`).set(...auth(supplier))).status).toBe(404);
   });
 });
+
+describe('answers given before a route runs', () => {
+  it('Vary: Accept on 401 and 403 too, under /v1 and /fhir/R4', async () => {
+    const noScope = await t.token({ scope: 'audit:read', clinic: 'clinic-a' });
+    for (const res of [
+      await t.http.get('/v1/patients'),
+      await t.http.get('/v1/patients').set(...auth(noScope)),
+      await t.http.get(`/fhir/R4/Patient/${crypto.randomUUID()}`),
+      await t.http.get(`/fhir/R4/Patient/${crypto.randomUUID()}`).set(...auth(noScope)),
+    ]) {
+      expect([401, 403]).toContain(res.status);
+      expect(res.headers.vary).toMatch(/accept/i);
+    }
+  });
+
+  it('a request Node cannot parse under /fhir/R4 gets an OperationOutcome', async () => {
+    const other = await t.another();
+    await other.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = other.app.server.address() as import('node:net').AddressInfo;
+    const { connect } = await import('node:net');
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.end('GET /fhir/R4/Patient HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n'));
+      let text = '';
+      socket.on('data', (d) => (text += d.toString('latin1')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toMatch(/Content-Type: application\/fhir\+json/);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({ resourceType: 'OperationOutcome' });
+  });
+});
