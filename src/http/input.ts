@@ -9,8 +9,8 @@ import { normalizeInput } from '../shared/text.js';
  *
  * - Bodies are JSON in UTF-8 (RFC 8259 §8.1): a declared charset other than utf-8 is 415; bytes that are not
  *   UTF-8 are 400 (Fastify's own parser would decode them into U+FFFD and store that for good).
- * - Every string of the body, the query and the path becomes NFC; NUL and C0 controls are 400 naming the
- *   field (shared/text.ts). In a POST body `null` means absent; a PATCH keeps merge-patch nulls (RFC 7396).
+ * - Every string of the body, the query and the path becomes NFC; NUL, C0 and C1 controls, DEL and lone
+ *   surrogates are 400 naming the field (shared/text.ts). In a POST body `null` means absent; a PATCH keeps merge-patch nulls (RFC 7396).
  * - A query string whose escapes do not decode to UTF-8 (`%E9`) is 400 rather than searched as typed.
  */
 export const JSON_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const;
@@ -81,8 +81,13 @@ function hasKeys(o: object): boolean {
   return false;
 }
 
+/** The 400 for refused text, in the shape the validation errors of the error mapper take. */
+function invalid(where: string, errors: FieldError[]): BadRequest {
+  return new BadRequest(`The request ${where} is invalid: ${errors.map((e) => e.path).join(', ')}.`, errors, 'validation-failed');
+}
+
 function refuse(where: string, errors: FieldError[]): never {
-  throw new BadRequest(`The request ${where} is invalid: ${errors.map((e) => e.path).join(', ')}.`, errors, 'validation-failed');
+  throw invalid(where, errors);
 }
 
 export const inputPlugin = fp(
@@ -105,7 +110,7 @@ export const inputPlugin = fp(
           if (err) return done(err, undefined);
           const errors: FieldError[] = [];
           const value = normalizeInput(parsed, 'body', { allowLineBreaks: true, nullIsAbsent: req.method === 'POST' }, errors);
-          if (errors.length) return done(new BadRequest(`The request body is invalid: ${errors.map((e) => e.path).join(', ')}.`, errors, 'validation-failed'), undefined);
+          if (errors.length) return done(invalid('body', errors), undefined);
           done(null, value);
         });
       });
