@@ -21,7 +21,9 @@ import { auditRoutes } from './modules/audit/audit.routes.js';
 import { createTraceabilityService } from './modules/traceability/traceability.service.js';
 import { traceabilityRoutes } from './modules/traceability/traceability.routes.js';
 import { createFhirService } from './modules/fhir/fhir.service.js';
-import { FHIR_MEDIA_TYPES, fhirRoutes, toOperationOutcome } from './modules/fhir/fhir.routes.js';
+import { fhirRoutes } from './modules/fhir/fhir.routes.js';
+import { FHIR_FORMAT, FHIR_MEDIA_TYPES } from './modules/fhir/fhir.http.js';
+import { toOperationOutcome } from './modules/fhir/operation-outcome.js';
 import { clientErrorHandler, frameworkErrorHandler, sendProblemOf } from './http/framework-errors.js';
 import { FHIR_JSON, operationOutcomeResponses } from './http/problem.js';
 import { createHistory } from './modules/history/history.service.js';
@@ -199,7 +201,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   );
   await app.register(
     async (r4) => {
-      await r4.register(negotiationPlugin, { produces: FHIR_MEDIA_TYPES, notAcceptableResponse: operationOutcomeResponses(406) });
+      await r4.register(negotiationPlugin, { produces: FHIR_MEDIA_TYPES, notAcceptableResponse: operationOutcomeResponses(406), formatParameter: FHIR_FORMAT });
       fhirRoutes(r4, { fhir });
     },
     { prefix: '/fhir/R4' },

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
 import Negotiator from 'negotiator';
-import type { FastifyInstance, FastifyReply, RouteOptions } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { AppError } from '../shared/errors.js';
 import { problemResponses } from './problem.js';
 
@@ -64,6 +64,12 @@ export interface NegotiationOptions {
   produces?: readonly string[];
   /** The OpenAPI entry of the 406 answer (problem+json by default; OperationOutcome for FHIR). */
   notAcceptableResponse?: Record<number, unknown>;
+  /**
+   * A query parameter that, when present, stands in for Accept (FHIR's `_format`, R4 §3.1.0.1.10): the
+   * function maps its value to the media range it asks for, or undefined for a value this context cannot
+   * answer (→ 406).
+   */
+  formatParameter?: { name: string; toMediaRange(value: string): string | undefined };
 }
 
 /**
@@ -72,6 +78,19 @@ export interface NegotiationOptions {
  * before any work, whatever the route, and every answer says `Vary: Accept`. Errors stay problem+json
  * whatever Accept says (RFC 9110 §15.5.7 allows it, and a client must always learn why it was refused).
  */
+/** The Accept the request means: the format parameter's media range when given (last one wins), else the header. */
+function acceptOf(req: FastifyRequest, format: NegotiationOptions['formatParameter']): string | undefined {
+  if (!format) return req.headers.accept;
+  const raw = (req.query as Record<string, string | string[] | undefined> | undefined)?.[format.name];
+  const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+  if (value === undefined || value === '') return req.headers.accept;
+  // A value that names nothing this context answers must not fall back to a form it did not ask for.
+  return format.toMediaRange(value) ?? 'application/x-unsupported-format';
+}
+
+const formatGiven = (req: FastifyRequest, format: NegotiationOptions['formatParameter']) =>
+  format !== undefined && acceptOf(req, format) !== req.headers.accept;
+
 export const negotiationPlugin = fp(
   async (app: FastifyInstance, opts: NegotiationOptions) => {
     const defaults = opts.produces ?? JSON_ONLY;
@@ -91,10 +110,10 @@ export const negotiationPlugin = fp(
     app.addHook('onRequest', (req, reply, done) => {
       if (req.routeOptions.url === undefined) return done(); // the 404 handler
       const offers = req.routeOptions.config.produces ?? defaults;
-      const chosen = negotiate(req.headers.accept, offers);
+      const chosen = negotiate(acceptOf(req, opts.formatParameter), offers);
       if (chosen === undefined) {
         return done(
-          new AppError(406, 'not-acceptable', 'Not Acceptable', `This resource is available as ${offers.join(' or ')}; the Accept header allows none of them.`),
+          new AppError(406, 'not-acceptable', 'Not Acceptable', `This resource is available as ${offers.join(' or ')}; ${formatGiven(req, opts.formatParameter) ? `the ${opts.formatParameter!.name} parameter names` : 'the Accept header allows'} none of them.`),
         );
       }
       req.negotiatedType = chosen;

@@ -1,52 +1,19 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Scope } from '../../auth/principal.js';
 import { actorOf } from '../../http/auth.js';
-import { classifyError, problemHeaders } from '../../http/errors.js';
 import { decodeCursor } from '../../http/pagination.js';
-import { FHIR_JSON, FhirResource, buildProblem, operationOutcomeResponses } from '../../http/problem.js';
-import { API_VERSION } from '../../http/openapi.js';
+import { operationOutcomeResponses } from '../../http/problem.js';
 import { BadRequest } from '../../shared/errors.js';
 import { DateOnly, NonEmpty } from '../../shared/schemas.js';
-import type { ProblemBody } from '../../shared/schemas.js';
 import type { FhirResource as Resource } from './fhir.mappers.js';
 import type { FhirService, SearchPage } from './fhir.service.js';
+import { CapabilityRegistry, type SearchParamSpec } from './capability.js';
+import { fhirBase, fhirConfig, notModifiedResponse, okResponse, sendFhir, sendRead } from './fhir.http.js';
+import { operationOutcomeErrors } from './operation-outcome.js';
 import { parseToken, splitUnescaped } from './search-values.js';
 
 const tags = ['fhir'];
-const FHIR_CONTENT = `${FHIR_JSON}; charset=utf-8`;
-/** What the facade answers with, by Accept: FHIR's JSON media type first (the default), then plain JSON. */
-export const FHIR_MEDIA_TYPES = [FHIR_JSON, 'application/json'] as const;
-
-const ISSUE_TYPE: Record<number, string> = {
-  400: 'invalid',
-  401: 'login',
-  403: 'forbidden',
-  404: 'not-found',
-  409: 'conflict',
-  412: 'conflict',
-  413: 'too-costly',
-  415: 'not-supported',
-  422: 'business-rule',
-  429: 'throttled',
-  503: 'transient',
-};
-
-/** The same problem the API would answer, rendered as an R4 OperationOutcome. */
-export function toOperationOutcome(p: ProblemBody): Resource {
-  const issue = (diagnostics: string, expression?: string[]) => ({
-    severity: p.status >= 500 ? 'fatal' : 'error',
-    code: ISSUE_TYPE[p.status] ?? 'exception',
-    details: { coding: [{ system: 'urn:exosome-records:fhir:CodeSystem:problem', code: p.code }], text: p.title },
-    diagnostics,
-    ...(expression ? { expression } : {}),
-  });
-  return {
-    resourceType: 'OperationOutcome',
-    issue: p.errors?.length ? p.errors.map((e) => issue(`${e.path}: ${e.message}`, [e.path])) : [issue(p.detail)],
-  };
-}
 
 const Reference = (type: string) =>
   z
@@ -86,46 +53,16 @@ const paging = {
 };
 const IdParams = z.strictObject({ id: z.uuid() });
 
-type SearchParamSpec = { name: string; type: 'token' | 'string' | 'date' | 'reference'; documentation: string };
-interface CapabilityEntry {
-  type: string;
-  interactions: Set<string>;
-  searchParams: SearchParamSpec[];
-  operations: { name: string; definition: string }[];
-}
-
-/** Weak comparison (RFC 9110 §8.8.3.2) of one If-None-Match entry with a version: `*`, `W/"2"` and `"2"` match 2. */
-function matchesVersion(tag: string, versionId: string): boolean {
-  return tag === '*' || tag.replace(/^W\//, '') === `"${versionId}"`;
-}
-
 export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const capability = new Map<string, CapabilityEntry>();
-  const entry = (type: string) => {
-    const e = capability.get(type) ?? { type, interactions: new Set<string>(), searchParams: [], operations: [] };
-    capability.set(type, e);
-    return e;
-  };
-  const ok = { description: 'OK', content: { [FHIR_JSON]: { schema: FhirResource } } };
-  const notModified = { 304: z.null().meta({ description: 'Not Modified: If-None-Match names the current version (no body)' }) };
-  const config = (scope: Scope | Scope[]) => ({ scope, errorFormat: 'fhir' as const });
-  const base = (req: FastifyRequest) => `${req.protocol}://${req.host}/fhir/R4`;
-  // Answered in the JSON form Accept chose (http/negotiation.ts); XML and anything else were refused with 406.
-  const send = (reply: FastifyReply, body: Resource) => reply.type(`${reply.request.negotiatedType || FHIR_JSON}; charset=utf-8`).send(body);
-
-  /**
-   * A read (FHIR R4 §3.1.0.4.1 "Conditional read"): `ETag: W/"<versionId>"` and `Last-Modified` from the
-   * resource's meta; an `If-None-Match` naming the current version (or `*`) is answered 304 with no body.
-   */
-  const sendRead = (req: FastifyRequest, reply: FastifyReply, body: Resource) => {
-    const meta = (body as { meta?: { versionId?: string; lastUpdated?: string } }).meta;
-    if (meta?.versionId) reply.header('ETag', `W/"${meta.versionId}"`);
-    if (meta?.lastUpdated) reply.header('Last-Modified', new Date(meta.lastUpdated).toUTCString());
-    const ifNoneMatch = req.headers['if-none-match'];
-    if (meta?.versionId && ifNoneMatch && ifNoneMatch.split(',').some((tag) => matchesVersion(tag.trim(), meta.versionId!))) return reply.code(304).send();
-    return send(reply, body);
-  };
+  const capability = new CapabilityRegistry();
+  const entry = (type: string) => capability.resource(type);
+  const ok = okResponse;
+  const notModified = notModifiedResponse;
+  const config = fhirConfig;
+  const base = fhirBase;
+  const send = sendFhir;
+  operationOutcomeErrors(app);
 
   /** A search asks for its total only with `_count=0` or `_summary=count`: the Bundle then has no entry. */
   const countOnly = (q: { _count: number; _summary?: string }) => q._count === 0 || q._summary === 'count';
@@ -155,19 +92,6 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
     limit: countOnly(q) ? 1 : q._count,
     after: decodeCursor(q._cursor, (s) => (z.uuid().safeParse(s).success ? s : undefined)),
   });
-
-  // Errors in this context leave as OperationOutcome, with the status the API would give.
-  app.setErrorHandler((err: FastifyError, req, reply) => {
-    const problem = classifyError(err, req);
-    problemHeaders(reply, problem);
-    return reply.code(problem.status).type(FHIR_CONTENT).send(toOperationOutcome(problem));
-  });
-  app.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
-      .type(FHIR_CONTENT)
-      .send(toOperationOutcome(buildProblem(req, 404, 'route-not-found', `This server does not support ${req.method} ${req.url.split('?')[0]}; see /fhir/R4/metadata.`))),
-  );
 
   // Patient
   entry('Patient').interactions.add('read');
@@ -268,32 +192,5 @@ export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }
   r.get('/metadata', {
     config: { public: true, errorFormat: 'fhir' },
     schema: { operationId: 'fhirCapabilities', tags, summary: 'The CapabilityStatement: exactly what this FHIR endpoint supports', response: { 200: ok } },
-  }, async (req, reply) =>
-    send(reply, {
-      resourceType: 'CapabilityStatement',
-      status: 'active',
-      date: '2026-11-21',
-      publisher: 'Exosome therapy records',
-      kind: 'instance',
-      software: { name: 'exosome-records', version: API_VERSION },
-      implementation: { description: 'Read-only FHIR R4 facade over the exosome therapy records API', url: base(req) },
-      fhirVersion: '4.0.1',
-      format: [FHIR_JSON, 'json'],
-      rest: [
-        {
-          mode: 'server',
-          documentation: 'Read-only. Authorization: Bearer JWT (RS256, ES256 or EdDSA) with scope and clinic_id claims; a clinic sees only its own patients.',
-          security: { description: 'Bearer JWT; scopes patients:read, clinical:read, lots:read' },
-          resource: [...capability.values()].map((e) => ({
-            type: e.type,
-            interaction: [...e.interactions].map((code) => ({ code })),
-            // Reads answer ETag W/"<versionId>" and honour If-None-Match (sendRead); If-Modified-Since is not read.
-            ...(e.interactions.has('read') ? { versioning: 'versioned', conditionalRead: 'not-match' } : {}),
-            ...(e.searchParams.length ? { searchParam: e.searchParams } : {}),
-            ...(e.operations.length ? { operation: e.operations } : {}),
-          })),
-        },
-      ],
-    }),
-  );
+  }, async (req, reply) => send(reply, capability.statement(req)));
 }

@@ -1,0 +1,56 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Scope } from '../../auth/principal.js';
+import { FHIR_JSON, FhirResource } from '../../http/problem.js';
+import type { FhirResource as Resource } from './fhir.mappers.js';
+
+/** What the facade answers with, by Accept: FHIR's JSON media type first (the default), then plain JSON. */
+export const FHIR_MEDIA_TYPES = [FHIR_JSON, 'application/json'] as const;
+
+/**
+ * `_format` (R4 §3.1.0.1.10): the JSON forms (`json`, `application/json`, `application/fhir+json`, and the DSTU2
+ * `application/json+fhir`) ask for JSON; `xml`, `ttl`, `html` and anything else ask for a form this server does
+ * not produce (406).
+ */
+export const FHIR_FORMAT = {
+  name: '_format',
+  toMediaRange(value: string): string | undefined {
+    const type = value.split(';')[0]!.trim().toLowerCase();
+    if (type === 'json' || type === 'application/json') return 'application/json';
+    if (type === FHIR_JSON || type === 'application/json+fhir') return FHIR_JSON;
+    return undefined;
+  },
+};
+
+/** The facade's base URL as the client reached it. */
+export const fhirBase = (req: FastifyRequest) => `${req.protocol}://${req.host}/fhir/R4`;
+
+/** Route config of the facade: the scopes it needs, errors as OperationOutcome. */
+export const fhirConfig = (scope: Scope | Scope[]) => ({ scope, errorFormat: 'fhir' as const });
+
+/** OpenAPI responses shared by the facade's routes. */
+export const okResponse = { description: 'OK', content: { [FHIR_JSON]: { schema: FhirResource } } };
+export const notModifiedResponse = { 304: z.null().meta({ description: 'Not Modified: If-None-Match names the current version (no body)' }) };
+
+/** Answers `body` in the JSON form Accept (or `_format`) chose (http/negotiation.ts); XML and others were refused with 406. */
+export function sendFhir(reply: FastifyReply, body: Resource) {
+  return reply.type(`${reply.request.negotiatedType || FHIR_JSON}; charset=utf-8`).send(body);
+}
+
+/** Weak comparison (RFC 9110 §8.8.3.2) of one If-None-Match entry with a version: `*`, `W/"2"` and `"2"` match 2. */
+function matchesVersion(tag: string, versionId: string): boolean {
+  return tag === '*' || tag.replace(/^W\//, '') === `"${versionId}"`;
+}
+
+/**
+ * A read or vread (FHIR R4 §3.1.0.4.1 "Conditional read"): `ETag: W/"<versionId>"` and `Last-Modified` from the
+ * resource's meta; an `If-None-Match` naming that version (or `*`) is answered 304 with no body.
+ */
+export function sendRead(req: FastifyRequest, reply: FastifyReply, body: Resource) {
+  const meta = (body as { meta?: { versionId?: string; lastUpdated?: string } }).meta;
+  if (meta?.versionId) reply.header('ETag', `W/"${meta.versionId}"`);
+  if (meta?.lastUpdated) reply.header('Last-Modified', new Date(meta.lastUpdated).toUTCString());
+  const ifNoneMatch = req.headers['if-none-match'];
+  if (meta?.versionId && ifNoneMatch && ifNoneMatch.split(',').some((tag) => matchesVersion(tag.trim(), meta.versionId!))) return reply.code(304).send();
+  return sendFhir(reply, body);
+}
