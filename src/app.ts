@@ -21,6 +21,8 @@ import { auditRoutes } from './modules/audit/audit.routes.js';
 import { createTraceabilityService } from './modules/traceability/traceability.service.js';
 import { traceabilityRoutes } from './modules/traceability/traceability.routes.js';
 import { createFhirService } from './modules/fhir/fhir.service.js';
+import { createFhirSearch } from './modules/fhir/fhir.search.js';
+import { createFhirVersions } from './modules/fhir/fhir.versions.service.js';
 import { fhirRoutes } from './modules/fhir/fhir.routes.js';
 import { FHIR_FORMAT, FHIR_MEDIA_TYPES } from './modules/fhir/fhir.http.js';
 import { toOperationOutcome } from './modules/fhir/operation-outcome.js';
@@ -140,7 +142,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const adverseEvents = createAdverseEventsService({ db, uow, audit, history, clock, procedures });
   const auditLog = createAuditLogService({ db, audit });
   const reports = createTraceabilityService({ db, pool: opts.pool, audit, clock, lots, donors, vials, patients });
-  const fhir = createFhirService({ clock, patients, procedures, outcomes, adverseEvents, lots, donors });
+  const fhirSearch = createFhirSearch({ patients, procedures, outcomes, adverseEvents, lots, donors });
+  const fhir = createFhirService({ patients, procedures, outcomes, adverseEvents, lots, search: fhirSearch });
+  const fhirVersions = createFhirVersions({ patients, procedures, outcomes, adverseEvents, lots, donors });
 
   // Every instance offers to seal; the database lets one at a time do it (docs/adr/0001-audit-hash-chain.md).
   const sealEvery = opts.auditSealIntervalMs ?? 0;
@@ -202,7 +206,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(
     async (r4) => {
       await r4.register(negotiationPlugin, { produces: FHIR_MEDIA_TYPES, notAcceptableResponse: operationOutcomeResponses(406), formatParameter: FHIR_FORMAT });
-      fhirRoutes(r4, { fhir });
+      fhirRoutes(r4, { fhir, search: fhirSearch, versions: fhirVersions });
     },
     { prefix: '/fhir/R4' },
   );

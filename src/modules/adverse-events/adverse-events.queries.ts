@@ -4,6 +4,8 @@ import type { PageRequest } from '../../http/pagination.js';
 import { fromRaw } from '../../db/raw.js';
 import { equalities } from '../../db/compiled.js';
 import { adverseEvents } from './adverse-events.table.js';
+import { countSelect, searchSelect, type Fields } from '../../db/search.js';
+import type { Condition, SearchQuery } from '../../shared/search.js';
 
 export type AdverseEventRow = typeof adverseEvents.$inferSelect;
 
@@ -82,6 +84,35 @@ export async function countAdverseEvents(exec: Executor, clinicId: string, f: Ad
   const v = adverseEventSearchValues(clinicId, f);
   const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(adverseEvents).where(and(...adverseEventWhere(v, v)));
   return row?.n ?? 0;
+}
+
+/** What an adverse event can be searched by (shared/search.ts criteria), and how each is written in SQL. */
+export type AdverseEventField = 'id' | 'patientId' | 'onsetAt' | 'serious' | 'updatedAt';
+export type AdverseEventSort = 'onsetAt' | 'updatedAt';
+
+const adverseEventSearch = {
+  id: adverseEvents.id,
+  fields: {
+    id: { type: 'value', column: adverseEvents.id },
+    patientId: { type: 'value', column: adverseEvents.patientId },
+    onsetAt: { type: 'instant', column: adverseEvents.onsetAt },
+    serious: { type: 'value', column: adverseEvents.serious },
+    updatedAt: { type: 'instant', column: adverseEvents.updatedAt },
+  } satisfies Fields<AdverseEventField>,
+  sortFields: {
+    onsetAt: { column: adverseEvents.onsetAt, cast: 'timestamptz' as const },
+    updatedAt: { column: adverseEvents.updatedAt, cast: 'timestamptz' as const },
+  },
+};
+
+/** One page of the clinic's adverse events matching `q` (rows as PostgreSQL names them, with sort_key and _ord). */
+export function selectAdverseEventsMatching(clinicId: string, q: SearchQuery<AdverseEventField, AdverseEventSort>) {
+  return searchSelect(adverseEvents, adverseEventSearch, eq(adverseEvents.clinicId, clinicId), q);
+}
+
+export async function countAdverseEventsMatching(exec: Executor, clinicId: string, where: Condition<AdverseEventField>[]): Promise<number> {
+  const result = await exec.execute(countSelect(adverseEvents, adverseEventSearch.fields, eq(adverseEvents.clinicId, clinicId), where));
+  return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
 }
 
 export async function updateAdverseEvent(tx: Tx, id: string, changes: Partial<typeof adverseEvents.$inferInsert>): Promise<AdverseEventRow> {

@@ -11,9 +11,10 @@ import { NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors
 import { sameJson } from '../../shared/canonical-json.js';
 import { newId } from '../../shared/ids.js';
 import { clinicOf } from '../../shared/tenancy.js';
+import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
-import type { History } from '../history/history.service.js';
+import type { History, VersionPage } from '../history/history.service.js';
 import type { ProceduresService } from '../procedures/procedures.service.js';
 import * as q from './adverse-events.queries.js';
 import type { AdverseEventCreate, AdverseEventDto, AdverseEventPatch } from './adverse-events.schemas.js';
@@ -117,6 +118,21 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
       return toPage(rows.map((r) => toAdverseEventDto(q.adverseEventFromRaw(r))), page.limit);
     },
 
+    /**
+     * One page of the caller's clinic's adverse events matching `search` (shared/search.ts criteria), audited as
+     * one search entry naming the criteria (`filters`: names, never values) and the ids returned, in the same statement.
+     */
+    async find(actor: Actor, search: SearchQuery<q.AdverseEventField, q.AdverseEventSort>, filters: string[]): Promise<SearchResult<AdverseEventDto>> {
+      const clinicId = clinicOf(actor);
+      const rows = await audit.search(db, actor, { resourceType: ADVERSE_EVENT, clinicId, filters, limit: search.limit }, q.selectAdverseEventsMatching(clinicId, search));
+      return pageOf(rows, search.limit, (r) => toAdverseEventDto(q.adverseEventFromRaw(r)));
+    },
+
+    /** How many of the caller's clinic's adverse events match `where` (a FHIR Bundle's total). */
+    countMatching(actor: Actor, where: Condition<q.AdverseEventField>[]) {
+      return q.countAdverseEventsMatching(db, clinicOf(actor), where);
+    },
+
     count(actor: Actor, filters: { patientId?: string }) {
       return q.countAdverseEvents(db, clinicOf(actor), filters);
     },
@@ -150,11 +166,20 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
       });
     },
 
-    async history(actor: Actor, id: string, page: PageRequest<number>) {
+    async history(actor: Actor, id: string, page: VersionPage) {
       const row = await visible(actor, id);
       const versions = await history.list<AdverseEventDto>(db, ADVERSE_EVENT, id, page);
       await audit.record(db, actor, { action: 'read', resourceType: ADVERSE_EVENT, resourceId: id, clinicId: row.clinicId, details: { history: true } });
       return toPage(versions, page.limit, (v) => String(v.version));
+    },
+
+    /** One version of the clinic's adverse event (404 if not theirs or no such version); audited as a history read. */
+    async version(actor: Actor, id: string, version: number) {
+      const row = await visible(actor, id);
+      const found = await history.get<AdverseEventDto>(db, ADVERSE_EVENT, id, version);
+      if (!found) throw new NotFound('adverse event version');
+      await audit.record(db, actor, { action: 'read', resourceType: ADVERSE_EVENT, resourceId: id, clinicId: row.clinicId, details: { history: true, version, patientId: row.patientId } });
+      return found;
     },
   };
 }

@@ -41,6 +41,16 @@ export interface AuditLog {
     resourceType: string,
     build: (shape: string, v: V) => SQLWrapper,
   ): (exec: Executor, actor: Actor, entry: { shape: string; clinicId: string | null; filters: string[]; limit: number }, values: V) => Promise<Record<string, unknown>[]>;
+  /**
+   * A search built per request (db/search.ts searchSelect: rows with `id` and `_ord`, at most limit + 1) and one
+   * search entry naming the ids returned, in one statement; rows come back in `_ord` order, as PostgreSQL named them.
+   */
+  search(
+    exec: Executor,
+    actor: Actor,
+    entry: { resourceType: string; clinicId: string | null; filters: string[]; limit: number },
+    query: SQLWrapper,
+  ): Promise<Record<string, unknown>[]>;
 }
 
 function entriesInsert(exec: Executor, actor: Actor, ...entries: AuditEntry[]) {
@@ -84,6 +94,19 @@ function searchThroughSql(actor: Actor, entry: { resourceType: string; clinicId:
     select * from r order by id`;
 }
 
+function orderedSearchSql(actor: Actor, entry: { resourceType: string; clinicId: string | null; filters: string[]; limit: number }, query: SQLWrapper): SQL {
+  return sql`
+    with r as (${query}),
+    a as (
+      insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)
+      values (${actor.sub}, ${actor.clinicId}, 'search', ${entry.resourceType}, null, ${entry.clinicId}, ${actor.requestId}, 'success',
+        jsonb_build_object(
+          'filters', ${JSON.stringify(entry.filters)}::jsonb,
+          'resultIds', coalesce((select jsonb_agg(x.id order by x._ord) from (select id, _ord from r order by _ord limit ${entry.limit}) x), '[]'::jsonb)))
+    )
+    select * from r order by _ord`;
+}
+
 export function createAuditLog(): AuditLog {
   return {
     async record(exec, actor, ...entries) {
@@ -110,6 +133,11 @@ export function createAuditLog(): AuditLog {
         }
         return statement.run(exec, { actor, entry: { clinicId: entry.clinicId, filters: JSON.stringify(entry.filters), limit: entry.limit }, v: values });
       };
+    },
+
+    async search(exec, actor, entry, query) {
+      const result = await exec.execute(orderedSearchSql(actor, entry, query));
+      return result.rows;
     },
 
   };

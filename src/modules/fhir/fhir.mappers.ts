@@ -79,7 +79,8 @@ export function toFhirProcedure(p: ProcedureDto): FhirResource {
   return {
     resourceType: 'Procedure',
     id: p.id,
-    meta: meta(p.version, p.createdAt),
+    // Last changed when it was marked entered-in-error (its only change), else when it was recorded.
+    meta: meta(p.version, p.enteredInError?.at ?? p.createdAt),
     extension,
     status: p.status,
     code: {
@@ -104,6 +105,8 @@ export function toFhirObservation(o: OutcomeDto): FhirResource {
   return {
     resourceType: 'Observation',
     id: o.id,
+    // Scores are never changed: one version, last updated when recorded.
+    meta: meta(1, o.recordedAt),
     extension: [{ url: EXTENSIONS.timepoint, valueCoding: { system: OWN_CODES.timepoint, code: o.timepoint } }],
     status: 'final',
     category: [{ coding: [{ system: OBSERVATION_CATEGORY, code: 'survey', display: 'Survey' }] }],

@@ -1,196 +1,155 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import type { Actor, Scope } from '../../auth/principal.js';
+import type { FhirResource } from './fhir.mappers.js';
 import { actorOf } from '../../http/auth.js';
-import { decodeCursor } from '../../http/pagination.js';
 import { operationOutcomeResponses } from '../../http/problem.js';
 import { BadRequest } from '../../shared/errors.js';
-import { DateOnly, NonEmpty } from '../../shared/schemas.js';
-import type { FhirResource as Resource } from './fhir.mappers.js';
-import type { FhirService, SearchPage } from './fhir.service.js';
-import { CapabilityRegistry, type SearchParamSpec } from './capability.js';
-import { fhirBase, fhirConfig, notModifiedResponse, okResponse, sendFhir, sendRead } from './fhir.http.js';
+import { CapabilityRegistry } from './capability.js';
+import { decodeCursor, searchsetBundle } from './bundle.js';
+import { fhirConfig, notModifiedResponse, okResponse, sendFhir, sendRead } from './fhir.http.js';
+import { SEARCH_DEFS, type FhirSearch, type SearchType } from './fhir.search.js';
+import type { FhirService } from './fhir.service.js';
+import { EVERYTHING_TYPES } from './fhir.service.js';
 import { operationOutcomeErrors } from './operation-outcome.js';
-import { parseToken, splitUnescaped } from './search-values.js';
+import { parseDate, parseSearch, type ParsedSearch } from './search-params.js';
+import { fhirVersionRoutes } from './fhir.versions.js';
+import type { FhirVersions } from './fhir.versions.service.js';
 
 const tags = ['fhir'];
-
-const Reference = (type: string) =>
-  z
-    .string()
-    .transform((s, ctx) => {
-      const id = s.startsWith(`${type}/`) ? s.slice(type.length + 1) : s;
-      if (!z.uuid().safeParse(id).success) {
-        ctx.addIssue({ code: 'custom', message: `a ${type} id or ${type}/{id}` });
-        return z.NEVER;
-      }
-      return id;
-    })
-    .meta({ description: `${type}/{id} or the bare id` });
-
-/**
- * A token search value: `system|code`, `system|`, `|code` or `code`, with FHIR's escapes (`\|`, `\,`, `\$`,
- * `\\`). A comma (OR of several values) is refused for now with a 400 that says so, never searched as text.
- */
-const TokenParam = z
-  .string()
-  .max(460)
-  .transform((raw, ctx) => {
-    if (splitUnescaped(raw, ',').length > 1) {
-      ctx.addIssue({ code: 'custom', message: 'several values (a comma, OR) are not supported on this parameter yet; escape a comma in a value as \\,' });
-      return z.NEVER;
-    }
-    const token = parseToken(raw);
-    if (!token) ctx.addIssue({ code: 'custom', message: 'a token: system|code, system|, |code or code, with \\| \\, \\$ \\\\ escaped' });
-    return token ?? z.NEVER;
-  })
-  .meta({ description: 'A FHIR token: `system|code`, `system|`, `|code` or `code`; escape `|` `,` `$` `\\` with a backslash' });
-
-const paging = {
-  _count: z.coerce.number().int().min(0).max(200).default(50).meta({ description: 'Page size, 0..200; 0 answers the total only (FHIR R4 §3.1.1.5.6)' }),
-  _summary: z.enum(['count', 'false']).optional().meta({ description: '`count`: the total only, no entries; `false`: whole resources (the default)' }),
-  _cursor: z.string().max(200).optional().meta({ description: 'From the Bundle\'s next link' }),
-};
 const IdParams = z.strictObject({ id: z.uuid() });
 
-export function fhirRoutes(app: FastifyInstance, { fhir }: { fhir: FhirService }) {
+/** A query parameter as it may arrive: once, or repeated (repeats are ANDed, R4 §3.1.1.5). */
+const Repeatable = z.union([z.string(), z.array(z.string())]);
+
+/** Result parameters every search takes (R4 §3.1.1.5), documented once; they are read by parseSearch. */
+const RESULT_PARAM_DOCS: Record<string, string> = {
+  _count: 'Page size, 0..200 (default 50); 0 answers the total only',
+  _summary: '`count`: the total only, no entries; `false`: whole resources (the default)',
+  _total: '`accurate` (the default; `estimate` is answered accurately) or `none` (no total, one query fewer)',
+  _sort: 'The order, where the resource offers one (see the CapabilityStatement): `date`, `-date`, `_lastUpdated`, `-_lastUpdated`; then by id',
+  _include: 'Adds the patients of the matches (`Procedure:patient`, `Observation:patient`) as entries with search.mode include',
+  _revinclude: 'On Patient, `Procedure:patient` adds the matched patients\' procedures as entries with search.mode include',
+  _format: '`json`, `application/json` or `application/fhir+json`; other formats are 406',
+  _cursor: 'Where the page starts: from the Bundle\'s next link, as given',
+};
+
+/** `Prefer: handling=strict` (RFC 7240, R4 §3.1.1.5.x): unsupported parameters are refused instead of ignored. */
+function handlingOf(req: FastifyRequest): 'strict' | 'lenient' {
+  const prefer = req.headers.prefer;
+  const text = Array.isArray(prefer) ? prefer.join(',') : (prefer ?? '');
+  return text.split(/[,;]/).some((p) => p.trim().toLowerCase().replace(/\s+/g, '') === 'handling=strict') ? 'strict' : 'lenient';
+}
+
+export function fhirRoutes(app: FastifyInstance, { fhir, search, versions }: { fhir: FhirService; search: FhirSearch; versions: FhirVersions }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const capability = new CapabilityRegistry();
-  const entry = (type: string) => capability.resource(type);
-  const ok = okResponse;
-  const notModified = notModifiedResponse;
-  const config = fhirConfig;
-  const base = fhirBase;
-  const send = sendFhir;
   operationOutcomeErrors(app);
 
-  /** A search asks for its total only with `_count=0` or `_summary=count`: the Bundle then has no entry. */
-  const countOnly = (q: { _count: number; _summary?: string }) => q._count === 0 || q._summary === 'count';
+  /** `GET /{type}/{id}`: a read with ETag and Last-Modified, 304 for a matching If-None-Match (fhir.http.ts sendRead). */
+  const read = (type: string, path: string, scope: Scope, summary: string, operationId: string, load: (actor: Actor, id: string) => Promise<FhirResource>) => {
+    capability.resource(type).interactions.add('read');
+    r.get(path, {
+      config: fhirConfig(scope),
+      schema: { operationId, tags, summary, params: IdParams, response: { 200: okResponse, ...notModifiedResponse, ...operationOutcomeResponses(404) } },
+    }, async (req, reply) => sendRead(req, reply, await load(actorOf(req), req.params.id)));
+  };
 
-  function bundle(req: FastifyRequest, type: string, page: SearchPage): Resource {
-    const query = new URLSearchParams(req.query as Record<string, string>);
-    query.delete('_cursor');
-    const link = [{ relation: 'self', url: `${base(req)}/${type}?${query.toString()}` }];
-    if (countOnly(req.query as { _count: number; _summary?: string })) {
-      return { resourceType: 'Bundle', type: 'searchset', total: page.total, link };
-    }
-    if (page.nextCursor) {
-      query.set('_cursor', page.nextCursor);
-      link.push({ relation: 'next', url: `${base(req)}/${type}?${query.toString()}` });
-    }
-    return {
-      resourceType: 'Bundle',
-      type: 'searchset',
-      total: page.total,
-      link,
-      entry: page.resources.map((resource) => ({ fullUrl: `${base(req)}/${resource.resourceType}/${resource.id}`, resource, search: { mode: 'match' } })),
-    };
-  }
-
-  // A count-only search still runs (one row) through the audited search, so the read is recorded as any other.
-  const cursor = (q: { _count: number; _cursor?: string; _summary?: string }) => ({
-    limit: countOnly(q) ? 1 : q._count,
-    after: decodeCursor(q._cursor, (s) => (z.uuid().safeParse(s).success ? s : undefined)),
-  });
+  /**
+   * `GET /{type}?…` (R4 §3.1.1): the parameters of SEARCH_DEFS[type], ANDed across repeats and ORed within a
+   * comma list; a searchset Bundle of one page, its self link showing exactly what was applied.
+   */
+  const searchRoute = (type: SearchType, scope: Scope, summary: string) => {
+    const def = SEARCH_DEFS[type];
+    const e = capability.resource(type);
+    e.interactions.add('search-type');
+    e.searchParams.push(...def.params.map((p) => ({ name: p.name, type: p.type === 'id' ? ('token' as const) : p.type, documentation: p.documentation })));
+    e.searchInclude.push(...def.includes);
+    e.searchRevInclude.push(...def.revIncludes);
+    if (def.sorts.length) e.documentation = `_sort: ${def.sorts.flatMap((s) => [s, `-${s}`]).join(', ')}`;
+    const documented: Record<string, z.ZodType> = Object.fromEntries([
+      ...def.params.map((p): [string, z.ZodType] => [p.name, Repeatable.optional().meta({ description: `${p.type}: ${p.documentation}` })]),
+      ...Object.entries(RESULT_PARAM_DOCS).map(([name, description]): [string, z.ZodType] => [name, Repeatable.optional().meta({ description })]),
+    ]);
+    r.get(`/${type}`, {
+      config: fhirConfig(scope),
+      schema: { operationId: `fhirSearch${type}`, tags, summary, querystring: z.looseObject(documented), response: { 200: okResponse } },
+    }, async (req, reply) => {
+      const handling = handlingOf(req);
+      const parsed = parseSearch(def, req.query as Record<string, string | string[]>, handling === 'strict');
+      const page = await search[type](actorOf(req), parsed, decodeCursor(parsed.cursor, parsed.sort));
+      reply.header('Preference-Applied', `handling=${handling}`);
+      return sendFhir(reply, searchsetBundle(req, type, parsed, page));
+    });
+  };
 
   // Patient
-  entry('Patient').interactions.add('read');
-  r.get('/Patient/:id', {
-    config: config('patients:read'),
-    schema: { operationId: 'fhirReadPatient', tags, summary: 'Read a Patient', params: IdParams, response: { 200: ok, ...notModified, ...operationOutcomeResponses(404) } },
-  }, async (req, reply) => sendRead(req, reply, await fhir.patient(actorOf(req), req.params.id)));
+  read('Patient', '/Patient/:id', 'patients:read', 'Read a Patient', 'fhirReadPatient', (actor, id) => fhir.patient(actor, id));
+  searchRoute('Patient', 'patients:read', 'Search Patients (searchset Bundle)');
 
-  const patientParams: SearchParamSpec[] = [
-    { name: 'identifier', type: 'token', documentation: 'system|code, system| (any code), |code (no system: matches none here, every identifier has one) or code (any system); \\| \\, \\$ \\\\ escape; the MRN too, under the clinic\'s MRN system. No OR (comma) yet.' },
-    { name: 'family', type: 'string', documentation: 'Case-insensitive prefix of the family name' },
-    { name: 'birthdate', type: 'date', documentation: 'A date, YYYY-MM-DD' },
-  ];
-  entry('Patient').interactions.add('search-type');
-  entry('Patient').searchParams.push(...patientParams);
-  r.get('/Patient', {
-    config: config('patients:read'),
-    schema: {
-      operationId: 'fhirSearchPatient',
-      tags,
-      summary: 'Search Patients by identifier, family name or birth date (searchset Bundle)',
-      querystring: z.looseObject({
-        identifier: TokenParam.optional(),
-        family: NonEmpty(100).optional(),
-        birthdate: z
-          .string()
-          .transform((s) => s.replace(/^eq(?=\d)/, ''))
-          .pipe(DateOnly)
-          .optional()
-          .meta({ description: 'A date, YYYY-MM-DD (or eqYYYY-MM-DD), between 1900-01-01 and 9999-12-31' }),
-        ...paging,
-      }),
-      response: { 200: ok },
-    },
-  }, async (req, reply) => {
-    const { identifier, family, birthdate } = req.query;
-    if (!identifier && !family && !birthdate) throw new BadRequest('Search Patients by identifier, family or birthdate.');
-    return send(reply, bundle(req, 'Patient', await fhir.searchPatients(actorOf(req), { identifier, family, birthdate }, cursor(req.query))));
-  });
-
-  entry('Patient').operations.push({ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' });
+  capability.resource('Patient').operations.push({ name: 'everything', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything' });
   r.get('/Patient/:id/$everything', {
-    config: config(['patients:read', 'clinical:read']),
+    config: fhirConfig(['patients:read', 'clinical:read']),
     schema: {
       operationId: 'fhirPatientEverything',
       tags,
-      summary: 'The patient with every procedure, observation, adverse event and the product lots used',
+      summary: 'The patient, then its procedures, observations and adverse events, a page at a time, with the product lots used (search.mode include)',
       params: IdParams,
-      response: { 200: ok, ...operationOutcomeResponses(404) },
+      querystring: z.looseObject({
+        _count: z.string().regex(/^\d{1,3}$/).refine((s) => Number(s) >= 1 && Number(s) <= 200, '1..200').optional().meta({ description: 'Resources per page (matches; the lots they used come as includes), 1..200, default 50' }),
+        _since: z.string().optional().meta({ description: 'Only resources last updated at or after this instant (or date, the UTC day\'s start)' }),
+        _type: z.string().optional().meta({ description: `Comma-separated types to include, of ${EVERYTHING_TYPES.join(', ')}, BiologicallyDerivedProduct (the lots, as includes); others are ignored` }),
+        _cursor: z.string().optional().meta({ description: 'From the Bundle\'s next link' }),
+      }),
+      response: { 200: okResponse, ...operationOutcomeResponses(400, 404) },
     },
   }, async (req, reply) => {
-    const { match, include } = await fhir.everything(actorOf(req), req.params.id);
-    const entries = [
-      ...match.map((resource) => ({ fullUrl: `${base(req)}/${resource.resourceType}/${resource.id}`, resource, search: { mode: 'match' } })),
-      ...include.map((resource) => ({ fullUrl: `${base(req)}/${resource.resourceType}/${resource.id}`, resource, search: { mode: 'include' } })),
-    ];
-    return send(reply, { resourceType: 'Bundle', type: 'searchset', total: match.length, link: [{ relation: 'self', url: `${base(req)}/Patient/${req.params.id}/$everything` }], entry: entries });
+    const q = req.query;
+    let since: string | undefined;
+    if (q._since !== undefined) {
+      // An instant (or a date: its UTC day's start), without a prefix (R4 §3.1.2.5: _since is an instant).
+      const parsedSince = /^\d/.test(q._since) ? parseDate(q._since, false) : 'an instant: YYYY-MM-DDThh:mm:ss[.fff] with Z or ±hh:mm, or a date';
+      if (typeof parsedSince === 'string') throw new BadRequest('_since is not an instant.', [{ path: 'querystring._since', message: parsedSince }]);
+      since = parsedSince.start;
+    }
+    const types = q._type?.split(',').map((t) => t.trim());
+    const parsed: ParsedSearch = {
+      uses: [],
+      count: q._count === undefined ? 50 : Number(q._count),
+      countOnly: false,
+      total: false,
+      sort: null,
+      include: [],
+      revInclude: [],
+      applied: [
+        ...(q._count !== undefined ? [['_count', q._count] as [string, string]] : []),
+        ...(q._since !== undefined ? [['_since', q._since] as [string, string]] : []),
+        ...(q._type !== undefined ? [['_type', q._type] as [string, string]] : []),
+      ],
+    };
+    const after = decodeCursor(q._cursor, null);
+    const page = await fhir.everything(actorOf(req), req.params.id, { count: parsed.count, since, types, after });
+    return sendFhir(reply, searchsetBundle(req, `Patient/${req.params.id}/$everything`, parsed, page));
   });
 
-  // Procedure
-  entry('Procedure').interactions.add('read');
-  r.get('/Procedure/:id', {
-    config: config('clinical:read'),
-    schema: { operationId: 'fhirReadProcedure', tags, summary: 'Read a Procedure (lot, route, guidance and dose as extensions)', params: IdParams, response: { 200: ok, ...notModified, ...operationOutcomeResponses(404) } },
-  }, async (req, reply) => sendRead(req, reply, await fhir.procedure(actorOf(req), req.params.id)));
-
-  entry('Procedure').interactions.add('search-type');
-  entry('Procedure').searchParams.push({ name: 'patient', type: 'reference', documentation: 'Patient/{id} or the id' });
-  r.get('/Procedure', {
-    config: config('clinical:read'),
-    schema: { operationId: 'fhirSearchProcedure', tags, summary: 'A patient\'s Procedures', querystring: z.looseObject({ patient: Reference('Patient'), ...paging }), response: { 200: ok } },
-  }, async (req, reply) => send(reply, bundle(req, 'Procedure', await fhir.searchProcedures(actorOf(req), req.query.patient, cursor(req.query)))));
-
-  // Observation
-  entry('Observation').interactions.add('search-type');
-  entry('Observation').searchParams.push({ name: 'patient', type: 'reference', documentation: 'Patient/{id} or the id' });
-  r.get('/Observation', {
-    config: config('clinical:read'),
-    schema: { operationId: 'fhirSearchObservation', tags, summary: 'A patient\'s outcome scores as survey Observations', querystring: z.looseObject({ patient: Reference('Patient'), ...paging }), response: { 200: ok } },
-  }, async (req, reply) => send(reply, bundle(req, 'Observation', await fhir.searchObservations(actorOf(req), req.query.patient, cursor(req.query)))));
-
-  // AdverseEvent
-  entry('AdverseEvent').interactions.add('search-type');
-  entry('AdverseEvent').searchParams.push({ name: 'subject', type: 'reference', documentation: 'Patient/{id} or the id' });
-  r.get('/AdverseEvent', {
-    config: config('clinical:read'),
-    schema: { operationId: 'fhirSearchAdverseEvent', tags, summary: 'A patient\'s AdverseEvents', querystring: z.looseObject({ subject: Reference('Patient'), ...paging }), response: { 200: ok } },
-  }, async (req, reply) => send(reply, bundle(req, 'AdverseEvent', await fhir.searchAdverseEvents(actorOf(req), req.query.subject, cursor(req.query)))));
+  // Procedure, Observation, AdverseEvent
+  read('Procedure', '/Procedure/:id', 'clinical:read', 'Read a Procedure (lot, route, guidance and dose as extensions)', 'fhirReadProcedure', (actor, id) => fhir.procedure(actor, id));
+  searchRoute('Procedure', 'clinical:read', 'Search Procedures (searchset Bundle)');
+  searchRoute('Observation', 'clinical:read', 'Search outcome scores as survey Observations (searchset Bundle)');
+  searchRoute('AdverseEvent', 'clinical:read', 'Search AdverseEvents (searchset Bundle)');
 
   // BiologicallyDerivedProduct
-  entry('BiologicallyDerivedProduct').interactions.add('read');
-  r.get('/BiologicallyDerivedProduct/:id', {
-    config: config('lots:read'),
-    schema: { operationId: 'fhirReadProduct', tags, summary: 'Read a product lot as a BiologicallyDerivedProduct', params: IdParams, response: { 200: ok, ...notModified, ...operationOutcomeResponses(404) } },
-  }, async (req, reply) => sendRead(req, reply, await fhir.product(req.params.id)));
+  read('BiologicallyDerivedProduct', '/BiologicallyDerivedProduct/:id', 'lots:read', 'Read a product lot as a BiologicallyDerivedProduct', 'fhirReadProduct', (_actor, id) => fhir.product(id));
+  searchRoute('BiologicallyDerivedProduct', 'lots:read', 'Search product lots by id or identifier (lot number, donor DIN)');
+
+  // vread, history and the Observation and AdverseEvent reads (fhir.versions.ts)
+  fhirVersionRoutes(app, { versions, capability });
 
   // CapabilityStatement: built from the registrations above, so it lists exactly what is served.
   r.get('/metadata', {
     config: { public: true, errorFormat: 'fhir' },
-    schema: { operationId: 'fhirCapabilities', tags, summary: 'The CapabilityStatement: exactly what this FHIR endpoint supports', response: { 200: ok } },
-  }, async (req, reply) => send(reply, capability.statement(req)));
+    schema: { operationId: 'fhirCapabilities', tags, summary: 'The CapabilityStatement: exactly what this FHIR endpoint supports', response: { 200: okResponse } },
+  }, async (req, reply) => sendFhir(reply, capability.statement(req)));
+
 }

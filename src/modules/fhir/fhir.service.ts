@@ -1,66 +1,79 @@
 import type { Actor } from '../../auth/principal.js';
-import type { PageRequest } from '../../http/pagination.js';
-import type { Clock } from '../../shared/clock.js';
-import { NotFound } from '../../shared/errors.js';
+import { BadRequest } from '../../shared/errors.js';
+import type { Condition, SearchKey, SearchResult } from '../../shared/search.js';
 import type { AdverseEventsService } from '../adverse-events/adverse-events.service.js';
-import type { DonorsService } from '../donors/donors.service.js';
 import type { LotsService } from '../lots/lots.service.js';
 import type { OutcomesService } from '../outcomes/outcomes.service.js';
 import type { PatientsService } from '../patients/patients.service.js';
-import type { IdentifierToken, PatientFilters } from '../patients/patients.schemas.js';
 import type { ProceduresService } from '../procedures/procedures.service.js';
-import { OWN_IDENTIFIERS } from './fhir.codes.js';
-import { toFhirAdverseEvent, toFhirObservation, toFhirPatient, toFhirProcedure, toFhirProduct, type FhirResource } from './fhir.mappers.js';
+import { toFhirAdverseEvent, toFhirObservation, toFhirPatient, toFhirProcedure, type FhirResource } from './fhir.mappers.js';
+import type { FhirSearch, FhirSearchPage } from './fhir.search.js';
 
 export interface FhirDeps {
-  clock: Clock;
-  patients: Pick<PatientsService, 'get' | 'search' | 'count'>;
-  procedures: Pick<ProceduresService, 'get' | 'list' | 'count'>;
-  outcomes: Pick<OutcomesService, 'forPatient' | 'countForPatient'>;
-  adverseEvents: Pick<AdverseEventsService, 'list' | 'count'>;
-  lots: Pick<LotsService, 'get' | 'getMany'>;
-  donors: Pick<DonorsService, 'getMany'>;
+  patients: Pick<PatientsService, 'get' | 'visiblePatient' | 'find'>;
+  procedures: Pick<ProceduresService, 'get' | 'find'>;
+  outcomes: Pick<OutcomesService, 'find'>;
+  adverseEvents: Pick<AdverseEventsService, 'find'>;
+  lots: Pick<LotsService, 'get'>;
+  search: Pick<FhirSearch, 'products'>;
 }
 
-export interface SearchPage {
-  resources: FhirResource[];
-  total: number;
-  nextCursor: string | null;
+/** The sections of `$everything`, in the order its pages list them. */
+export const EVERYTHING_TYPES = ['Patient', 'Procedure', 'Observation', 'AdverseEvent'] as const;
+type Section = (typeof EVERYTHING_TYPES)[number];
+
+/** Where a section starts when a page ends exactly at the end of the one before (ids are UUIDv7: all above it). */
+const SECTION_START = '00000000-0000-0000-0000-000000000000';
+
+export interface EverythingRequest {
+  /** Matches per page, 1..200. */
+  count: number;
+  /** Only resources last updated at or after this instant (ISO 8601). */
+  since?: string;
+  /** The types asked for (`_type`); all of EVERYTHING_TYPES and the products when undefined. */
+  types?: string[];
+  /** Where the page starts: the section's name as `key` and the last id seen in it. */
+  after?: SearchKey;
 }
 
 /** Reads through the same services (and so the same tenancy and audit) as the REST API, mapped to R4. */
-export function createFhirService({ patients, procedures, outcomes, adverseEvents, lots, donors }: FhirDeps) {
-  /** Lots as BiologicallyDerivedProducts, with their donors' DINs: three queries whatever the count. */
-  async function products(ids: string[]) {
-    const lotDtos = await lots.getMany(ids);
-    const donorDtos = await donors.getMany([...new Set(lotDtos.flatMap((l) => l.donorIds))]);
-    const din = new Map(donorDtos.map((d) => [d.id, d.din]));
-    return lotDtos.map((l) => toFhirProduct(l, l.donorIds.map((d) => din.get(d)!)));
-  }
+export function createFhirService({ patients, procedures, outcomes, adverseEvents, lots, search }: FhirDeps) {
+  const value = (v: string) => ({ kind: 'value' as const, value: v });
+  const sinceMatch = (since: string) => ({ kind: 'date' as const, prefix: 'ge' as const, start: since, end: since, dayAligned: false });
 
-  async function product(id: string) {
-    await lots.get(id); // 404 for an unknown lot
-    return (await products([id]))[0]!;
-  }
-
-  /** A search on a patient the caller cannot see is empty, as for a patient with no records. */
-  async function emptyIfHidden(run: () => Promise<SearchPage>): Promise<SearchPage> {
-    try {
-      return await run();
-    } catch (err) {
-      if (err instanceof NotFound) return { resources: [], total: 0, nextCursor: null };
-      throw err;
-    }
-  }
-
-  async function allPages<T>(fetch: (page: PageRequest) => Promise<{ items: T[]; nextCursor: string | null }>): Promise<T[]> {
-    const out: T[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await fetch({ limit: 200, after });
-      out.push(...page.items);
-      if (!page.nextCursor) return out;
-      after = Buffer.from(page.nextCursor, 'base64url').toString('utf8');
+  /**
+   * One section's next rows of the patient's record, audited as a search through its module: rows after `after`
+   * in id order, `limit` at most, last updated at or after `since`.
+   */
+  async function section(
+    actor: Actor,
+    s: Section,
+    patientId: string,
+    limit: number,
+    after: string | undefined,
+    since: string | undefined,
+  ): Promise<SearchResult<FhirResource> & { lotIds?: string[] }> {
+    const key = after ? { key: null, id: after } : undefined;
+    const filters = ['$everything', ...(since ? ['_since'] : [])];
+    const of = <F extends string>(patientField: F, updatedField: F): Condition<F>[] => [
+      { anyOf: [{ field: patientField, match: value(patientId) }] },
+      ...(since ? [{ anyOf: [{ field: updatedField, match: sinceMatch(since) }] }] : []),
+    ];
+    const mapped = async <T>(page: Promise<SearchResult<T>>, map: (t: T) => FhirResource) => {
+      const p = await page;
+      return { items: p.items.map(map), next: p.next };
+    };
+    switch (s) {
+      case 'Patient':
+        return mapped(patients.find(actor, { where: of('id', 'updatedAt'), sort: null, limit, after: key }, filters), toFhirPatient);
+      case 'Procedure': {
+        const page = await procedures.find(actor, { where: of('patientId', 'updatedAt'), sort: null, limit, after: key }, filters);
+        return { items: page.items.map(toFhirProcedure), next: page.next, lotIds: page.items.map((p) => p.lotId) };
+      }
+      case 'Observation':
+        return mapped(outcomes.find(actor, { where: of('patientId', 'recordedAt'), sort: null, limit, after: key }, filters), toFhirObservation);
+      case 'AdverseEvent':
+        return mapped(adverseEvents.find(actor, { where: of('patientId', 'updatedAt'), sort: null, limit, after: key }, filters), toFhirAdverseEvent);
     }
   }
 
@@ -69,53 +82,46 @@ export function createFhirService({ patients, procedures, outcomes, adverseEvent
       return toFhirPatient(await patients.get(actor, id));
     },
 
-    async searchPatients(actor: Actor, params: { identifier?: IdentifierToken; family?: string; birthdate?: string }, page: PageRequest): Promise<SearchPage> {
-      const filters: PatientFilters = { familyName: params.family, birthDate: params.birthdate };
-      const token = params.identifier;
-      if (token) {
-        // The MRN goes out as an identifier of the clinic's MRN system; searching by it finds the MRN.
-        if (actor.clinicId && token.system === OWN_IDENTIFIERS.mrn(actor.clinicId) && token.code !== undefined) filters.mrn = token.code;
-        else filters.identifier = token;
-      }
-      const [result, total] = await Promise.all([patients.search(actor, filters, page), patients.count(actor, filters)]);
-      return { resources: result.items.map(toFhirPatient), total, nextCursor: result.nextCursor };
-    },
-
     async procedure(actor: Actor, id: string) {
       return toFhirProcedure(await procedures.get(actor, id));
     },
 
-    async searchProcedures(actor: Actor, patientId: string, page: PageRequest): Promise<SearchPage> {
-      const [result, total] = await Promise.all([procedures.list(actor, { patientId }, page), procedures.count(actor, { patientId })]);
-      return { resources: result.items.map(toFhirProcedure), total, nextCursor: result.nextCursor };
+    async product(id: string) {
+      await lots.get(id); // 404 for an unknown lot
+      return (await search.products([id]))[0]!;
     },
 
-    searchObservations(actor: Actor, patientId: string, page: PageRequest): Promise<SearchPage> {
-      return emptyIfHidden(async () => {
-        const [result, total] = await Promise.all([outcomes.forPatient(actor, patientId, page), outcomes.countForPatient(actor, patientId)]);
-        return { resources: result.items.map(toFhirObservation), total, nextCursor: result.nextCursor };
-      });
-    },
-
-    async searchAdverseEvents(actor: Actor, patientId: string, page: PageRequest): Promise<SearchPage> {
-      const [result, total] = await Promise.all([adverseEvents.list(actor, { patientId }, page), adverseEvents.count(actor, { patientId })]);
-      return { resources: result.items.map(toFhirAdverseEvent), total, nextCursor: result.nextCursor };
-    },
-
-    product,
-
-    /** The patient with every procedure, observation and adverse event, and the lots they used. */
-    async everything(actor: Actor, patientId: string): Promise<{ match: FhirResource[]; include: FhirResource[] }> {
-      const patient = await patients.get(actor, patientId);
-      const [procs, scores, events] = await Promise.all([
-        allPages((page) => procedures.list(actor, { patientId }, page)),
-        allPages((page) => outcomes.forPatient(actor, patientId, page)),
-        allPages((page) => adverseEvents.list(actor, { patientId }, page)),
-      ]);
-      return {
-        match: [toFhirPatient(patient), ...procs.map(toFhirProcedure), ...scores.map(toFhirObservation), ...events.map(toFhirAdverseEvent)],
-        include: await products([...new Set(procs.map((p) => p.lotId))]),
-      };
+    /**
+     * `Patient/{id}/$everything` (R4 §14.4.3.x Patient-everything), one page: the patient, then its procedures,
+     * observations and adverse events in that order (each by id), `count` of them at most, from where the cursor
+     * says; the lots the page's procedures used are included (search.mode include). 404 for a patient the caller's
+     * clinic does not hold. Each section read is audited as a search of its module.
+     */
+    async everything(actor: Actor, patientId: string, req: EverythingRequest): Promise<FhirSearchPage> {
+      await patients.visiblePatient(actor, patientId);
+      const wanted = EVERYTHING_TYPES.filter((t) => !req.types || req.types.includes(t));
+      const withProducts = !req.types || req.types.includes('BiologicallyDerivedProduct');
+      const startAt = req.after ? EVERYTHING_TYPES.indexOf(req.after.key as Section) : 0;
+      if (startAt < 0) throw new BadRequest('The cursor is not one this server gave out for this search.', [{ path: 'querystring._cursor', message: 'invalid cursor' }]);
+      const matches: FhirResource[] = [];
+      const lotIds = new Set<string>();
+      let next: SearchKey | null = null;
+      for (const s of wanted.filter((t) => EVERYTHING_TYPES.indexOf(t) >= startAt)) {
+        const remaining = req.count - matches.length;
+        const after = req.after && req.after.key === s ? req.after.id : undefined;
+        if (remaining === 0) {
+          next = { key: s, id: SECTION_START };
+          break;
+        }
+        const page = await section(actor, s, patientId, remaining, after, req.since);
+        matches.push(...page.items);
+        page.lotIds?.forEach((id) => lotIds.add(id));
+        if (page.next) {
+          next = { key: s, id: page.next.id };
+          break;
+        }
+      }
+      return { matches, includes: withProducts ? await search.products([...lotIds]) : [], next };
     },
   };
 }

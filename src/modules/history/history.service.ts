@@ -1,4 +1,4 @@
-import { and, asc, eq, gt } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, lt } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import { write } from '../../db/unit-of-work.js';
 import type { PageRequest } from '../../http/pagination.js';
@@ -10,6 +10,9 @@ export interface VersionSnapshot<T> {
   recordedBy: string;
   resource: T;
 }
+
+/** A page of versions: oldest first after version `after`, or, with `newestFirst`, newest first before it. */
+export type VersionPage = PageRequest<number> & { newestFirst?: boolean };
 
 export interface VersionEntry {
   resourceType: string;
@@ -36,7 +39,9 @@ export interface History {
   record(tx: Tx, entry: VersionEntry): Promise<void>;
   /** The same insert as a statement, for a change written in one statement (UnitOfWork.once). */
   statement(exec: Executor, entry: VersionEntry): ReturnType<typeof versionInsert>;
-  list<T>(exec: Executor, resourceType: string, resourceId: string, page: PageRequest<number>): Promise<VersionSnapshot<T>[]>;
+  list<T>(exec: Executor, resourceType: string, resourceId: string, page: VersionPage): Promise<VersionSnapshot<T>[]>;
+  /** One version of a record, undefined if it has no such version. */
+  get<T>(exec: Executor, resourceType: string, resourceId: string, version: number): Promise<VersionSnapshot<T> | undefined>;
 }
 
 export function createHistory(): History {
@@ -45,7 +50,7 @@ export function createHistory(): History {
       await write(tx, versionInsert(tx, e));
     },
     statement: versionInsert,
-    async list<T>(exec: Executor, resourceType: string, resourceId: string, page: PageRequest<number>) {
+    async list<T>(exec: Executor, resourceType: string, resourceId: string, page: VersionPage) {
       const rows = await exec
         .select()
         .from(recordVersions)
@@ -53,10 +58,10 @@ export function createHistory(): History {
           and(
             eq(recordVersions.resourceType, resourceType),
             eq(recordVersions.resourceId, resourceId),
-            page.after !== undefined ? gt(recordVersions.version, page.after) : undefined,
+            page.after !== undefined ? (page.newestFirst ? lt : gt)(recordVersions.version, page.after) : undefined,
           ),
         )
-        .orderBy(asc(recordVersions.version))
+        .orderBy(page.newestFirst ? desc(recordVersions.version) : asc(recordVersions.version))
         .limit(page.limit + 1);
       return rows.map((r) => ({
         version: r.version,
@@ -64,6 +69,13 @@ export function createHistory(): History {
         recordedBy: r.recordedBy,
         resource: r.body as T,
       }));
+    },
+    async get<T>(exec: Executor, resourceType: string, resourceId: string, version: number) {
+      const [r] = await exec
+        .select()
+        .from(recordVersions)
+        .where(and(eq(recordVersions.resourceType, resourceType), eq(recordVersions.resourceId, resourceId), eq(recordVersions.version, version)));
+      return r ? { version: r.version, recordedAt: r.recordedAt.toISOString(), recordedBy: r.recordedBy, resource: r.body as T } : undefined;
     },
   };
 }

@@ -6,6 +6,8 @@ import type { PageRequest } from '../../http/pagination.js';
 import { Conflict } from '../../shared/errors.js';
 import type { LotFilters } from './lots.schemas.js';
 import { lotDonors, lotStatusChanges, lots } from './lots.table.js';
+import { searchSelect, countSelect, type Fields } from '../../db/search.js';
+import type { Condition, Match, SearchQuery } from '../../shared/search.js';
 
 export type LotRow = typeof lots.$inferSelect;
 export type StatusChangeRow = typeof lotStatusChanges.$inferSelect;
@@ -71,6 +73,46 @@ export async function listLots(exec: Executor, f: LotFilters, page: PageRequest)
     .where(and(...where))
     .orderBy(asc(lots.id))
     .limit(page.limit + 1);
+}
+
+/** What a lot can be searched by (shared/search.ts criteria), and how each is written in SQL. */
+export type LotField = 'id' | 'lotNumber' | 'donorId' | 'updatedAt';
+
+const lotNumberSql = (m: Match) => {
+  // A token whose system is the manufacturer (undefined: any manufacturer; its code undefined: any number).
+  if (m.kind !== 'token') throw new Error(`a ${m.kind} match on the lot number`);
+  if (m.system === null) return sql`false`;
+  return and(m.system !== undefined ? eq(lots.manufacturer, m.system) : undefined, m.code !== undefined ? eq(lots.lotNumber, m.code) : undefined) ?? sql`true`;
+};
+
+const lotSearch = {
+  id: lots.id,
+  fields: {
+    id: { type: 'value', column: lots.id },
+    lotNumber: { type: 'custom', build: lotNumberSql },
+    donorId: {
+      type: 'custom',
+      build: (m) => {
+        if (m.kind !== 'value') throw new Error(`a ${m.kind} match on a donor id`);
+        return sql`exists (select 1 from ${lotDonors} where ${lotDonors.lotId} = ${lots.id} and ${lotDonors.donorId} = ${m.value})`;
+      },
+    },
+    updatedAt: { type: 'instant', column: lots.updatedAt },
+  } satisfies Fields<LotField>,
+  sortFields: { updatedAt: { column: lots.updatedAt, cast: 'timestamptz' as const } },
+};
+
+/** A lots row as PostgreSQL returns it from raw SQL. */
+export const lotFromRaw = (r: Record<string, unknown>): LotRow => fromRaw(lots, r);
+
+/** One page of the lots matching `q`, and how many match (lots are supplier records: no clinic scope). */
+export async function lotsMatching(exec: Executor, q: SearchQuery<LotField, 'updatedAt'>): Promise<Record<string, unknown>[]> {
+  return (await exec.execute(searchSelect(lots, lotSearch, undefined, q))).rows;
+}
+
+export async function countLotsMatching(exec: Executor, where: Condition<LotField>[]): Promise<number> {
+  const result = await exec.execute(countSelect(lots, lotSearch.fields, undefined, where));
+  return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
 }
 
 export async function donorIdsOf(exec: Executor, lotIds: string[]): Promise<Map<string, string[]>> {

@@ -11,7 +11,7 @@ import { clinicOf } from '../../shared/tenancy.js';
 import { effectiveTime, todayIso } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { DonorsService } from '../donors/donors.service.js';
-import type { History } from '../history/history.service.js';
+import type { History, VersionPage } from '../history/history.service.js';
 import * as q from './lots.queries.js';
 import { CharacterizationInput, ReleaseTestsInput, type LotCreate, type LotDto, type LotFilters, type LotPatch } from './lots.schemas.js';
 import { mergePatch } from '../../shared/merge-patch.js';
@@ -19,6 +19,7 @@ import { sameJson } from '../../shared/canonical-json.js';
 import { unmetReleaseCriteria } from './release.js';
 import * as nq from './notices.queries.js';
 import type { LotStatus } from './vocabulary.js';
+import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
 
 export const LOT = 'lot';
 
@@ -185,16 +186,36 @@ export function createLotsService(deps: LotsDeps) {
     },
 
     /** Every version of the lot, oldest first (supplier records: any lots:read token may read them); audited. */
-    async history(actor: Actor, id: string, page: PageRequest<number>) {
+    async history(actor: Actor, id: string, page: VersionPage) {
       if (!(await q.findLot(db, id))) throw new NotFound('lot');
       const versions = await history.list<LotDto>(db, LOT, id, page);
       await audit.record(db, actor, { action: 'read', resourceType: LOT, resourceId: id, details: { history: true } });
       return toPage(versions, page.limit, (v) => String(v.version));
     },
 
+    /** One version of the lot (404 for an unknown lot or version); audited as a history read. */
+    async version(actor: Actor, id: string, version: number) {
+      if (!(await q.findLot(db, id))) throw new NotFound('lot');
+      const found = await history.get<LotDto>(db, LOT, id, version);
+      if (!found) throw new NotFound('lot version');
+      await audit.record(db, actor, { action: 'read', resourceType: LOT, resourceId: id, details: { history: true, version } });
+      return found;
+    },
+
     /** Several lots at once (unknown ids are left out). */
     async getMany(ids: string[]): Promise<LotDto[]> {
       return ids.length ? loadMany(db, await q.findLots(db, ids)) : [];
+    },
+
+    /** One page of the lots matching `search` (shared/search.ts criteria); supplier records, not audited as reads. */
+    async find(search: SearchQuery<q.LotField, 'updatedAt'>): Promise<SearchResult<LotDto>> {
+      const page = pageOf(await q.lotsMatching(db, search), search.limit, q.lotFromRaw);
+      return { items: await loadMany(db, page.items), next: page.next };
+    },
+
+    /** How many lots match `where` (a FHIR Bundle's total). */
+    countMatching(where: Condition<q.LotField>[]) {
+      return q.countLotsMatching(db, where);
     },
 
     async list(filters: LotFilters, page: PageRequest) {

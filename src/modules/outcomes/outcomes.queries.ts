@@ -3,12 +3,25 @@ import type { Executor } from '../../db/client.js';
 import { builder, compiled } from '../../db/compiled.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { outcomes } from './outcomes.table.js';
+import { fromRaw } from '../../db/raw.js';
+import { countSelect, searchSelect, type Fields } from '../../db/search.js';
+import type { Condition, SearchQuery } from '../../shared/search.js';
 
 export type OutcomeRow = typeof outcomes.$inferSelect;
 
 /** Deferred to the unit of work's single write at commit (the row is built in full by the service). */
 export function insertOutcome(exec: Executor, row: OutcomeRow) {
   return exec.insert(outcomes).values(row);
+}
+
+/** One score of the clinic (undefined if not theirs). */
+export async function findOutcome(exec: Executor, clinicId: string, id: string): Promise<OutcomeRow | undefined> {
+  const [row] = await exec
+    .select()
+    .from(outcomes)
+    .where(and(eq(outcomes.clinicId, clinicId), eq(outcomes.id, id)))
+    .limit(1);
+  return row;
 }
 
 export async function listByProcedure(exec: Executor, clinicId: string, procedureId: string, page: PageRequest): Promise<OutcomeRow[]> {
@@ -49,6 +62,38 @@ export const baselineMap = (rows: Record<string, unknown>[]) =>
 export async function baselinesOf(exec: Executor, procedureIds: string[]): Promise<Map<string, number>> {
   if (procedureIds.length === 0) return new Map();
   return baselineMap(await baselinesStatement.run(exec, { procedureIds }));
+}
+
+/** What an outcome score can be searched by (shared/search.ts criteria), and how each is written in SQL. */
+export type OutcomeField = 'id' | 'patientId' | 'instrument' | 'assessedAt' | 'recordedAt';
+export type OutcomeSort = 'assessedAt' | 'recordedAt';
+
+const outcomeSearch = {
+  id: outcomes.id,
+  fields: {
+    id: { type: 'value', column: outcomes.id },
+    patientId: { type: 'value', column: outcomes.patientId },
+    instrument: { type: 'value', column: outcomes.instrument },
+    assessedAt: { type: 'instant', column: outcomes.assessedAt },
+    recordedAt: { type: 'instant', column: outcomes.recordedAt },
+  } satisfies Fields<OutcomeField>,
+  sortFields: {
+    assessedAt: { column: outcomes.assessedAt, cast: 'timestamptz' as const },
+    recordedAt: { column: outcomes.recordedAt, cast: 'timestamptz' as const },
+  },
+};
+
+/** An outcomes row as PostgreSQL returns it from raw SQL. */
+export const outcomeFromRaw = (r: Record<string, unknown>): OutcomeRow => fromRaw(outcomes, r);
+
+/** One page of the clinic's outcome scores matching `q` (rows as PostgreSQL names them, with sort_key and _ord). */
+export function selectOutcomesMatching(clinicId: string, q: SearchQuery<OutcomeField, OutcomeSort>) {
+  return searchSelect(outcomes, outcomeSearch, eq(outcomes.clinicId, clinicId), q);
+}
+
+export async function countOutcomesMatching(exec: Executor, clinicId: string, where: Condition<OutcomeField>[]): Promise<number> {
+  const result = await exec.execute(countSelect(outcomes, outcomeSearch.fields, eq(outcomes.clinicId, clinicId), where));
+  return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
 }
 
 export async function countByPatient(exec: Executor, clinicId: string, patientId: string): Promise<number> {

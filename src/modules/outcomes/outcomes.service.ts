@@ -7,9 +7,10 @@ import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { toPage } from '../../http/pagination.js';
 import type { Clock } from '../../shared/clock.js';
-import { RuleViolation } from '../../shared/errors.js';
+import { NotFound, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
 import { clinicOf } from '../../shared/tenancy.js';
+import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { PatientsService } from '../patients/patients.service.js';
@@ -121,12 +122,38 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
       }, idem);
     },
 
+    /** One score of the caller's clinic with its derived fields (404 if not theirs); audited as a read. */
+    async get(actor: Actor, id: string): Promise<OutcomeDto> {
+      const clinicId = clinicOf(actor);
+      const row = await q.findOutcome(db, clinicId, id);
+      if (!row) throw new NotFound('outcome');
+      const [dto] = await derive(db, clinicId, [row]);
+      await audit.record(db, actor, { action: 'read', resourceType: OUTCOME, resourceId: id, clinicId, details: { patientId: row.patientId } });
+      return dto!;
+    },
+
     async forProcedure(actor: Actor, procedureId: string, page: PageRequest) {
       const procedure = await procedures.visible(actor, procedureId);
       const rows = await q.listByProcedure(db, procedure.clinicId, procedureId, page);
       const result = toPage(await derive(db, procedure.clinicId, rows), page.limit);
       await audit.record(db, actor, { action: 'search', resourceType: OUTCOME, clinicId: procedure.clinicId, details: { procedureId, patientId: procedure.patientId, count: result.items.length } });
       return result;
+    },
+
+    /**
+     * One page of the caller's clinic's outcome scores matching `search` (shared/search.ts criteria), with their
+     * derived fields, audited as one search entry naming the criteria (names, never values) and the ids returned.
+     */
+    async find(actor: Actor, search: SearchQuery<q.OutcomeField, q.OutcomeSort>, filters: string[]): Promise<SearchResult<OutcomeDto>> {
+      const clinicId = clinicOf(actor);
+      const rows = await audit.search(db, actor, { resourceType: OUTCOME, clinicId, filters, limit: search.limit }, q.selectOutcomesMatching(clinicId, search));
+      const page = pageOf(rows, search.limit, q.outcomeFromRaw);
+      return { items: await derive(db, clinicId, page.items), next: page.next };
+    },
+
+    /** How many of the caller's clinic's outcome scores match `where` (a FHIR Bundle's total). */
+    countMatching(actor: Actor, where: Condition<q.OutcomeField>[]) {
+      return q.countOutcomesMatching(db, clinicOf(actor), where);
     },
 
     async countForPatient(actor: Actor, patientId: string) {

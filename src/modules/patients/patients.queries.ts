@@ -3,6 +3,8 @@ import type { Executor, Tx } from '../../db/client.js';
 import { pgCode, pgConstraint } from '../../db/errors.js';
 import { fromRaw } from '../../db/raw.js';
 import { equalities } from '../../db/compiled.js';
+import { countSelect, searchSelect, type Fields } from '../../db/search.js';
+import type { Condition, Match, SearchQuery } from '../../shared/search.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { Conflict } from '../../shared/errors.js';
 import { consents, patients } from './patients.table.js';
@@ -112,6 +114,48 @@ export function selectPatients(exec: Executor, v: PatientSearchValues, present: 
     .where(and(...patientWhere(v, present), present.after !== undefined ? gt(patients.id, v.after!) : undefined))
     .orderBy(asc(patients.id))
     .limit(v.limit);
+}
+
+/** What a patient can be searched by (shared/search.ts criteria), and how each is written in SQL. */
+export type PatientField = 'id' | 'family' | 'given' | 'birthDate' | 'sex' | 'identifier' | 'mrn' | 'updatedAt';
+export type PatientSort = 'updatedAt';
+
+const tokenOnly = (m: Match) => {
+  if (m.kind !== 'token') throw new Error(`a ${m.kind} match on a token field`);
+  return m;
+};
+
+const patientSearch = {
+  id: patients.id,
+  fields: {
+    id: { type: 'value', column: patients.id },
+    family: { type: 'string', column: patients.familyName },
+    given: { type: 'string', column: patients.givenName },
+    birthDate: { type: 'day', column: patients.birthDate },
+    sex: { type: 'value', column: patients.sex },
+    // An identifier token as a jsonb containment probe (patients_identifiers_gin).
+    identifier: { type: 'custom', build: (m) => sql`${patients.identifiers} @> ${identifierProbe(tokenOnly(m))}::jsonb` },
+    // The MRN as a token of the clinic's MRN system: `system|` is any MRN (every patient has one).
+    mrn: { type: 'custom', build: (m) => (tokenOnly(m).code === undefined ? sql`true` : eq(patients.mrn, tokenOnly(m).code!)) },
+    updatedAt: { type: 'instant', column: patients.updatedAt },
+  } satisfies Fields<PatientField>,
+  sortFields: { updatedAt: { column: patients.updatedAt, cast: 'timestamptz' as const } },
+};
+
+/** One page of the clinic's patients matching `q` (rows as PostgreSQL names them, with sort_key and _ord). */
+export function selectPatientsMatching(clinicId: string, q: SearchQuery<PatientField, PatientSort>) {
+  return searchSelect(patients, patientSearch, eq(patients.clinicId, clinicId), q);
+}
+
+export async function countPatientsMatching(exec: Executor, clinicId: string, where: Condition<PatientField>[]): Promise<number> {
+  const result = await exec.execute(countSelect(patients, patientSearch.fields, eq(patients.clinicId, clinicId), where));
+  return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
+}
+
+/** Ids of the clinic's patients matching `where` (at most `max`): for searches chained through the patient. */
+export async function patientIdsMatching(exec: Executor, clinicId: string, where: Condition<PatientField>[], max: number): Promise<string[]> {
+  const result = await exec.execute(sql`select id from (${selectPatientsMatching(clinicId, { where, sort: null, limit: max - 1 })}) m`);
+  return result.rows.map((r) => String(r.id));
 }
 
 export async function countPatients(exec: Executor, clinicId: string, f: PatientFilters): Promise<number> {

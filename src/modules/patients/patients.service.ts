@@ -10,8 +10,9 @@ import { newId } from '../../shared/ids.js';
 import { sameJson } from '../../shared/canonical-json.js';
 import { clinicOf } from '../../shared/tenancy.js';
 import { todayIso } from '../../shared/time.js';
+import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
 import type { AuditLog } from '../audit/audit.service.js';
-import type { History } from '../history/history.service.js';
+import type { History, VersionPage } from '../history/history.service.js';
 import * as q from './patients.queries.js';
 import type { PatientDto, PatientFilters } from './patients.schemas.js';
 import type { z } from 'zod';
@@ -117,6 +118,29 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
       return toPage(rows.map((r) => toPatientDto(q.patientFromRaw(r))), page.limit);
     },
 
+    /**
+     * One page of the caller's clinic's patients matching `q` (shared/search.ts criteria), and one audit entry
+     * naming the criteria (`filters`, names only, never values) and the ids returned, written in the same statement.
+     */
+    async find(actor: Actor, search: SearchQuery<q.PatientField, q.PatientSort>, filters: string[]): Promise<SearchResult<PatientDto>> {
+      const clinicId = clinicOf(actor);
+      const rows = await audit.search(db, actor, { resourceType: PATIENT, clinicId, filters, limit: search.limit }, q.selectPatientsMatching(clinicId, search));
+      return pageOf(rows, search.limit, (r) => toPatientDto(q.patientFromRaw(r)));
+    },
+
+    /** How many of the caller's clinic's patients match `where` (a FHIR Bundle's total). */
+    countMatching(actor: Actor, where: Condition<q.PatientField>[]) {
+      return q.countPatientsMatching(db, clinicOf(actor), where);
+    },
+
+    /**
+     * Ids of the caller's clinic's patients matching `where`, at most `max`: what a search chained through the
+     * patient (`patient.identifier`) filters on. Not audited itself: the search it serves is.
+     */
+    idsMatching(actor: Actor, where: Condition<q.PatientField>[], max: number) {
+      return q.patientIdsMatching(db, clinicOf(actor), where, max);
+    },
+
     /** How many of the caller's clinic's patients match (for FHIR Bundle.total). */
     count(actor: Actor, filters: PatientFilters) {
       return q.countPatients(db, clinicOf(actor), filters);
@@ -148,11 +172,20 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
       });
     },
 
-    async history(actor: Actor, id: string, page: PageRequest<number>) {
+    async history(actor: Actor, id: string, page: VersionPage) {
       const row = await visiblePatient(actor, id);
       const versions = await history.list<PatientDto>(db, PATIENT, id, page);
       await audit.record(db, actor, { action: 'read', resourceType: PATIENT, resourceId: id, clinicId: row.clinicId, details: { history: true } });
       return toPage(versions, page.limit, (v) => String(v.version));
+    },
+
+    /** One version of the clinic's patient (404 if not theirs or no such version); audited as a history read. */
+    async version(actor: Actor, id: string, version: number) {
+      const row = await visiblePatient(actor, id);
+      const found = await history.get<PatientDto>(db, PATIENT, id, version);
+      if (!found) throw new NotFound('patient version');
+      await audit.record(db, actor, { action: 'read', resourceType: PATIENT, resourceId: id, clinicId: row.clinicId, details: { history: true, version } });
+      return found;
     },
   };
 }

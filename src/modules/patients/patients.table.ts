@@ -30,6 +30,10 @@ export const patients = pgTable(
     index('patients_identifiers_gin').using('gin', sql`${t.identifiers} jsonb_path_ops`),
     index('patients_clinic_family_idx').on(t.clinicId, sql`lower(${t.familyName}) text_pattern_ops`),
     index('patients_clinic_birth_idx').on(t.clinicId, t.birthDate),
+    // FHIR string search (db/search.ts): prefix on search_fold() (migration 0014) per clinic, contains by trigram.
+    index('patients_clinic_family_fold_idx').on(t.clinicId, sql`search_fold(${t.familyName}) text_pattern_ops`),
+    index('patients_clinic_given_fold_idx').on(t.clinicId, sql`search_fold(${t.givenName}) text_pattern_ops`),
+    index('patients_name_fold_trgm').using('gin', sql`search_fold(${t.familyName}) gin_trgm_ops`, sql`search_fold(${t.givenName}) gin_trgm_ops`),
     check('patients_sex_ck', sql`${t.sex} in ('female','male','other','unknown')`),
     check('patients_version_ck', sql`${t.version} >= 1`),
     // Natural keys are unique after normalization: every string is NFC on the way in (http/input.ts), and the

@@ -5,6 +5,8 @@ import { fromRaw } from '../../db/raw.js';
 import { builder, compiled, equalities } from '../../db/compiled.js';
 import type { ProcedureFilters } from './procedures.schemas.js';
 import { procedures } from './procedures.table.js';
+import { countSelect, searchSelect, type Fields } from '../../db/search.js';
+import type { Condition, SearchQuery } from '../../shared/search.js';
 
 export type ProcedureRow = typeof procedures.$inferSelect;
 
@@ -93,6 +95,35 @@ export async function countProcedures(exec: Executor, clinicId: string, f: Proce
   const v = procedureSearchValues(clinicId, f);
   const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(procedures).where(and(...procedureWhere(v, v)));
   return row?.n ?? 0;
+}
+
+/** What a procedure can be searched by (shared/search.ts criteria), and how each is written in SQL. */
+export type ProcedureField = 'id' | 'patientId' | 'performedAt' | 'status' | 'updatedAt';
+export type ProcedureSort = 'performedAt' | 'updatedAt';
+
+const procedureSearch = {
+  id: procedures.id,
+  fields: {
+    id: { type: 'value', column: procedures.id },
+    patientId: { type: 'value', column: procedures.patientId },
+    performedAt: { type: 'instant', column: procedures.performedAt },
+    status: { type: 'value', column: procedures.status },
+    updatedAt: { type: 'instant', column: procedures.updatedAt },
+  } satisfies Fields<ProcedureField>,
+  sortFields: {
+    performedAt: { column: procedures.performedAt, cast: 'timestamptz' as const },
+    updatedAt: { column: procedures.updatedAt, cast: 'timestamptz' as const },
+  },
+};
+
+/** One page of the clinic's procedures matching `q` (rows as PostgreSQL names them, with sort_key and _ord). */
+export function selectProceduresMatching(clinicId: string, q: SearchQuery<ProcedureField, ProcedureSort>) {
+  return searchSelect(procedures, procedureSearch, eq(procedures.clinicId, clinicId), q);
+}
+
+export async function countProceduresMatching(exec: Executor, clinicId: string, where: Condition<ProcedureField>[]): Promise<number> {
+  const result = await exec.execute(countSelect(procedures, procedureSearch.fields, eq(procedures.clinicId, clinicId), where));
+  return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
 }
 
 export async function markEnteredInError(

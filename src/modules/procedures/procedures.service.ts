@@ -10,9 +10,10 @@ import type { Clock } from '../../shared/clock.js';
 import { Conflict, NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
 import { clinicOf } from '../../shared/tenancy.js';
+import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
-import type { History } from '../history/history.service.js';
+import type { History, VersionPage } from '../history/history.service.js';
 import type { LotsService } from '../lots/lots.service.js';
 import type { VialsService } from '../lots/vials.service.js';
 import type { PatientsService } from '../patients/patients.service.js';
@@ -197,8 +198,40 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
       return toPage(rows.map((r) => toProcedureDto(q.procedureFromRaw(r))), page.limit);
     },
 
+    /**
+     * One page of the caller's clinic's procedures matching `search` (shared/search.ts criteria), audited as one
+     * search entry naming the criteria (`filters`: names, never values) and the ids returned, in the same statement.
+     */
+    async find(actor: Actor, search: SearchQuery<q.ProcedureField, q.ProcedureSort>, filters: string[]): Promise<SearchResult<ProcedureDto>> {
+      const clinicId = clinicOf(actor);
+      const rows = await audit.search(db, actor, { resourceType: PROCEDURE, clinicId, filters, limit: search.limit }, q.selectProceduresMatching(clinicId, search));
+      return pageOf(rows, search.limit, (r) => toProcedureDto(q.procedureFromRaw(r)));
+    },
+
+    /** How many of the caller's clinic's procedures match `where` (a FHIR Bundle's total). */
+    countMatching(actor: Actor, where: Condition<q.ProcedureField>[]) {
+      return q.countProceduresMatching(db, clinicOf(actor), where);
+    },
+
     count(actor: Actor, filters: ProcedureFilters) {
       return q.countProcedures(db, clinicOf(actor), filters);
+    },
+
+    /** Every version of the clinic's procedure, a page at a time (404 if not theirs); audited as a history read. */
+    async history(actor: Actor, id: string, page: VersionPage) {
+      const row = await visible(actor, id);
+      const versions = await history.list<ProcedureDto>(db, PROCEDURE, id, page);
+      await audit.record(db, actor, { action: 'read', resourceType: PROCEDURE, resourceId: id, clinicId: row.clinicId, details: { history: true, patientId: row.patientId } });
+      return toPage(versions, page.limit, (v) => String(v.version));
+    },
+
+    /** One version of the clinic's procedure (404 if not theirs or no such version); audited as a history read. */
+    async version(actor: Actor, id: string, version: number) {
+      const row = await visible(actor, id);
+      const found = await history.get<ProcedureDto>(db, PROCEDURE, id, version);
+      if (!found) throw new NotFound('procedure version');
+      await audit.record(db, actor, { action: 'read', resourceType: PROCEDURE, resourceId: id, clinicId: row.clinicId, details: { history: true, version, patientId: row.patientId } });
+      return found;
     },
 
     async enteredInError(actor: Actor, id: string, input: { reason: string; vialsReturned: number }, expectedVersion?: number): Promise<ProcedureDto> {

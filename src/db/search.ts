@@ -1,0 +1,120 @@
+import { and, eq, or, sql, type AnyColumn, type SQL, type Table } from 'drizzle-orm';
+import type { Condition, DateMatch, Match, SearchQuery, StringMatch } from '../shared/search.js';
+
+/**
+ * How a module's searchable field is written in SQL:
+ * - `string`: a text column; prefix and contains compare `search_fold()` of both sides (lower case, no accents,
+ *   NFC; migration 0014), indexed per module with `text_pattern_ops` (prefix) and `gin_trgm_ops` (contains);
+ *   exact compares the column itself.
+ * - `instant`: a timestamptz column, a point in time.
+ * - `day`: a date column, the whole day (a birth date): compared with day-aligned date values only.
+ * - `value`: equality (ids, codes of the field's own vocabulary, flags).
+ * - `custom`: the module writes the condition itself (a jsonb probe, say).
+ */
+export type FieldSql =
+  | { type: 'string'; column: AnyColumn }
+  | { type: 'instant'; column: AnyColumn }
+  | { type: 'day'; column: AnyColumn }
+  | { type: 'value'; column: AnyColumn }
+  | { type: 'custom'; build: (m: Match) => SQL };
+
+export type Fields<F extends string> = Record<F, FieldSql>;
+
+/** LIKE's own characters in a value taken literally. */
+const likeLiteral = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+function stringSql(column: AnyColumn, m: StringMatch): SQL {
+  switch (m.mode) {
+    case 'exact':
+      return eq(column, m.value);
+    case 'prefix':
+      return sql`search_fold(${column}) like (search_fold(${likeLiteral(m.value)}) || '%')`;
+    case 'contains':
+      return sql`search_fold(${column}) like ('%' || search_fold(${likeLiteral(m.value)}) || '%')`;
+  }
+}
+
+/**
+ * A date value against a field (FHIR R4 §3.1.1.4.2 with the precision rules): the field's range is a point
+ * (an instant) or a whole day, the value's is `[start, end)`. For both, with the field's start `t`:
+ * eq `start <= t < end` · ne its negation · lt/eb `t < start` · gt/sa `t >= end` · le `t < end` · ge `t >= start`
+ * (a day-aligned value's bounds fall on day boundaries, so a day compares as its first instant does).
+ */
+function dateSql(t: SQL, m: DateMatch, cast: 'timestamptz' | 'date'): SQL {
+  const bound = (v: string) => (cast === 'date' ? sql`${v === 'infinity' ? v : v.slice(0, 10)}::date` : sql`${v}::timestamptz`);
+  const start = bound(m.start);
+  const end = bound(m.end);
+  switch (m.prefix) {
+    case 'eq':
+      return sql`(${t} >= ${start} and ${t} < ${end})`;
+    case 'ne':
+      return sql`not (${t} >= ${start} and ${t} < ${end})`;
+    case 'lt':
+    case 'eb':
+      return sql`${t} < ${start}`;
+    case 'gt':
+    case 'sa':
+      return sql`${t} >= ${end}`;
+    case 'le':
+      return sql`${t} < ${end}`;
+    case 'ge':
+      return sql`${t} >= ${start}`;
+  }
+}
+
+function matchSql(field: FieldSql, m: Match): SQL {
+  if (field.type === 'custom') return field.build(m);
+  if (field.type === 'string' && m.kind === 'string') return stringSql(field.column, m);
+  if (field.type === 'instant' && m.kind === 'date') return dateSql(sql`${field.column}`, m, 'timestamptz');
+  if (field.type === 'day' && m.kind === 'date' && m.dayAligned) return dateSql(sql`${field.column}`, m, 'date');
+  if (field.type === 'value' && m.kind === 'value') return eq(field.column, m.value);
+  // The facade maps each parameter to a field of the right kind; anything else is a programming error.
+  throw new Error(`a ${m.kind} match cannot be applied to a ${field.type} field`);
+}
+
+/** The WHERE of `where`: every condition (AND), each any of its matches (OR); an empty OR is false. */
+export function whereSql<F extends string>(fields: Fields<F>, where: Condition<F>[]): SQL | undefined {
+  const conditions = where.map((c) => (c.anyOf.length === 0 ? sql`false` : or(...c.anyOf.map(({ field, match }) => matchSql(fields[field], match)))!));
+  return conditions.length ? and(...conditions) : undefined;
+}
+
+/**
+ * Keyset paging of a sorted search: the ORDER BY (the sort column, then id, both in the sort's direction), the
+ * condition that resumes after `after`, and the text of each row's sort key (for the next `SearchKey`; cast back
+ * with the column's type, so it round-trips PostgreSQL's microseconds).
+ */
+export function keyset<S extends string>(
+  sortFields: Record<S, { column: AnyColumn; cast: 'timestamptz' | 'date' }>,
+  id: AnyColumn,
+  q: Pick<SearchQuery<string, S>, 'sort' | 'after'>,
+): { orderBy: SQL; after: SQL | undefined; key: SQL } {
+  if (!q.sort) {
+    return { orderBy: sql`${id}`, after: q.after ? sql`${id} > ${q.after.id}` : undefined, key: sql`null::text` };
+  }
+  const { column, cast } = sortFields[q.sort.field];
+  const dir = q.sort.descending ? sql`desc` : sql`asc`;
+  const cmp = q.sort.descending ? sql`<` : sql`>`;
+  const after = q.after && q.after.key !== null ? sql`(${column}, ${id}) ${cmp} (${q.after.key}::${sql.raw(cast)}, ${q.after.id}::uuid)` : undefined;
+  return { orderBy: sql`${column} ${dir}, ${id} ${dir}`, after, key: sql`${column}::text` };
+}
+
+/**
+ * The select of one page of a search on `table`: rows (limit + 1) with every column, `sort_key` (see keyset) and
+ * `_ord`, their position in the page's order (which AuditLog.search keeps). `scope` is the tenancy condition.
+ */
+export function searchSelect<F extends string, S extends string>(
+  table: Table,
+  spec: { fields: Fields<F>; sortFields: Record<S, { column: AnyColumn; cast: 'timestamptz' | 'date' }>; id: AnyColumn },
+  scope: SQL | undefined,
+  q: SearchQuery<F, S>,
+): SQL {
+  const { orderBy, after, key } = keyset(spec.sortFields, spec.id, q);
+  const where = and(scope, whereSql(spec.fields, q.where), after);
+  return sql`select *, ${key} as sort_key, row_number() over (order by ${orderBy}) as _ord from ${table}${where ? sql` where ${where}` : sql``} order by ${orderBy} limit ${q.limit + 1}`;
+}
+
+/** How many rows of `table` the conditions select (for a FHIR Bundle's total). */
+export function countSelect<F extends string>(table: Table, fields: Fields<F>, scope: SQL | undefined, where: Condition<F>[]): SQL {
+  const condition = and(scope, whereSql(fields, where));
+  return sql`select count(*)::int as n from ${table}${condition ? sql` where ${condition}` : sql``}`;
+}
