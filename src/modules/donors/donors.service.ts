@@ -114,6 +114,12 @@ export function createDonorsService({ db, uow, audit, history, clock, onIneligib
       return rows.map((r) => toDonorDto(r, tests, determinations));
     },
 
+    /** The ISBT 128 DIN of each of these donors (unknown ids are left out): one query, for labels and FHIR identifiers. */
+    async dinsOf(ids: string[]): Promise<Map<string, string>> {
+      if (ids.length === 0) return new Map();
+      return new Map((await q.findDonors(db, ids)).map((d) => [d.id, d.din]));
+    },
+
     async list(din: string | undefined, page: PageRequest) {
       const rows = await q.listDonors(db, din, page);
       const ids = rows.map((r) => r.id);

@@ -2,7 +2,7 @@ import type { AdverseEventDto } from '../adverse-events/adverse-events.schemas.j
 import { GRADE_NAMES } from '../adverse-events/vocabulary.js';
 import type { LotDto } from '../lots/lots.schemas.js';
 import { INSTRUMENTS } from '../outcomes/instruments.js';
-import type { OutcomeDto } from '../outcomes/outcomes.schemas.js';
+import type { OutcomeScore } from '../outcomes/outcomes.schemas.js';
 import type { PatientDto } from '../patients/patients.schemas.js';
 import type { ProcedureDto } from '../procedures/procedures.schemas.js';
 import { BODY_SITES, LATERALITIES, ROUTES } from '../procedures/vocabulary.js';
@@ -96,7 +96,7 @@ export function toFhirProcedure(p: ProcedureDto): FhirResource {
   };
 }
 
-export function toFhirObservation(o: OutcomeDto): FhirResource {
+export function toFhirObservation(o: OutcomeScore): FhirResource {
   const info = INSTRUMENTS[o.instrument];
   const coding = [
     ...(info.loinc ? [{ system: LOINC, code: info.loinc, display: info.display }] : []),

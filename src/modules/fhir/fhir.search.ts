@@ -111,7 +111,7 @@ export interface FhirSearchDeps {
   outcomes: Pick<OutcomesService, 'find' | 'countMatching'>;
   adverseEvents: Pick<AdverseEventsService, 'find' | 'countMatching'>;
   lots: Pick<LotsService, 'find' | 'countMatching' | 'getMany'>;
-  donors: Pick<DonorsService, 'list' | 'getMany'>;
+  donors: Pick<DonorsService, 'list' | 'dinsOf'>;
 }
 
 /** One page of a search: the matches, included resources (and a warning when includes were cut), the total. */
@@ -170,13 +170,12 @@ export function createFhirSearch({ patients, procedures, outcomes, adverseEvents
     return Promise.all(uses.map(async (use) => map(use)));
   }
 
-  /** Lots as BiologicallyDerivedProducts, with their donors' DINs: three queries whatever the count. */
+  /** Lots as BiologicallyDerivedProducts, with their donors' DINs: four queries whatever the count. */
   async function products(ids: string[]): Promise<FhirResource[]> {
     if (ids.length === 0) return [];
     const lotDtos = await lots.getMany(ids);
-    const donorDtos = await donors.getMany([...new Set(lotDtos.flatMap((l) => l.donorIds))]);
-    const din = new Map(donorDtos.map((d) => [d.id, d.din]));
-    return lotDtos.map((l) => toFhirProduct(l, l.donorIds.map((d) => din.get(d)!)));
+    const din = await donors.dinsOf([...new Set(lotDtos.flatMap((l) => l.donorIds))]);
+    return lotDtos.map((l) => toFhirProduct(l, l.donorIds.flatMap((d) => (din.has(d) ? [din.get(d)!] : []))));
   }
 
   const sortOf = <S extends string>(parsed: ParsedSearch, fields: Record<string, S>) =>

@@ -1,5 +1,5 @@
 import type { Actor } from '../../auth/principal.js';
-import { BadRequest } from '../../shared/errors.js';
+import { BadRequest, NotFound } from '../../shared/errors.js';
 import type { Condition, SearchKey, SearchResult } from '../../shared/search.js';
 import type { AdverseEventsService } from '../adverse-events/adverse-events.service.js';
 import type { LotsService } from '../lots/lots.service.js';
@@ -98,7 +98,6 @@ export function createFhirService({ patients, procedures, outcomes, adverseEvent
      * clinic does not hold. Each section read is audited as a search of its module.
      */
     async everything(actor: Actor, patientId: string, req: EverythingRequest): Promise<FhirSearchPage> {
-      await patients.visiblePatient(actor, patientId);
       const wanted = EVERYTHING_TYPES.filter((t) => !req.types || req.types.includes(t));
       const withProducts = !req.types || req.types.includes('BiologicallyDerivedProduct');
       const startAt = req.after ? EVERYTHING_TYPES.indexOf(req.after.key as Section) : 0;
@@ -106,7 +105,11 @@ export function createFhirService({ patients, procedures, outcomes, adverseEvent
       const matches: FhirResource[] = [];
       const lotIds = new Set<string>();
       let next: SearchKey | null = null;
-      for (const s of wanted.filter((t) => EVERYTHING_TYPES.indexOf(t) >= startAt)) {
+      // The first page's Patient section says whether the caller may see the patient; any other page asks.
+      const sections = wanted.filter((t) => EVERYTHING_TYPES.indexOf(t) >= startAt);
+      const patientSaysVisible = sections[0] === 'Patient' && !req.after && !req.since;
+      if (!patientSaysVisible) await patients.visiblePatient(actor, patientId);
+      for (const s of sections) {
         const remaining = req.count - matches.length;
         const after = req.after && req.after.key === s ? req.after.id : undefined;
         if (remaining === 0) {
@@ -114,6 +117,7 @@ export function createFhirService({ patients, procedures, outcomes, adverseEvent
           break;
         }
         const page = await section(actor, s, patientId, remaining, after, req.since);
+        if (s === 'Patient' && patientSaysVisible && page.items.length === 0) throw new NotFound('patient');
         matches.push(...page.items);
         page.lotIds?.forEach((id) => lotIds.add(id));
         if (page.next) {

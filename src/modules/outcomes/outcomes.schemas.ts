@@ -34,6 +34,8 @@ export const Outcome = z
   })
   .meta({ id: 'Outcome' });
 export type OutcomeDto = z.infer<typeof Outcome>;
+/** A score as recorded, without the fields derived from its procedure and baseline. */
+export type OutcomeScore = Omit<OutcomeDto, 'daysAfterProcedure' | 'inWindow' | 'changeFromBaseline' | 'responder'>;
 
 export const OutcomePage = pageOf(Outcome).meta({ id: 'OutcomePage' });
 export const OutcomeListQuery = z.strictObject(pageQuery);

@@ -17,7 +17,7 @@ import type { PatientsService } from '../patients/patients.service.js';
 import type { ProceduresService } from '../procedures/procedures.service.js';
 import { INSTRUMENTS, changeFromBaseline, daysAfter, inWindow, isResponder, type InstrumentCode, type Timepoint } from './instruments.js';
 import * as q from './outcomes.queries.js';
-import type { OutcomeDto } from './outcomes.schemas.js';
+import type { OutcomeDto, OutcomeScore } from './outcomes.schemas.js';
 
 export const OUTCOME = 'outcome';
 
@@ -54,6 +54,20 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
     const procedureIds = [...new Set(rows.map((r) => r.procedureId))];
     const [performed, baselines] = await Promise.all([procedures.performedAtOf(exec, clinicId, procedureIds), q.baselinesOf(exec, procedureIds)]);
     return rows.map((r) => toDto(r, performed.get(r.procedureId)!, baselines));
+  }
+
+  function toScore(r: q.OutcomeRow): OutcomeScore {
+    return {
+      id: r.id,
+      procedureId: r.procedureId,
+      patientId: r.patientId,
+      instrument: r.instrument as InstrumentCode,
+      score: r.score,
+      assessedAt: r.assessedAt.toISOString(),
+      timepoint: r.timepoint as Timepoint,
+      recordedAt: r.recordedAt.toISOString(),
+      recordedBy: r.recordedBy,
+    };
   }
 
   function toDto(r: q.OutcomeRow, performedAt: Date, baselines: Map<string, number>): OutcomeDto {
@@ -141,14 +155,14 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
     },
 
     /**
-     * One page of the caller's clinic's outcome scores matching `search` (shared/search.ts criteria), with their
-     * derived fields, audited as one search entry naming the criteria (names, never values) and the ids returned.
+     * One page of the caller's clinic's outcome scores matching `search` (shared/search.ts criteria), as recorded
+     * (no derived fields: one statement), audited as one search entry naming the criteria (names, never values)
+     * and the ids returned.
      */
-    async find(actor: Actor, search: SearchQuery<q.OutcomeField, q.OutcomeSort>, filters: string[]): Promise<SearchResult<OutcomeDto>> {
+    async find(actor: Actor, search: SearchQuery<q.OutcomeField, q.OutcomeSort>, filters: string[]): Promise<SearchResult<OutcomeScore>> {
       const clinicId = clinicOf(actor);
       const rows = await audit.search(db, actor, { resourceType: OUTCOME, clinicId, filters, limit: search.limit }, q.selectOutcomesMatching(clinicId, search));
-      const page = pageOf(rows, search.limit, q.outcomeFromRaw);
-      return { items: await derive(db, clinicId, page.items), next: page.next };
+      return pageOf(rows, search.limit, (r) => toScore(q.outcomeFromRaw(r)));
     },
 
     /** How many of the caller's clinic's outcome scores match `where` (a FHIR Bundle's total). */
