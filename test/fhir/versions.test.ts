@@ -329,10 +329,11 @@ describe('the CapabilityStatement', () => {
 });
 
 describe('_format (R4 §3.1.0.1.10)', () => {
-  it('json → application/json, application/fhir+json → fhir+json, xml → 406 OperationOutcome', async () => {
+  it('json and application/fhir+json → fhir+json, xml → 406 OperationOutcome', async () => {
     const json = await fhirGet(`/Patient/${s.patientId}?_format=json`);
     expect(json.status).toBe(200);
-    expect(json.headers['content-type']).toMatch(/^application\/json/);
+    // contract "FHIR R4: search": JSON forms → application/fhir+json
+    expect(json.headers['content-type']).toMatch(/^application\/fhir\+json/);
     expect(json.body.resourceType).toBe('Patient');
     const fhirJson = await fhirGet(`/Patient/${s.patientId}?_format=${encodeURIComponent('application/fhir+json')}`);
     expect(fhirJson.status).toBe(200);
@@ -344,7 +345,7 @@ describe('_format (R4 §3.1.0.1.10)', () => {
     validateR4(xml.body);
     // _format stands in for Accept on the version routes too, and stays in the history Bundle's self link.
     const history = await fhirGet(`/Patient/${s.patientId}/_history?_format=json`);
-    expect(history.headers['content-type']).toMatch(/^application\/json/);
+    expect(history.headers['content-type']).toMatch(/^application\/fhir\+json/);
     expect((history.body as HistoryBundle).link[0]!.url).toMatch(/\?_format=json$/);
   });
 });

@@ -137,9 +137,9 @@ describe('the FHIR facade answers JSON forms only, by Accept', () => {
     [undefined, 'application/fhir+json'],
     ['application/fhir+json', 'application/fhir+json'],
     ['application/fhir+json; fhirVersion=4.0', 'application/fhir+json'],
-    ['application/json', 'application/json'],
+    ['application/json', 'application/fhir+json'], // contract: JSON forms → application/fhir+json
     ['*/*', 'application/fhir+json'],
-    ['application/fhir+xml;q=0.9, application/json;q=0.5', 'application/json'],
+    ['application/fhir+xml;q=0.9, application/json;q=0.5', 'application/fhir+json'],
   ])('Accept %j on a read, a search and metadata → %s, with Vary: Accept', async (accept, type) => {
     for (const path of [`/fhir/R4/Patient/${setup.patientId}`, `/fhir/R4/Procedure?patient=${setup.patientId}`, '/fhir/R4/metadata']) {
       const res = await fhirGet(path, accept);

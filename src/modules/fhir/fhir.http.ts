@@ -4,7 +4,7 @@ import type { Scope } from '../../auth/principal.js';
 import { FHIR_JSON, FhirResource } from '../../http/problem.js';
 import type { FhirResource as Resource } from './fhir.mappers.js';
 
-/** What the facade answers with, by Accept: FHIR's JSON media type first (the default), then plain JSON. */
+/** What the facade accepts in Accept: FHIR's JSON media type and plain JSON (both answered as application/fhir+json). */
 export const FHIR_MEDIA_TYPES = [FHIR_JSON, 'application/json'] as const;
 
 /**
@@ -32,9 +32,13 @@ export const fhirConfig = (scope: Scope | Scope[]) => ({ scope, errorFormat: 'fh
 export const okResponse = { description: 'OK', content: { [FHIR_JSON]: { schema: FhirResource } } };
 export const notModifiedResponse = { 304: z.null().meta({ description: 'Not Modified: If-None-Match names the current version (no body)' }) };
 
-/** Answers `body` in the JSON form Accept (or `_format`) chose (http/negotiation.ts); XML and others were refused with 406. */
+/**
+ * Answers `body` as `application/fhir+json` whichever JSON form Accept (or `_format`) asked for (contract "FHIR
+ * R4: search": JSON forms and `*\/*` → application/fhir+json; R4 http.html names it the formal MIME type). XML and
+ * other forms were refused with 406 by http/negotiation.ts.
+ */
 export function sendFhir(reply: FastifyReply, body: Resource) {
-  return reply.type(`${reply.request.negotiatedType || FHIR_JSON}; charset=utf-8`).send(body);
+  return reply.type(`${FHIR_JSON}; charset=utf-8`).send(body);
 }
 
 /** Weak comparison (RFC 9110 §8.8.3.2) of one If-None-Match entry with a version: `*`, `W/"2"` and `"2"` match 2. */

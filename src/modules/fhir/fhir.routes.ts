@@ -9,7 +9,7 @@ import { BadRequest } from '../../shared/errors.js';
 import { CapabilityRegistry } from './capability.js';
 import { decodeCursor, searchsetBundle } from './bundle.js';
 import { fhirConfig, notModifiedResponse, okResponse, sendFhir, sendRead } from './fhir.http.js';
-import { SEARCH_DEFS, type FhirSearch, type SearchType } from './fhir.search.js';
+import { SEARCH_DEFS, checkIncludeScopes, type FhirSearch, type SearchType } from './fhir.search.js';
 import type { FhirService } from './fhir.service.js';
 import { EVERYTHING_TYPES } from './fhir.service.js';
 import { operationOutcomeErrors } from './operation-outcome.js';
@@ -78,7 +78,9 @@ export function fhirRoutes(app: FastifyInstance, { fhir, search, versions }: { f
     }, async (req, reply) => {
       const handling = handlingOf(req);
       const parsed = parseSearch(def, req.query as Record<string, string | string[]>, handling === 'strict');
-      const page = await search[type](actorOf(req), parsed, decodeCursor(parsed.cursor, parsed.sort));
+      const actor = actorOf(req);
+      checkIncludeScopes(actor, parsed);
+      const page = await search[type](actor, parsed, decodeCursor(parsed.cursor, parsed.sort));
       reply.header('Preference-Applied', `handling=${handling}`);
       return sendFhir(reply, searchsetBundle(req, type, parsed, page));
     });

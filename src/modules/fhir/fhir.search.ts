@@ -1,5 +1,5 @@
-import type { Actor } from '../../auth/principal.js';
-import { BadRequest } from '../../shared/errors.js';
+import type { Actor, Scope } from '../../auth/principal.js';
+import { BadRequest, Forbidden } from '../../shared/errors.js';
 import type { Condition, Match, SearchKey, SearchQuery, SearchResult, StringMatch, TokenMatch } from '../../shared/search.js';
 import type { AdverseEventsService } from '../adverse-events/adverse-events.service.js';
 import type { DonorsService } from '../donors/donors.service.js';
@@ -105,6 +105,21 @@ export const SEARCH_DEFS = {
 
 export type SearchType = keyof typeof SEARCH_DEFS;
 
+/** The scope each _include / _revinclude needs beyond the search's own: what it adds is another resource type. */
+const INCLUDE_SCOPES: Record<string, Scope> = {
+  'Procedure:patient': 'patients:read',
+  'Observation:patient': 'patients:read',
+};
+const REVINCLUDE_SCOPES: Record<string, Scope> = { 'Procedure:patient': 'clinical:read' };
+
+/** 403 when the search asks to include resources the token may not read (checked before anything runs). */
+export function checkIncludeScopes(actor: Actor, parsed: ParsedSearch): void {
+  const needed = [...parsed.include.map((i) => [i, INCLUDE_SCOPES[i]] as const), ...parsed.revInclude.map((i) => [i, REVINCLUDE_SCOPES[i]] as const)];
+  for (const [what, scope] of needed) {
+    if (scope && !actor.scopes.has(scope)) throw new Forbidden(`Including ${what} needs the scope ${scope}, which the token lacks.`, 'insufficient-scope');
+  }
+}
+
 export interface FhirSearchDeps {
   patients: Pick<PatientsService, 'find' | 'countMatching' | 'idsMatching'>;
   procedures: Pick<ProceduresService, 'find' | 'countMatching'>;
@@ -170,10 +185,11 @@ export function createFhirSearch({ patients, procedures, outcomes, adverseEvents
     return Promise.all(uses.map(async (use) => map(use)));
   }
 
-  /** Lots as BiologicallyDerivedProducts, with their donors' DINs: four queries whatever the count. */
+  /** Lots as BiologicallyDerivedProducts in the order of `ids`, with their donors' DINs: four queries whatever the count. */
   async function products(ids: string[]): Promise<FhirResource[]> {
     if (ids.length === 0) return [];
-    const lotDtos = await lots.getMany(ids);
+    const byId = new Map((await lots.getMany(ids)).map((l) => [l.id, l]));
+    const lotDtos = ids.flatMap((id) => (byId.has(id) ? [byId.get(id)!] : [])); // in the order asked for (a sorted page)
     const din = await donors.dinsOf([...new Set(lotDtos.flatMap((l) => l.donorIds))]);
     return lotDtos.map((l) => toFhirProduct(l, l.donorIds.flatMap((d) => (din.has(d) ? [din.get(d)!] : []))));
   }

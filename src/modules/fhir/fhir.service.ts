@@ -99,7 +99,8 @@ export function createFhirService({ patients, procedures, outcomes, adverseEvent
      */
     async everything(actor: Actor, patientId: string, req: EverythingRequest): Promise<FhirSearchPage> {
       const wanted = EVERYTHING_TYPES.filter((t) => !req.types || req.types.includes(t));
-      const withProducts = !req.types || req.types.includes('BiologicallyDerivedProduct');
+      // The lots used come along only for a token that may read lots (everything the caller may see, no more).
+      const withProducts = actor.scopes.has('lots:read') && (!req.types || req.types.includes('BiologicallyDerivedProduct'));
       const startAt = req.after ? EVERYTHING_TYPES.indexOf(req.after.key as Section) : 0;
       if (startAt < 0) throw new BadRequest('The cursor is not one this server gave out for this search.', [{ path: 'querystring._cursor', message: 'invalid cursor' }]);
       const matches: FhirResource[] = [];

@@ -133,8 +133,8 @@ function readResultParam(def: ResourceSearchDef, key: string, value: string, out
       const [first] = keys;
       const name = first?.replace(/^-/, '');
       if (keys.length !== 1 || !name || !def.sorts.includes(name)) {
-        // An order this server cannot give would mislead: refused even when lenient.
-        problems.add(key, def.sorts.length ? `one of ${def.sorts.flatMap((s) => [s, `-${s}`]).join(', ')}` : 'no sort is offered on this resource');
+        // An order this server cannot give is not applied (the self link shows none), or refused when strict.
+        if (strict) problems.add(key, def.sorts.length ? `one of ${def.sorts.flatMap((s) => [s, `-${s}`]).join(', ')}` : 'no sort is offered on this resource');
         return false;
       }
       out.sort = { name, descending: first!.startsWith('-') };
