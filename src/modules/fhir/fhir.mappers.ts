@@ -1,6 +1,6 @@
 import type { AdverseEventDto } from '../adverse-events/adverse-events.schemas.js';
 import { GRADE_NAMES } from '../adverse-events/vocabulary.js';
-import type { LotDto } from '../lots/lots.schemas.js';
+import type { LotSummary } from '../lots/lots.schemas.js';
 import { INSTRUMENTS } from '../outcomes/instruments.js';
 import type { OutcomeScore } from '../outcomes/outcomes.schemas.js';
 import type { PatientDto } from '../patients/patients.schemas.js';
@@ -171,7 +171,7 @@ export function toFhirAdverseEvent(a: AdverseEventDto): FhirResource {
   };
 }
 
-export function toFhirProduct(l: LotDto, dins: string[]): FhirResource {
+export function toFhirProduct(l: LotSummary, dins: string[]): FhirResource {
   return {
     resourceType: 'BiologicallyDerivedProduct',
     id: l.id,

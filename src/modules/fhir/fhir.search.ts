@@ -4,6 +4,7 @@ import type { Condition, Match, SearchKey, SearchQuery, SearchResult, StringMatc
 import type { AdverseEventsService } from '../adverse-events/adverse-events.service.js';
 import type { DonorsService } from '../donors/donors.service.js';
 import type { LotsService } from '../lots/lots.service.js';
+import type { LotSummary } from '../lots/lots.schemas.js';
 import type { OutcomesService } from '../outcomes/outcomes.service.js';
 import { INSTRUMENTS, INSTRUMENT_CODES } from '../outcomes/instruments.js';
 import type { PatientsService } from '../patients/patients.service.js';
@@ -125,7 +126,7 @@ export interface FhirSearchDeps {
   procedures: Pick<ProceduresService, 'find' | 'countMatching'>;
   outcomes: Pick<OutcomesService, 'find' | 'countMatching'>;
   adverseEvents: Pick<AdverseEventsService, 'find' | 'countMatching'>;
-  lots: Pick<LotsService, 'find' | 'countMatching' | 'getMany'>;
+  lots: Pick<LotsService, 'find' | 'countMatching' | 'summariesOf'>;
   donors: Pick<DonorsService, 'list' | 'dinsOf'>;
 }
 
@@ -185,13 +186,15 @@ export function createFhirSearch({ patients, procedures, outcomes, adverseEvents
     return Promise.all(uses.map(async (use) => map(use)));
   }
 
-  /** Lots as BiologicallyDerivedProducts in the order of `ids`, with their donors' DINs: four queries whatever the count. */
-  async function products(ids: string[]): Promise<FhirResource[]> {
-    if (ids.length === 0) return [];
-    const byId = new Map((await lots.getMany(ids)).map((l) => [l.id, l]));
-    const lotDtos = ids.flatMap((id) => (byId.has(id) ? [byId.get(id)!] : [])); // in the order asked for (a sorted page)
+  /** Lots as BiologicallyDerivedProducts, with their donors' DINs (one query). */
+  async function productsOf(lotDtos: LotSummary[]): Promise<FhirResource[]> {
     const din = await donors.dinsOf([...new Set(lotDtos.flatMap((l) => l.donorIds))]);
     return lotDtos.map((l) => toFhirProduct(l, l.donorIds.flatMap((d) => (din.has(d) ? [din.get(d)!] : []))));
+  }
+
+  /** The lots of `ids` as BiologicallyDerivedProducts, in that order: two queries whatever the count. */
+  async function products(ids: string[]): Promise<FhirResource[]> {
+    return ids.length === 0 ? [] : productsOf(await lots.summariesOf(ids));
   }
 
   const sortOf = <S extends string>(parsed: ParsedSearch, fields: Record<string, S>) =>
@@ -333,7 +336,7 @@ export function createFhirSearch({ patients, procedures, outcomes, adverseEvents
         }
       });
       const { page, total } = await run(parsed, { where, sort: sortOf(parsed, { _lastUpdated: 'updatedAt' as const }), after }, (q) => lots.find(q), (w) => lots.countMatching(w));
-      return { matches: await products(page.items.map((l) => l.id)), includes: [], total, next: page.next };
+      return { matches: await productsOf(page.items), includes: [], total, next: page.next };
     },
 
     products,

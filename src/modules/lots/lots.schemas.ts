@@ -117,6 +117,8 @@ export const Lot = z
   })
   .meta({ id: 'Lot' });
 export type LotDto = z.infer<typeof Lot>;
+/** A lot without its status history: what labels and FHIR products show. */
+export type LotSummary = Omit<LotDto, 'statusChanges'>;
 
 export const LotPage = pageOf(Lot).meta({ id: 'LotPage' });
 export const LotSearch = z.strictObject({

@@ -13,7 +13,7 @@ import type { AuditLog } from '../audit/audit.service.js';
 import type { DonorsService } from '../donors/donors.service.js';
 import type { History, VersionPage } from '../history/history.service.js';
 import * as q from './lots.queries.js';
-import { CharacterizationInput, ReleaseTestsInput, type LotCreate, type LotDto, type LotFilters, type LotPatch } from './lots.schemas.js';
+import { CharacterizationInput, ReleaseTestsInput, type LotCreate, type LotDto, type LotFilters, type LotPatch, type LotSummary } from './lots.schemas.js';
 import { mergePatch } from '../../shared/merge-patch.js';
 import { sameJson } from '../../shared/canonical-json.js';
 import { unmetReleaseCriteria } from './release.js';
@@ -26,6 +26,22 @@ export const LOT = 'lot';
 type StatusCause = 'created' | 'manual' | 'donor-ineligible';
 
 function toLotDto(l: q.LotRow, donorIds: string[], changes: q.StatusChangeRow[]): LotDto {
+  return {
+    ...toLotSummary(l, donorIds),
+    statusChanges: changes
+      .filter((c) => c.lotId === l.id)
+      .map((c) => ({
+        status: c.status as LotStatus,
+        effectiveAt: c.effectiveAt.toISOString(),
+        reason: c.reason,
+        cause: c.cause as StatusCause,
+        changedBy: c.changedBy,
+        recordedAt: c.recordedAt.toISOString(),
+      })),
+  };
+}
+
+function toLotSummary(l: q.LotRow, donorIds: string[]): LotSummary {
   return {
     id: l.id,
     lotNumber: l.lotNumber,
@@ -43,16 +59,6 @@ function toLotDto(l: q.LotRow, donorIds: string[], changes: q.StatusChangeRow[])
     vialCount: l.vialCount,
     vialsShipped: l.vialsShipped,
     status: l.status as LotStatus,
-    statusChanges: changes
-      .filter((c) => c.lotId === l.id)
-      .map((c) => ({
-        status: c.status as LotStatus,
-        effectiveAt: c.effectiveAt.toISOString(),
-        reason: c.reason,
-        cause: c.cause as StatusCause,
-        changedBy: c.changedBy,
-        recordedAt: c.recordedAt.toISOString(),
-      })),
     version: l.version,
     createdAt: l.createdAt.toISOString(),
     updatedAt: l.updatedAt.toISOString(),
@@ -200,6 +206,12 @@ export function createLotsService(deps: LotsDeps) {
       if (!found) throw new NotFound('lot version');
       await audit.record(db, actor, { action: 'read', resourceType: LOT, resourceId: id, details: { history: true, version } });
       return found;
+    },
+
+    /** Several lots without their status history, in the order of `ids` (unknown ids are left out): one statement. */
+    async summariesOf(ids: string[]): Promise<LotSummary[]> {
+      const byId = new Map((await q.findLotsWithDonors(db, ids)).map((r) => [r.id, toLotSummary(r, r.donorIds)]));
+      return ids.flatMap((id) => (byId.has(id) ? [byId.get(id)!] : []));
     },
 
     /** Several lots at once (unknown ids are left out). */
