@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { BadRequest } from '../../shared/errors.js';
@@ -13,19 +13,33 @@ export function queryOf(params: [string, string][]): string {
   return params.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
 }
 
-const sortSignature = (sort: ParsedSearch['sort']) => (sort ? `${sort.descending ? '-' : ''}${sort.name}` : '');
+const CursorBody = z.strictObject({ q: z.string(), k: z.string().max(64).nullable(), i: z.uuid() });
 
-const CursorBody = z.strictObject({ s: z.string(), k: z.string().nullable(), i: z.uuid() });
+/** PostgreSQL's text of a timestamptz (the sort keys): what a cursor's key must look like. */
+const TIMESTAMP_KEY = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?[+-]\d{2}(:\d{2}){0,2}$/;
 
 /**
- * The `_cursor` of a next link: where the page resumes (the last row's sort key and id) and the order it was
- * taken in, base64url JSON. Opaque to clients; a cursor of another order or not ours is a 400.
+ * What a cursor belongs to: the path and every parameter applied but the page size, the format and the cursor
+ * itself (a client may change those between pages), hashed. A cursor used on another search is refused.
  */
-export function encodeCursor(key: SearchKey, sort: ParsedSearch['sort'], extra: Record<string, unknown> = {}): string {
-  return Buffer.from(JSON.stringify({ s: sortSignature(sort), k: key.key, i: key.id, ...extra }), 'utf8').toString('base64url');
+function searchOf(path: string, parsed: Pick<ParsedSearch, 'applied'>): string {
+  const applied = parsed.applied.filter(([k]) => k !== '_count' && k !== '_format' && k !== '_cursor');
+  return createHash('sha256').update(`${path}?${queryOf(applied)}`).digest('base64url').slice(0, 16);
 }
 
-export function decodeCursor(cursor: string | undefined, sort: ParsedSearch['sort']): SearchKey | undefined {
+/**
+ * The `_cursor` of a next link: the search it belongs to, and where the page resumes (the last row's sort key
+ * and id), base64url JSON. Opaque to clients.
+ */
+export function encodeCursor(key: SearchKey, path: string, parsed: Pick<ParsedSearch, 'applied'>): string {
+  return Buffer.from(JSON.stringify({ q: searchOf(path, parsed), k: key.key, i: key.id }), 'utf8').toString('base64url');
+}
+
+/**
+ * Where the page resumes, from a `_cursor`; 400 for one this server did not give out for this very search
+ * (another path or other parameters, a key that is not a sort key of its order).
+ */
+export function decodeCursor(cursor: string | undefined, path: string, parsed: Pick<ParsedSearch, 'applied' | 'sort'>): SearchKey | undefined {
   if (cursor === undefined) return undefined;
   let body: unknown;
   try {
@@ -33,11 +47,19 @@ export function decodeCursor(cursor: string | undefined, sort: ParsedSearch['sor
   } catch {
     body = undefined;
   }
-  const parsed = CursorBody.safeParse(body);
-  if (!parsed.success || parsed.data.s !== sortSignature(sort) || (parsed.data.s !== '' && parsed.data.k === null)) {
+  const c = CursorBody.safeParse(body);
+  const keyOk = (k: string | null) => (parsed.sort ? k !== null && validTimestampKey(k) : true);
+  if (!c.success || c.data.q !== searchOf(path, parsed) || !keyOk(c.data.k)) {
     throw new BadRequest('The cursor is not one this server gave out for this search; follow the next link as it was given.', [{ path: 'querystring._cursor', message: 'invalid cursor' }]);
   }
-  return { key: parsed.data.k, id: parsed.data.i };
+  return { key: c.data.k, id: c.data.i };
+}
+
+function validTimestampKey(k: string): boolean {
+  const m = TIMESTAMP_KEY.exec(k);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  return year >= 1900 && year <= 9999 && month >= 1 && month <= 12 && day >= 1 && day <= new Date(Date.UTC(year, month, 0)).getUTCDate() && hour < 24 && minute < 60 && second < 60;
 }
 
 const entryOf = (req: FastifyRequest, resource: FhirResource, mode: 'match' | 'include') => ({
@@ -56,7 +78,7 @@ export function searchsetBundle(req: FastifyRequest, path: string, parsed: Parse
   const self = `${fhirBase(req)}/${path}?${queryOf(parsed.applied)}`;
   const link = [{ relation: 'self', url: self }];
   if (page.next && !parsed.countOnly) {
-    link.push({ relation: 'next', url: `${fhirBase(req)}/${path}?${queryOf([...parsed.applied, ['_cursor', encodeCursor(page.next, parsed.sort)]])}` });
+    link.push({ relation: 'next', url: `${fhirBase(req)}/${path}?${queryOf([...parsed.applied, ['_cursor', encodeCursor(page.next, path, parsed)]])}` });
   }
   const entry = parsed.countOnly
     ? []

@@ -5,19 +5,20 @@ import { FHIR_JSON, FhirResource } from '../../http/problem.js';
 import type { FhirResource as Resource } from './fhir.mappers.js';
 
 /** What the facade accepts in Accept: FHIR's JSON media type and plain JSON (both answered as application/fhir+json). */
-export const FHIR_MEDIA_TYPES = [FHIR_JSON, 'application/json'] as const;
+export const FHIR_MEDIA_TYPES = [FHIR_JSON, 'application/json', 'application/json+fhir'] as const;
 
 /**
  * `_format` (R4 §3.1.0.1.10): the JSON forms (`json`, `application/json`, `application/fhir+json`, and the DSTU2
- * `application/json+fhir`) ask for JSON; `xml`, `ttl`, `html` and anything else ask for a form this server does
+ * `application/json+fhir`, with their parameters) ask for JSON; `xml`, `ttl`, `html` and anything else ask for a form this server does
  * not produce (406).
  */
 export const FHIR_FORMAT = {
   name: '_format',
   toMediaRange(value: string): string | undefined {
     const type = value.split(';')[0]!.trim().toLowerCase();
-    if (type === 'json' || type === 'application/json') return 'application/json';
-    if (type === FHIR_JSON || type === 'application/json+fhir') return FHIR_JSON;
+    if (type === 'json') return 'application/json';
+    // A media type keeps its parameters, so fhirVersion=3.0 is refused as it is in Accept.
+    if (type === 'application/json' || type === FHIR_JSON || type === 'application/json+fhir') return value;
     return undefined;
   },
 };

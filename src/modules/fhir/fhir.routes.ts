@@ -5,7 +5,6 @@ import type { Actor, Scope } from '../../auth/principal.js';
 import type { FhirResource } from './fhir.mappers.js';
 import { actorOf } from '../../http/auth.js';
 import { operationOutcomeResponses } from '../../http/problem.js';
-import { BadRequest } from '../../shared/errors.js';
 import { CapabilityRegistry } from './capability.js';
 import { decodeCursor, searchsetBundle } from './bundle.js';
 import { fhirConfig, notModifiedResponse, okResponse, sendFhir, sendRead } from './fhir.http.js';
@@ -13,7 +12,7 @@ import { SEARCH_DEFS, checkIncludeScopes, type FhirSearch, type SearchType } fro
 import type { FhirService } from './fhir.service.js';
 import { EVERYTHING_TYPES } from './fhir.service.js';
 import { operationOutcomeErrors } from './operation-outcome.js';
-import { parseDate, parseSearch, type ParsedSearch } from './search-params.js';
+import { parseEverything, parseSearch } from './search-params.js';
 import { fhirVersionRoutes } from './fhir.versions.js';
 import type { FhirVersions } from './fhir.versions.service.js';
 
@@ -39,7 +38,13 @@ const RESULT_PARAM_DOCS: Record<string, string> = {
 function handlingOf(req: FastifyRequest): 'strict' | 'lenient' {
   const prefer = req.headers.prefer;
   const text = Array.isArray(prefer) ? prefer.join(',') : (prefer ?? '');
-  return text.split(/[,;]/).some((p) => p.trim().toLowerCase().replace(/\s+/g, '') === 'handling=strict') ? 'strict' : 'lenient';
+  // Preferences are comma-separated, each `token[=value]` then `;parameters`; the first `handling` counts (RFC 7240 §2).
+  for (const preference of text.split(',')) {
+    const [name, value] = preference.split(';')[0]!.split('=').map((x) => x.trim());
+    if (name?.toLowerCase() !== 'handling') continue;
+    return value?.replace(/^"(.*)"$/, '$1').toLowerCase() === 'strict' ? 'strict' : 'lenient';
+  }
+  return 'lenient';
 }
 
 export function fhirRoutes(app: FastifyInstance, { fhir, search, versions }: { fhir: FhirService; search: FhirSearch; versions: FhirVersions }) {
@@ -80,7 +85,7 @@ export function fhirRoutes(app: FastifyInstance, { fhir, search, versions }: { f
       const parsed = parseSearch(def, req.query as Record<string, string | string[]>, handling === 'strict');
       const actor = actorOf(req);
       checkIncludeScopes(actor, parsed);
-      const page = await search[type](actor, parsed, decodeCursor(parsed.cursor, parsed.sort));
+      const page = await search[type](actor, parsed, decodeCursor(parsed.cursor, type, parsed));
       reply.header('Preference-Applied', `handling=${handling}`);
       return sendFhir(reply, searchsetBundle(req, type, parsed, page));
     });
@@ -99,39 +104,18 @@ export function fhirRoutes(app: FastifyInstance, { fhir, search, versions }: { f
       summary: 'The patient, then its procedures, observations and adverse events, a page at a time, with the product lots used (search.mode include)',
       params: IdParams,
       querystring: z.looseObject({
-        _count: z.string().regex(/^\d{1,3}$/).refine((s) => Number(s) >= 1 && Number(s) <= 200, '1..200').optional().meta({ description: 'Resources per page (matches; the lots they used come as includes), 1..200, default 50' }),
-        _since: z.string().optional().meta({ description: 'Only resources last updated at or after this instant (or date, the UTC day\'s start)' }),
-        _type: z.string().optional().meta({ description: `Comma-separated types to include, of ${EVERYTHING_TYPES.join(', ')}, BiologicallyDerivedProduct (the lots, as includes); others are ignored` }),
+        _count: z.string().optional().meta({ description: 'Resources per page (matches; the lots they used come as includes), 1..200, default 50' }),
+        _since: z.string().optional().meta({ description: 'Only resources last updated at or after this instant (or date: the UTC day\'s start)' }),
+        _type: Repeatable.optional().meta({ description: `Comma-separated (or repeated) types: of ${EVERYTHING_TYPES.join(', ')}, and BiologicallyDerivedProduct (the lots used, as includes); another type is a 400` }),
         _cursor: z.string().optional().meta({ description: 'From the Bundle\'s next link' }),
+        _format: z.string().optional().meta({ description: RESULT_PARAM_DOCS._format! }),
       }),
       response: { 200: okResponse, ...operationOutcomeResponses(400, 404) },
     },
   }, async (req, reply) => {
-    const q = req.query;
-    let since: string | undefined;
-    if (q._since !== undefined) {
-      // An instant (or a date: its UTC day's start), without a prefix (R4 §3.1.2.5: _since is an instant).
-      const parsedSince = /^\d/.test(q._since) ? parseDate(q._since, false) : 'an instant: YYYY-MM-DDThh:mm:ss[.fff] with Z or ±hh:mm, or a date';
-      if (typeof parsedSince === 'string') throw new BadRequest('_since is not an instant.', [{ path: 'querystring._since', message: parsedSince }]);
-      since = parsedSince.start;
-    }
-    const types = q._type?.split(',').map((t) => t.trim());
-    const parsed: ParsedSearch = {
-      uses: [],
-      count: q._count === undefined ? 50 : Number(q._count),
-      countOnly: false,
-      total: false,
-      sort: null,
-      include: [],
-      revInclude: [],
-      applied: [
-        ...(q._count !== undefined ? [['_count', q._count] as [string, string]] : []),
-        ...(q._since !== undefined ? [['_since', q._since] as [string, string]] : []),
-        ...(q._type !== undefined ? [['_type', q._type] as [string, string]] : []),
-      ],
-    };
-    const after = decodeCursor(q._cursor, null);
-    const page = await fhir.everything(actorOf(req), req.params.id, { count: parsed.count, since, types, after });
+    const parsed = parseEverything(req.query as Record<string, string | string[]>, handlingOf(req) === 'strict');
+    const after = decodeCursor(parsed.cursor, `Patient/${req.params.id}/$everything`, parsed);
+    const page = await fhir.everything(actorOf(req), req.params.id, { count: parsed.count, since: parsed.since, types: parsed.types, after });
     return sendFhir(reply, searchsetBundle(req, `Patient/${req.params.id}/$everything`, parsed, page));
   });
 

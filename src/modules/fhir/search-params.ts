@@ -78,7 +78,9 @@ export function parseSearch(def: ResourceSearchDef, query: Record<string, string
 
   for (const [key, raw] of Object.entries(query)) {
     if (raw === undefined) continue;
-    for (const value of Array.isArray(raw) ? raw : [raw]) {
+    // A result parameter given twice takes its last value (and the self link shows that one); _include adds up.
+    const values = Array.isArray(raw) ? (RESULT_PARAMS.has(key) && key !== '_include' && key !== '_revinclude' ? raw.slice(-1) : raw) : [raw];
+    for (const value of values) {
       if (RESULT_PARAMS.has(key)) {
         if (readResultParam(def, key, value, out, problems, strict)) out.applied.push([key, value]);
         continue;
@@ -91,7 +93,7 @@ export function parseSearch(def: ResourceSearchDef, query: Record<string, string
         continue;
       }
       if (value === '') continue; // R4 §3.1.1.5: an empty value is ignored
-      const modifier = modifiers.join(':') || undefined;
+      const modifier = modifiers.length ? modifiers.join(':') : undefined; // `family:` has an empty, unsupported one
       const use = readParam(param, key, modifier, chain.join('.') || undefined, value, problems);
       if (use) {
         out.uses.push(use);
@@ -256,3 +258,66 @@ export function parseDate(text: string, dateOnly: boolean): DateMatch | string {
 
 /** ISO 8601 UTC text, or `infinity` past 9999-12-31 (nothing stored lies there). */
 const instant = (ms: number) => (ms > MAX_INSTANT ? 'infinity' : new Date(ms).toISOString());
+
+/** `$everything`'s parameters (R4 Patient-everything): a ParsedSearch for its Bundle plus what the operation takes. */
+export interface ParsedEverything extends ParsedSearch {
+  since?: string;
+  types?: string[];
+}
+
+const EVERYTHING_PARAMS = new Set(['_count', '_since', '_type', '_cursor', '_format']);
+const EVERYTHING_TYPE_NAMES = ['Patient', 'Procedure', 'Observation', 'AdverseEvent', 'BiologicallyDerivedProduct'];
+
+/**
+ * Reads `$everything`'s query: `_count` 1..200 (default 50), `_since` an instant or a date (its UTC day's start),
+ * `_type` a comma-separated or repeated list of the types served there (another is a 400; an empty value is
+ * ignored). Other parameters are ignored and left out of the self link, or a 400 under `Prefer: handling=strict`.
+ */
+export function parseEverything(query: Record<string, string | string[] | undefined>, strict: boolean): ParsedEverything {
+  const problems = new Problems();
+  const out: ParsedEverything = { uses: [], count: 50, countOnly: false, total: false, sort: null, include: [], revInclude: [], applied: [] };
+  const last = (v: string | string[]) => (Array.isArray(v) ? v[v.length - 1]! : v);
+  for (const [key, raw] of Object.entries(query)) {
+    if (raw === undefined) continue;
+    if (!EVERYTHING_PARAMS.has(key)) {
+      if (strict) problems.add(key, '$everything takes _count, _since, _type (and _cursor, _format); without Prefer: handling=strict others are ignored');
+      continue;
+    }
+    const value = last(raw);
+    switch (key) {
+      case '_count':
+        if (!/^\d{1,3}$/.test(value) || Number(value) < 1 || Number(value) > 200) problems.add(key, 'a whole number from 1 to 200');
+        else {
+          out.count = Number(value);
+          out.applied.push([key, value]);
+        }
+        break;
+      case '_since': {
+        const since = /^\d/.test(value) ? parseDate(value, false) : 'an instant: YYYY-MM-DDThh:mm:ss[.fff] with Z or ±hh:mm, or a date';
+        if (typeof since === 'string') problems.add(key, since);
+        else {
+          out.since = since.start;
+          out.applied.push([key, value]);
+        }
+        break;
+      }
+      case '_type': {
+        const types = (Array.isArray(raw) ? raw : [raw]).flatMap((v) => v.split(',')).map((t) => t.trim()).filter(Boolean);
+        const unknown = types.filter((t) => !EVERYTHING_TYPE_NAMES.includes(t));
+        if (unknown.length) problems.add(key, `types served by $everything: ${EVERYTHING_TYPE_NAMES.join(', ')}`);
+        else if (types.length) {
+          out.types = [...new Set(types)];
+          out.applied.push([key, out.types.join(',')]);
+        }
+        break;
+      }
+      case '_cursor':
+        out.cursor = value;
+        break;
+      default:
+        out.applied.push([key, value]); // _format: applied by negotiation
+    }
+  }
+  if (problems.errors.length) throw new BadRequest('The $everything parameters are not valid.', problems.errors);
+  return out;
+}
