@@ -99,8 +99,9 @@ export function keyset<S extends string>(
 }
 
 /**
- * The select of one page of a search on `table`: rows (limit + 1) with every column, `sort_key` (see keyset) and
- * `_ord`, their position in the page's order (which AuditLog.search keeps). `scope` is the tenancy condition.
+ * The select of one page of a search on `table`: rows (limit + 1) with every column, `sort_key` (see keyset),
+ * `_ord`, their position in the page's order (which AuditLog.search keeps), and `_total`, every match counted
+ * when `withTotal` (null otherwise). `scope` is the tenancy condition.
  */
 export function searchSelect<F extends string, S extends string>(
   table: Table,
@@ -109,8 +110,11 @@ export function searchSelect<F extends string, S extends string>(
   q: SearchQuery<F, S>,
 ): SQL {
   const { orderBy, after, key } = keyset(spec.sortFields, spec.id, q);
-  const where = and(scope, whereSql(spec.fields, q.where), after);
-  return sql`select *, ${key} as sort_key, row_number() over (order by ${orderBy}) as _ord from ${table}${where ? sql` where ${where}` : sql``} order by ${orderBy} limit ${q.limit + 1}`;
+  const matches = and(scope, whereSql(spec.fields, q.where));
+  const where = and(matches, after);
+  // The total as an uncorrelated subquery: computed once, no round trip of its own.
+  const total = q.withTotal ? sql`(select count(*)::int from ${table}${matches ? sql` where ${matches}` : sql``})` : sql`null::int`;
+  return sql`select *, ${key} as sort_key, row_number() over (order by ${orderBy}) as _ord, ${total} as _total from ${table}${where ? sql` where ${where}` : sql``} order by ${orderBy} limit ${q.limit + 1}`;
 }
 
 /** How many rows of `table` the conditions select (for a FHIR Bundle's total). */

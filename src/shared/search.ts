@@ -62,12 +62,16 @@ export interface SearchQuery<F extends string, S extends string = never> {
   sort: { field: S; descending: boolean } | null;
   limit: number;
   after?: SearchKey;
+  /** Also count every match (whatever `after` and `limit`), in the same statement: the result's `total`. */
+  withTotal?: boolean;
 }
 
 export interface SearchResult<T> {
   items: T[];
   /** Where the next page starts, null on the last page. */
   next: SearchKey | null;
+  /** Every match, when the query asked `withTotal` and the page has a row to carry it (else undefined). */
+  total?: number;
 }
 
 /** Rows (limit + 1, as PostgreSQL named them) to a page and where the next one starts, from their `sort_key` and `id`. */
@@ -75,5 +79,6 @@ export function pageOf<T>(rows: Record<string, unknown>[], limit: number, map: (
   const items = rows.slice(0, limit);
   const last = items[items.length - 1];
   const next = rows.length > limit && last ? { key: (last.sort_key as string | null) ?? null, id: String(last.id) } : null;
-  return { items: items.map(map), next };
+  const total = typeof rows[0]?._total === 'number' ? rows[0]._total : undefined;
+  return { items: items.map(map), next, ...(total !== undefined ? { total } : {}) };
 }

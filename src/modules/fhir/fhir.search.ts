@@ -202,15 +202,20 @@ export function createFhirSearch({ patients, procedures, outcomes, adverseEvents
 
   const filterNames = (parsed: ParsedSearch) => [...new Set(parsed.uses.map((u) => u.def.name))];
 
-  /** Runs the page (limit 0 when only the total is asked for: still audited as a search) and, unless `_total=none`, the count. */
+  /**
+   * Runs the page (limit 0 when only the total is asked for: still audited as a search) with, unless
+   * `_total=none`, the count in the same statement; a page with no row to carry it counts apart (or is 0 on the
+   * first page: nothing matched).
+   */
   async function run<T, F extends string, S extends string>(
     parsed: ParsedSearch,
-    query: Omit<SearchQuery<F, S>, 'limit'>,
+    query: Omit<SearchQuery<F, S>, 'limit' | 'withTotal'>,
     find: (q: SearchQuery<F, S>) => Promise<SearchResult<T>>,
     count: (where: Condition<F>[]) => Promise<number>,
   ): Promise<{ page: SearchResult<T>; total?: number }> {
-    const limit = parsed.countOnly ? 0 : parsed.count;
-    const [page, total] = await Promise.all([find({ ...query, limit }), parsed.total || parsed.countOnly ? count(query.where) : undefined]);
+    const withTotal = parsed.total || parsed.countOnly;
+    const page = await find({ ...query, limit: parsed.countOnly ? 0 : parsed.count, withTotal });
+    const total = !withTotal ? undefined : (page.total ?? (query.after ? await count(query.where) : 0));
     return { page: parsed.countOnly ? { items: [], next: null } : page, total };
   }
 

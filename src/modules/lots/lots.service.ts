@@ -222,7 +222,7 @@ export function createLotsService(deps: LotsDeps) {
     /** One page of the lots matching `search` (shared/search.ts criteria); supplier records, not audited as reads. */
     async find(search: SearchQuery<q.LotField, 'updatedAt'>): Promise<SearchResult<LotDto>> {
       const page = pageOf(await q.lotsMatching(db, search), search.limit, q.lotFromRaw);
-      return { items: await loadMany(db, page.items), next: page.next };
+      return { ...page, items: await loadMany(db, page.items) };
     },
 
     /** How many lots match `where` (a FHIR Bundle's total). */

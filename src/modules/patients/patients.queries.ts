@@ -3,7 +3,7 @@ import type { Executor, Tx } from '../../db/client.js';
 import { pgCode, pgConstraint } from '../../db/errors.js';
 import { fromRaw } from '../../db/raw.js';
 import { equalities } from '../../db/compiled.js';
-import { countSelect, searchSelect, type Fields } from '../../db/search.js';
+import { countSelect, searchSelect, whereSql, type Fields } from '../../db/search.js';
 import type { Condition, Match, SearchQuery } from '../../shared/search.js';
 import type { PageRequest } from '../../http/pagination.js';
 import { Conflict } from '../../shared/errors.js';
@@ -154,8 +154,12 @@ export async function countPatientsMatching(exec: Executor, clinicId: string, wh
 
 /** Ids of the clinic's patients matching `where` (at most `max`): for searches chained through the patient. */
 export async function patientIdsMatching(exec: Executor, clinicId: string, where: Condition<PatientField>[], max: number): Promise<string[]> {
-  const result = await exec.execute(sql`select id from (${selectPatientsMatching(clinicId, { where, sort: null, limit: max - 1 })}) m`);
-  return result.rows.map((r) => String(r.id));
+  const rows = await exec
+    .select({ id: patients.id })
+    .from(patients)
+    .where(and(eq(patients.clinicId, clinicId), whereSql(patientSearch.fields, where)))
+    .limit(max);
+  return rows.map((r) => r.id);
 }
 
 export async function countPatients(exec: Executor, clinicId: string, f: PatientFilters): Promise<number> {
