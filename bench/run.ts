@@ -370,6 +370,10 @@ async function main() {
       service: { method: 'GET', next: () => { const p = pick(everythingPatients); return { path: `/fhir/R4/Patient/${p.id}/$everything`, token: tokens[p.clinic_id] }; } },
     },
     {
+      name: 'GET /fhir/R4/Patient/{id}/$everything?_count=20 (20 procedures, first page)',
+      service: { method: 'GET', next: () => { const p = pick(everythingPatients); return { path: `/fhir/R4/Patient/${p.id}/$everything?_count=20`, token: tokens[p.clinic_id] }; } },
+    },
+    {
       // An EHR looks a patient up by the family name it holds, in its own case and without accents.
       name: 'GET /fhir/R4/Patient?family= (4 connections)',
       // A latency goal is read below saturation: at 16 connections on 2 cores p99 is mostly queueing.

@@ -1,5 +1,5 @@
 import type { Actor } from '../../auth/principal.js';
-import { BadRequest, NotFound } from '../../shared/errors.js';
+import { BadRequest } from '../../shared/errors.js';
 import type { Condition, SearchKey, SearchResult } from '../../shared/search.js';
 import type { AdverseEventsService } from '../adverse-events/adverse-events.service.js';
 import type { LotsService } from '../lots/lots.service.js';
@@ -65,6 +65,8 @@ export function createFhirService({ patients, procedures, outcomes, adverseEvent
     };
     switch (s) {
       case 'Patient':
+        // The record itself: a read (audited as one, 404 for a patient the clinic does not hold) unless _since filters it.
+        if (!since) return after ? { items: [], next: null } : { items: [toFhirPatient(await patients.get(actor, patientId))], next: null };
         return mapped(patients.find(actor, { where: of('id', 'updatedAt'), sort: null, limit, after: key }, filters), toFhirPatient);
       case 'Procedure': {
         const page = await procedures.find(actor, { where: of('patientId', 'updatedAt'), sort: null, limit, after: key }, filters);
@@ -106,7 +108,7 @@ export function createFhirService({ patients, procedures, outcomes, adverseEvent
       const matches: FhirResource[] = [];
       const lotIds = new Set<string>();
       let next: SearchKey | null = null;
-      // The first page's Patient section says whether the caller may see the patient; any other page asks.
+      // The first page's Patient section reads the patient (404 if the clinic does not hold it); any other page asks.
       const sections = wanted.filter((t) => EVERYTHING_TYPES.indexOf(t) >= startAt);
       const patientSaysVisible = sections[0] === 'Patient' && !req.after && !req.since;
       if (!patientSaysVisible) await patients.visiblePatient(actor, patientId);
@@ -118,7 +120,6 @@ export function createFhirService({ patients, procedures, outcomes, adverseEvent
           break;
         }
         const page = await section(actor, s, patientId, remaining, after, req.since);
-        if (s === 'Patient' && patientSaysVisible && page.items.length === 0) throw new NotFound('patient');
         matches.push(...page.items);
         page.lotIds?.forEach((id) => lotIds.add(id));
         if (page.next) {
