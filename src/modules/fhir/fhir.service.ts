@@ -106,28 +106,42 @@ export function createFhirService({ patients, procedures, outcomes, adverseEvent
       const startAt = req.after ? EVERYTHING_TYPES.indexOf(req.after.key as Section) : 0;
       if (startAt < 0) throw new BadRequest('The cursor is not one this server gave out for this search.', [{ path: 'querystring._cursor', message: 'invalid cursor' }]);
       const matches: FhirResource[] = [];
-      const lotIds = new Set<string>();
+      const products: Promise<FhirResource[]>[] = [];
       let next: SearchKey | null = null;
       // The first page's Patient section reads the patient (404 if the clinic does not hold it); any other page asks.
       const sections = wanted.filter((t) => EVERYTHING_TYPES.indexOf(t) >= startAt);
       const patientSaysVisible = sections[0] === 'Patient' && !req.after && !req.since;
       if (!patientSaysVisible) await patients.visiblePatient(actor, patientId);
-      for (const s of sections) {
-        const remaining = req.count - matches.length;
+      // That read is exactly one resource, so the next section runs beside it (a hidden patient's records are
+      // out of the clinic's scope: that search finds nothing); the lots of a page's procedures load beside the rest.
+      let pending: Promise<SearchResult<FhirResource> & { lotIds?: string[] }> | undefined;
+      for (const [i, s] of sections.entries()) {
+        const remaining = req.count - matches.length - (pending ? 1 : 0);
         const after = req.after && req.after.key === s ? req.after.id : undefined;
         if (remaining === 0) {
           next = { key: s, id: SECTION_START };
           break;
         }
-        const page = await section(actor, s, patientId, remaining, after, req.since);
+        if (i === 0 && patientSaysVisible && sections.length > 1 && req.count > 1) {
+          pending = section(actor, s, patientId, 1, undefined, undefined);
+          continue;
+        }
+        const [first, page] = await Promise.all([pending, section(actor, s, patientId, remaining, after, req.since)]);
+        if (first) matches.push(...first.items);
+        pending = undefined;
         matches.push(...page.items);
-        page.lotIds?.forEach((id) => lotIds.add(id));
+        if (withProducts && page.lotIds?.length) {
+          const loading = search.products([...new Set(page.lotIds)]);
+          loading.catch(() => undefined); // awaited below; a later section's failure must not leave it unhandled
+          products.push(loading);
+        }
         if (page.next) {
           next = { key: s, id: page.next.id };
           break;
         }
       }
-      return { matches, includes: withProducts ? await search.products([...lotIds]) : [], next };
+      if (pending) matches.push(...(await pending).items);
+      return { matches, includes: (await Promise.all(products)).flat(), next };
     },
   };
 }
