@@ -204,10 +204,12 @@ async function patientsWithProcedures(client: pg.Client, procedures: number, cou
   const have = await client.query<{ id: string; clinic_id: string }>('select id, clinic_id from bench_fixture_patients where procedures = $1', [procedures]);
   if (have.rowCount! >= count) return have.rows;
   await client.query('begin');
+  // Copies never add to the lot of the traceability report, whose size the report scenarios keep.
+  const bigLotId = (await client.query<{ lot_id: string }>('select lot_id from procedures group by 1 order by count(*) desc limit 1')).rows[0]!.lot_id;
   const chosen = await client.query<{ id: string; clinic_id: string; n: number }>(
     `select patient_id as id, clinic_id, count(*)::int as n from procedures where status = 'completed' group by 1, 2
-     having count(*) between 1 and $1 order by md5(patient_id::text) limit $2`,
-    [procedures, count],
+     having count(*) between 1 and $1 and bool_and(lot_id <> $3) order by md5(patient_id::text) limit $2`,
+    [procedures, count, bigLotId],
   );
   for (const p of chosen.rows) {
     const missing = procedures - p.n;
@@ -216,9 +218,9 @@ async function patientsWithProcedures(client: pg.Client, procedures: number, cou
         `insert into procedures
          select (jsonb_populate_record(null::procedures,
                    to_jsonb(c) || jsonb_build_object('id', gen_random_uuid(), 'performed_at', c.performed_at + make_interval(days => g)))).*
-         from (select * from procedures where patient_id = $1 and status = 'completed') c cross join generate_series(1, $2) g
+         from (select * from procedures where patient_id = $1 and status = 'completed' and lot_id <> $3) c cross join generate_series(1, $2) g
          order by g, c.id limit $2`,
-        [p.id, missing],
+        [p.id, missing, bigLotId],
       );
     }
     await client.query('insert into bench_fixture_patients values ($1, $2, $3) on conflict do nothing', [p.id, p.clinic_id, procedures]);
