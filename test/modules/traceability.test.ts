@@ -95,9 +95,18 @@ describe('lot traceability', () => {
   it('needs reports:read, answers 404 for an unknown lot, and audits each export', async () => {
     expect((await get(`/v1/reports/lot-traceability/${lotId}`, clinic['clinic-a']!)).status).toBe(403);
     expect((await get('/v1/reports/lot-traceability/01900000-0000-7000-8000-000000000000', inspector)).status).toBe(404);
-    const { rows } = await t.pool.query("SELECT actor_sub, details->>'format' AS format FROM audit_events WHERE action = 'export' AND resource_id = $1 ORDER BY id", [lotId]);
-    expect(rows.length).toBeGreaterThanOrEqual(4);
-    expect(rows.map((r) => r.format)).toContain('csv');
+    // Each export is one entry, whatever ran before: count this test's own two (JSON, then CSV).
+    const exports = async () =>
+      (await t.pool.query("SELECT actor_sub, details->>'format' AS format FROM audit_events WHERE action = 'export' AND resource_id = $1 ORDER BY id", [lotId])).rows as {
+        actor_sub: string;
+        format: string;
+      }[];
+    const before = (await exports()).length;
+    expect((await get(`/v1/reports/lot-traceability/${lotId}`, inspector)).status).toBe(200);
+    expect((await get(`/v1/reports/lot-traceability/${lotId}`, inspector, 'text/csv')).status).toBe(200);
+    const after = await exports();
+    expect(after).toHaveLength(before + 2);
+    expect(after.slice(-2).map((r) => r.format)).toEqual(['json', 'csv']);
   });
 });
 
