@@ -1,3 +1,5 @@
+import { Forbidden } from '../shared/errors.js';
+
 export const SCOPES = [
   'patients:read',
   'patients:write',
@@ -20,4 +22,12 @@ export interface Principal {
 /** What every service call carries: the principal and the request it came from (for the audit log). */
 export interface Actor extends Principal {
   requestId: string;
+}
+
+/** The caller's clinic, for records that belong to one. Tokens without `clinic_id` cannot act on them (403 clinic-required). */
+export function clinicOf(actor: Actor): string {
+  if (!actor.clinicId) {
+    throw new Forbidden('This operation acts on one clinic\'s records; the token has no clinic_id claim.', 'clinic-required');
+  }
+  return actor.clinicId;
 }

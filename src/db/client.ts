@@ -3,9 +3,9 @@ import pg from 'pg';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import type { Logger } from 'pino';
 import { handleConnectionLoss } from './connection-loss.js';
-import * as schema from './schema.js';
 
-export type Db = NodePgDatabase<typeof schema>;
+/** drizzle over the pool; queries name their tables, so no schema object is attached (no relational API). */
+export type Db = NodePgDatabase;
 /** A transaction handle; queries functions take `Db | Tx` as their executor. */
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 export type Executor = Db | Tx;
@@ -94,5 +94,5 @@ export function createPool(connectionString: string, opts: PoolOptions, log?: Lo
 }
 
 export function createDb(pool: pg.Pool): Db {
-  return drizzle({ client: pool, schema });
+  return drizzle({ client: pool });
 }

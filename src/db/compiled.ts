@@ -2,12 +2,11 @@ import { Placeholder, eq, getTableColumns, sql, type AnyColumn, type Query, type
 import { PgDialect } from 'drizzle-orm/pg-core';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import type { Db, Executor } from './client.js';
-import * as schema from './schema.js';
 
 const dialect = new PgDialect();
 
 /** A drizzle instance with no connection, for building the statements of compiled() at module level. */
-export const builder: Db = drizzle.mock({ schema });
+export const builder: Db = drizzle.mock();
 
 /**
  * A statement drizzle builds once, on first use, with a placeholder wherever `build` reads from its

@@ -7,7 +7,7 @@ import { toPage } from '../../http/pagination.js';
 import type { Clock } from '../../shared/clock.js';
 import { BadRequest, Conflict, NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
-import { clinicOf } from '../../shared/tenancy.js';
+import { clinicOf } from '../../auth/principal.js';
 import { effectiveTime, todayIso } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { DonorsService } from '../donors/donors.service.js';

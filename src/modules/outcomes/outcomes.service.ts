@@ -9,7 +9,7 @@ import { toPage } from '../../http/pagination.js';
 import type { Clock } from '../../shared/clock.js';
 import { NotFound, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
-import { clinicOf } from '../../shared/tenancy.js';
+import { clinicOf } from '../../auth/principal.js';
 import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';

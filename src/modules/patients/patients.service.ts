@@ -8,7 +8,7 @@ import type { Clock } from '../../shared/clock.js';
 import { NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
 import { sameJson } from '../../shared/canonical-json.js';
-import { clinicOf } from '../../shared/tenancy.js';
+import { clinicOf } from '../../auth/principal.js';
 import { todayIso } from '../../shared/time.js';
 import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
 import type { AuditLog } from '../audit/audit.service.js';
