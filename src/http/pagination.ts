@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BadRequest } from '../shared/errors.js';
+import type { Page, PageRequest } from '../shared/paging.js';
 
 /** `?limit=` (1..200, default 50) and an opaque `?cursor=`. */
 export const pageQuery = {
@@ -7,10 +8,7 @@ export const pageQuery = {
   cursor: z.string().max(200).optional().meta({ description: 'The `nextCursor` of the previous page' }),
 };
 
-export interface PageRequest<K = string> {
-  limit: number;
-  after?: K;
-}
+export type { PageRequest } from '../shared/paging.js';
 
 const uuidKey = z.uuid();
 
@@ -28,11 +26,14 @@ export function decodeCursor<K>(cursor: string | undefined, parse: (raw: string)
   return key;
 }
 
-/** Queries fetch limit + 1 rows; the extra row says whether there is a next page. */
-export function toPage<T>(rows: T[], limit: number, keyOf: (row: T) => string = (r) => (r as { id: string }).id) {
-  if (rows.length <= limit) return { items: rows, nextCursor: null };
-  const items = rows.slice(0, limit);
-  return { items, nextCursor: Buffer.from(keyOf(items[items.length - 1]!), 'utf8').toString('base64url') };
+/** A service's page as the API answers it: the next page's key becomes the opaque `nextCursor`. */
+export function pageBody<T>(page: Page<T>): { items: T[]; nextCursor: string | null } {
+  return { items: page.items, nextCursor: encodeCursor(page.nextKey) };
+}
+
+/** The opaque cursor of a page key (base64url of its text), null for none. */
+export function encodeCursor(key: string | null): string | null {
+  return key === null ? null : Buffer.from(key, 'utf8').toString('base64url');
 }
 
 /** History lists are ordered by version, so their cursor is the last version seen. */

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
-import type { PageRequest } from '../../http/pagination.js';
+import type { PageRequest } from '../../shared/paging.js';
 import { fromRaw } from '../../db/raw.js';
 import { equalities } from '../../db/compiled.js';
 import { adverseEvents } from './adverse-events.table.js';

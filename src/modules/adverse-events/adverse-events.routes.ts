@@ -4,7 +4,7 @@ import { actorOf } from '../../http/auth.js';
 import { ifMatchVersion, setEtag } from '../../http/etag.js';
 import { IdempotencyHeaders, IfMatchHeaders } from '../../http/headers.js';
 import { idempotencyOf } from '../../http/idempotency.js';
-import { pageQuery, pageRequest, versionPageRequest } from '../../http/pagination.js';
+import { pageBody, pageQuery, pageRequest, versionPageRequest } from '../../http/pagination.js';
 import { problemResponses } from '../../http/problem.js';
 import { z } from 'zod';
 import {
@@ -47,7 +47,7 @@ export function adverseEventsRoutes(app: FastifyInstance, { adverseEvents }: { a
     schema: { operationId: 'listAdverseEvents', tags, summary: 'List the clinic\'s adverse events by procedure, lot or seriousness', querystring: AdverseEventSearch, response: { 200: AdverseEventPage } },
   }, async (req) => {
     const { limit, cursor, ...filters } = req.query;
-    return adverseEvents.list(actorOf(req), filters, pageRequest({ limit, cursor }));
+    return pageBody(await adverseEvents.list(actorOf(req), filters, pageRequest({ limit, cursor })));
   });
 
   r.get('/adverse-events/:id', {
@@ -86,5 +86,5 @@ export function adverseEventsRoutes(app: FastifyInstance, { adverseEvents }: { a
       querystring: z.strictObject(pageQuery),
       response: { 200: AdverseEventHistory, ...problemResponses(404) },
     },
-  }, async (req) => adverseEvents.history(actorOf(req), req.params.id, versionPageRequest(req.query)));
+  }, async (req) => pageBody(await adverseEvents.history(actorOf(req), req.params.id, versionPageRequest(req.query))));
 }

@@ -1,8 +1,8 @@
 import type { z } from 'zod';
 import type { Db } from '../../db/client.js';
 import type { Actor } from '../../auth/principal.js';
-import type { PageRequest } from '../../http/pagination.js';
-import { toPage } from '../../http/pagination.js';
+import type { PageRequest } from '../../shared/paging.js';
+import { toPage } from '../../shared/paging.js';
 import type { AuditLog } from './audit.service.js';
 import * as q from './audit.queries.js';
 import type { AuditEventDto, AuditSearch, VerifyResult } from './audit.schemas.js';

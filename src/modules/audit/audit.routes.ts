@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { actorOf } from '../../http/auth.js';
-import { decodeCursor } from '../../http/pagination.js';
+import { decodeCursor, pageBody } from '../../http/pagination.js';
 import { AuditEventPage, AuditSearch, VerifyQuery, VerifyResult } from './audit.schemas.js';
 import type { AuditLogService } from './audit-log.service.js';
 
@@ -23,7 +23,7 @@ export function auditRoutes(app: FastifyInstance, { auditLog }: { auditLog: Audi
     },
   }, async (req) => {
     const { limit, cursor, ...filters } = req.query;
-    return auditLog.list(actorOf(req), filters, { limit, after: decodeCursor(cursor, idKey) });
+    return pageBody(await auditLog.list(actorOf(req), filters, { limit, after: decodeCursor(cursor, idKey) }));
   });
 
   r.get('/audit-events/verify', {

@@ -4,7 +4,7 @@ import { actorOf } from '../../http/auth.js';
 import { setEtag } from '../../http/etag.js';
 import { IdempotencyHeaders } from '../../http/headers.js';
 import { idempotencyOf } from '../../http/idempotency.js';
-import { pageRequest } from '../../http/pagination.js';
+import { pageBody, pageRequest } from '../../http/pagination.js';
 import { problemResponses } from '../../http/problem.js';
 import { Donor, DonorCreate, DonorPage, DonorParams, DonorSearch, EligibilityCreate, EligibilityResult, ScreeningTest, ScreeningTestCreate } from './donors.schemas.js';
 import type { DonorsService } from './donors.service.js';
@@ -33,7 +33,7 @@ export function donorsRoutes(app: FastifyInstance, { donors }: { donors: DonorsS
   r.get('/donors', {
     config: { scope: 'lots:read' },
     schema: { operationId: 'listDonors', tags, summary: 'List donors, or find one by DIN', querystring: DonorSearch, response: { 200: DonorPage } },
-  }, async (req) => donors.list(req.query.din, pageRequest(req.query)));
+  }, async (req) => pageBody(await donors.list(req.query.din, pageRequest(req.query))));
 
   r.get('/donors/:id', {
     config: { scope: 'lots:read' },

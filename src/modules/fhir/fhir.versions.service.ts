@@ -32,10 +32,10 @@ export interface FhirVersion {
   resource: FhirResource;
 }
 
-/** A page of versions, newest first; `nextCursor` (opaque) asks for the older ones, null on the last page. */
+/** A page of versions, newest first; `nextKey` (the last version's number as text) asks for the older ones, null on the last page. */
 export interface VersionHistoryPage {
   versions: FhirVersion[];
-  nextCursor: string | null;
+  nextKey: string | null;
 }
 
 /** `limit` versions, newest first, older than version `before` when given (from a previous page's cursor). */
@@ -47,7 +47,7 @@ export interface VersionHistoryRequest {
 /** A page of module versions (VersionSnapshot) as the module services answer it. */
 interface SnapshotPage<T> {
   items: { version: number; resource: T }[];
-  nextCursor: string | null;
+  nextKey: string | null;
 }
 
 /** How one resource type's versions are fetched (through its module service) and mapped. */
@@ -81,7 +81,7 @@ export function createFhirVersions({ patients, procedures, adverseEvents, outcom
       async history(actor, id, page) {
         const result = await module.history(actor, id, toPageRequest(page));
         const resources = await map(result.items.map((v) => v.resource));
-        return { versions: result.items.map((v, i) => ({ version: v.version, resource: resources[i]! })), nextCursor: result.nextCursor };
+        return { versions: result.items.map((v, i) => ({ version: v.version, resource: resources[i]! })), nextKey: result.nextKey };
       },
     };
   }
@@ -110,7 +110,7 @@ export function createFhirVersions({ patients, procedures, adverseEvents, outcom
     async history(actor, id, page) {
       const resource = observation(await outcomes.get(actor, id));
       const versions = page.before === undefined || page.before > 1 ? [{ version: 1, resource }] : [];
-      return { versions, nextCursor: null };
+      return { versions, nextKey: null };
     },
   };
 

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Scope } from '../../auth/principal.js';
 import { actorOf } from '../../http/auth.js';
-import { decodeCursor } from '../../http/pagination.js';
+import { decodeCursor, encodeCursor } from '../../http/pagination.js';
 import { operationOutcomeResponses } from '../../http/problem.js';
 import { BadRequest } from '../../shared/errors.js';
 import type { CapabilityRegistry } from './capability.js';
@@ -73,8 +73,8 @@ function historyBundle(req: FastifyRequest, type: string, id: string, page: Vers
   const kept = new URLSearchParams();
   for (const [name, value] of sent) if (HISTORY_PARAMS.has(name) && !kept.has(name)) kept.set(name, value);
   const link = [{ relation: 'self', url: kept.size ? `${url}?${kept.toString()}` : url }];
-  if (page.nextCursor) {
-    kept.set('_cursor', page.nextCursor);
+  if (page.nextKey !== null) {
+    kept.set('_cursor', encodeCursor(page.nextKey)!);
     link.push({ relation: 'next', url: `${url}?${kept.toString()}` });
   }
   return {

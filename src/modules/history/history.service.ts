@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, gt, lt } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import { write } from '../../db/unit-of-work.js';
-import type { PageRequest } from '../../http/pagination.js';
+import type { PageRequest } from '../../shared/paging.js';
 import { recordVersions } from './history.table.js';
 
 export interface VersionSnapshot<T> {

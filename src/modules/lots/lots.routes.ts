@@ -4,7 +4,7 @@ import { actorOf } from '../../http/auth.js';
 import { ifMatchVersion, setEtag } from '../../http/etag.js';
 import { IdempotencyHeaders, IfMatchHeaders } from '../../http/headers.js';
 import { idempotencyOf } from '../../http/idempotency.js';
-import { pageRequest, versionPageRequest } from '../../http/pagination.js';
+import { pageBody, pageRequest, versionPageRequest } from '../../http/pagination.js';
 import { problemResponses } from '../../http/problem.js';
 import {
   Discard,
@@ -60,7 +60,7 @@ export function lotsRoutes(app: FastifyInstance, { lots, vials }: { lots: LotsSe
     schema: { operationId: 'listLots', tags, summary: 'List lots by status, manufacturer, lot number or donor', querystring: LotSearch, response: { 200: LotPage } },
   }, async (req) => {
     const { limit, cursor, ...filters } = req.query;
-    return lots.list(filters, pageRequest({ limit, cursor }));
+    return pageBody(await lots.list(filters, pageRequest({ limit, cursor })));
   });
 
   r.get('/lots/:id', {
@@ -82,7 +82,7 @@ export function lotsRoutes(app: FastifyInstance, { lots, vials }: { lots: LotsSe
       querystring: ListQuery,
       response: { 200: LotHistory, ...problemResponses(404) },
     },
-  }, async (req) => lots.history(actorOf(req), req.params.id, versionPageRequest(req.query)));
+  }, async (req) => pageBody(await lots.history(actorOf(req), req.params.id, versionPageRequest(req.query))));
 
   r.patch('/lots/:id', {
     config: { scope: 'lots:write' },
@@ -165,7 +165,7 @@ export function lotsRoutes(app: FastifyInstance, { lots, vials }: { lots: LotsSe
       querystring: ListQuery,
       response: { 200: RecallNoticePage, ...problemResponses(404) },
     },
-  }, async (req) => lots.notices(actorOf(req), req.params.id, pageRequest(req.query)));
+  }, async (req) => pageBody(await lots.notices(actorOf(req), req.params.id, pageRequest(req.query))));
 
   r.post('/lots/:id/recall-notices/:noticeId/acknowledge', {
     config: { scope: 'lots:write' },
@@ -195,7 +195,7 @@ export function lotsRoutes(app: FastifyInstance, { lots, vials }: { lots: LotsSe
   r.get('/lots/:id/shipments', {
     config: { scope: 'lots:read' },
     schema: { operationId: 'listShipments', tags: vialTags, summary: 'Shipments of a lot', params: LotParams, querystring: ListQuery, response: { 200: ShipmentPage, ...problemResponses(404) } },
-  }, async (req) => vials.shipments(actorOf(req), req.params.id, pageRequest(req.query)));
+  }, async (req) => pageBody(await vials.shipments(actorOf(req), req.params.id, pageRequest(req.query))));
 
   r.post('/lots/:id/discards', {
     config: { scope: 'lots:write' },
@@ -214,7 +214,7 @@ export function lotsRoutes(app: FastifyInstance, { lots, vials }: { lots: LotsSe
   r.get('/lots/:id/discards', {
     config: { scope: 'lots:read' },
     schema: { operationId: 'listDiscards', tags: vialTags, summary: 'Discards of a lot', params: LotParams, querystring: ListQuery, response: { 200: DiscardPage, ...problemResponses(404) } },
-  }, async (req) => vials.discards(actorOf(req), req.params.id, pageRequest(req.query)));
+  }, async (req) => pageBody(await vials.discards(actorOf(req), req.params.id, pageRequest(req.query))));
 
   r.get('/lots/:id/inventory', {
     config: { scope: 'lots:read' },

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
-import type { PageRequest } from '../../http/pagination.js';
+import type { PageRequest } from '../../shared/paging.js';
 import { lotStock, recallNotices } from './lots.table.js';
 
 export type NoticeRow = typeof recallNotices.$inferSelect;

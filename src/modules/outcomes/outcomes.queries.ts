@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, gt, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { builder, compiled } from '../../db/compiled.js';
-import type { PageRequest } from '../../http/pagination.js';
+import type { PageRequest } from '../../shared/paging.js';
 import { outcomes } from './outcomes.table.js';
 import { fromRaw } from '../../db/raw.js';
 import { countSelect, searchSelect, type Fields } from '../../db/search.js';

@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { actorOf } from '../../http/auth.js';
 import { IdempotencyHeaders } from '../../http/headers.js';
 import { idempotencyOf } from '../../http/idempotency.js';
-import { pageRequest } from '../../http/pagination.js';
+import { pageBody, pageRequest } from '../../http/pagination.js';
 import { problemResponses } from '../../http/problem.js';
 import { IdParams, Outcome, OutcomeCreate, OutcomeListQuery, OutcomePage } from './outcomes.schemas.js';
 import type { OutcomesService } from './outcomes.service.js';
@@ -36,7 +36,7 @@ export function outcomesRoutes(app: FastifyInstance, { outcomes }: { outcomes: O
       querystring: OutcomeListQuery,
       response: { 200: OutcomePage, ...problemResponses(404) },
     },
-  }, async (req) => outcomes.forPatient(actorOf(req), req.params.id, pageRequest(req.query)));
+  }, async (req) => pageBody(await outcomes.forPatient(actorOf(req), req.params.id, pageRequest(req.query))));
 
   r.get('/procedures/:id/outcomes', {
     config: { scope: 'clinical:read' },
@@ -48,5 +48,5 @@ export function outcomesRoutes(app: FastifyInstance, { outcomes }: { outcomes: O
       querystring: OutcomeListQuery,
       response: { 200: OutcomePage, ...problemResponses(404) },
     },
-  }, async (req) => outcomes.forProcedure(actorOf(req), req.params.id, pageRequest(req.query)));
+  }, async (req) => pageBody(await outcomes.forProcedure(actorOf(req), req.params.id, pageRequest(req.query))));
 }

@@ -4,8 +4,8 @@ import { onceStatement, type IdempotencyRequest, type UnitOfWork } from '../../d
 import { builder, columnsOf, compiled } from '../../db/compiled.js';
 import { outcomes } from './outcomes.table.js';
 import type { Actor } from '../../auth/principal.js';
-import type { PageRequest } from '../../http/pagination.js';
-import { toPage } from '../../http/pagination.js';
+import type { PageRequest } from '../../shared/paging.js';
+import { toPage } from '../../shared/paging.js';
 import type { Clock } from '../../shared/clock.js';
 import { NotFound, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';

@@ -5,7 +5,7 @@ import { fromRaw } from '../../db/raw.js';
 import { equalities } from '../../db/compiled.js';
 import { countSelect, searchSelect, whereSql, type Fields } from '../../db/search.js';
 import type { Condition, Match, SearchQuery } from '../../shared/search.js';
-import type { PageRequest } from '../../http/pagination.js';
+import type { PageRequest } from '../../shared/paging.js';
 import { Conflict } from '../../shared/errors.js';
 import { consents, patients } from './patients.table.js';
 import type { IdentifierToken, PatientFilters } from './patients.schemas.js';

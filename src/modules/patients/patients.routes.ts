@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { actorOf } from '../../http/auth.js';
 import { ifMatchVersion, setEtag } from '../../http/etag.js';
 import { idempotencyOf } from '../../http/idempotency.js';
-import { pageRequest, versionPageRequest } from '../../http/pagination.js';
+import { pageBody, pageRequest, versionPageRequest } from '../../http/pagination.js';
 import { problemResponses } from '../../http/problem.js';
 import { IdempotencyHeaders, IfMatchHeaders, OptionalIfMatchHeaders } from '../../http/headers.js';
 import {
@@ -57,7 +57,7 @@ export function patientsRoutes(app: FastifyInstance, { patients, consents }: { p
     },
   }, async (req) => {
     const { limit, cursor, ...filters } = req.query;
-    return patients.search(actorOf(req), filters, pageRequest({ limit, cursor }));
+    return pageBody(await patients.search(actorOf(req), filters, pageRequest({ limit, cursor })));
   });
 
   r.get('/patients/:id', {
@@ -96,7 +96,7 @@ export function patientsRoutes(app: FastifyInstance, { patients, consents }: { p
       querystring: HistoryQuery,
       response: { 200: PatientHistory, ...problemResponses(404) },
     },
-  }, async (req) => patients.history(actorOf(req), req.params.id, versionPageRequest(req.query)));
+  }, async (req) => pageBody(await patients.history(actorOf(req), req.params.id, versionPageRequest(req.query))));
 
   r.post('/patients/:id/consents', {
     config: { scope: 'patients:write' },
@@ -125,7 +125,7 @@ export function patientsRoutes(app: FastifyInstance, { patients, consents }: { p
       querystring: ListQuery,
       response: { 200: ConsentPage, ...problemResponses(404) },
     },
-  }, async (req) => consents.list(actorOf(req), req.params.id, pageRequest(req.query)));
+  }, async (req) => pageBody(await consents.list(actorOf(req), req.params.id, pageRequest(req.query))));
 
   r.post('/patients/:id/consents/:consentId/withdraw', {
     config: { scope: 'patients:write' },

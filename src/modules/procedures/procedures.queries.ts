@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
-import type { PageRequest } from '../../http/pagination.js';
+import type { PageRequest } from '../../shared/paging.js';
 import { fromRaw } from '../../db/raw.js';
 import { builder, compiled, equalities } from '../../db/compiled.js';
 import type { ProcedureFilters } from './procedures.schemas.js';

@@ -4,7 +4,7 @@ import { actorOf } from '../../http/auth.js';
 import { ifMatchVersion, setEtag } from '../../http/etag.js';
 import { IdempotencyHeaders, OptionalIfMatchHeaders } from '../../http/headers.js';
 import { idempotencyOf } from '../../http/idempotency.js';
-import { pageRequest } from '../../http/pagination.js';
+import { pageBody, pageRequest } from '../../http/pagination.js';
 import { problemResponses } from '../../http/problem.js';
 import { EnteredInErrorRequest, Procedure, ProcedureCreate, ProcedurePage, ProcedureParams, ProcedureSearch } from './procedures.schemas.js';
 import type { ProceduresService } from './procedures.service.js';
@@ -46,7 +46,7 @@ export function proceduresRoutes(app: FastifyInstance, { procedures }: { procedu
     },
   }, async (req) => {
     const { limit, cursor, ...filters } = req.query;
-    return procedures.list(actorOf(req), filters, pageRequest({ limit, cursor }));
+    return pageBody(await procedures.list(actorOf(req), filters, pageRequest({ limit, cursor })));
   });
 
   r.get('/procedures/:id', {
