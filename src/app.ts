@@ -117,14 +117,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const history = createHistory();
   const patients = createPatientsService({ db, uow, audit, history, clock });
   const consents = createConsentsService({ db, uow, audit, history, clock, patients });
-  // Donors and lots know each other: release asks donors' eligibility; an ineligible donor quarantines lots.
+  // Cross-module reactions, named and wired here once: release asks donors' eligibility; a donor found
+  // ineligible quarantines its lots (same transaction); a recall counts the lot's recipients (procedures).
   const donors = createDonorsService({
     db,
     uow,
     audit,
     history,
     clock,
-    onIneligible: (tx, actor, id, at, reason) => lots.quarantineLotsOfDonor(tx, actor, id, at, reason),
+    onIneligible: { quarantineLotsOfDonor: (tx, actor, id, at, reason) => lots.quarantineLotsOfDonor(tx, actor, id, at, reason) },
   });
   const lots = createLotsService({
     db,
@@ -134,7 +135,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     clock,
     donors,
     endotoxinLimitEuPerMl: opts.endotoxinLimitEuPerMl ?? 0.5,
-    recipientsOfLot: (exec, lotId) => procedures.recipientsOfLot(exec, lotId),
+    recipients: { countForLot: (exec, lotId) => procedures.recipientsOfLot(exec, lotId) },
   });
   const vials = createVialsService({ db, uow, audit, clock });
   const procedures = createProceduresService({ db, uow, audit, history, clock, patients, lots, vials });

@@ -58,9 +58,13 @@ function toDonorDto(d: q.DonorRow, tests: q.TestRow[], determinations: q.Determi
   };
 }
 
-/** What the lots module does when a donor becomes ineligible (wired in app.ts). */
-export interface DonorIneligibleHandler {
-  (tx: Tx, actor: Actor, donorId: string, at: Date, reason: string): Promise<string[]>;
+/**
+ * The reaction to "a donor was found ineligible": the lots module quarantines the donor's released lots in the
+ * same transaction and answers their ids (wired once in app.ts; required, so a determination never goes
+ * without it).
+ */
+export interface DonorIneligibleReaction {
+  quarantineLotsOfDonor(tx: Tx, actor: Actor, donorId: string, at: Date, reason: string): Promise<string[]>;
 }
 
 export interface DonorsDeps {
@@ -69,7 +73,7 @@ export interface DonorsDeps {
   audit: AuditLog;
   history: History;
   clock: Clock;
-  onIneligible: DonorIneligibleHandler;
+  onIneligible: DonorIneligibleReaction;
 }
 
 export type DonorsService = ReturnType<typeof createDonorsService>;
@@ -183,7 +187,7 @@ export function createDonorsService({ db, uow, audit, history, clock, onIneligib
           recordedBy: actor.sub,
         });
         const quarantinedLotIds =
-          input.status === 'ineligible' ? await onIneligible(tx, actor, donorId, determinedAt, `Donor ${donor.din} determined ineligible: ${input.reason}`) : [];
+          input.status === 'ineligible' ? await onIneligible.quarantineLotsOfDonor(tx, actor, donorId, determinedAt, `Donor ${donor.din} determined ineligible: ${input.reason}`) : [];
         const row = await q.bumpDonorVersion(tx, donorId, now);
         await recordChange(tx, actor, row, { determination: determination.id, status: input.status, quarantinedLotIds });
         return { ...toEligibilityDto(determination), quarantinedLotIds };

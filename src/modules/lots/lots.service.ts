@@ -77,6 +77,11 @@ const toNoticeDto = (n: nq.NoticeRow) => ({
   acknowledgedBy: n.acknowledgedBy,
 });
 
+/** The count a recall reports: distinct patients who received the lot, read in the caller's transaction. */
+export interface LotRecipients {
+  countForLot(exec: Executor, lotId: string): Promise<number>;
+}
+
 export interface LotsDeps {
   db: Db;
   uow: UnitOfWork;
@@ -85,8 +90,11 @@ export interface LotsDeps {
   clock: Clock;
   donors: Pick<DonorsService, 'statusesAt' | 'existingIds'>;
   endotoxinLimitEuPerMl: number;
-  /** Distinct patients who received the lot; the procedures module provides it. */
-  recipientsOfLot?: (exec: Executor, lotId: string) => Promise<number>;
+  /**
+   * "How many patients received this lot", asked by a recall in its transaction. The procedures module answers
+   * (wired once in app.ts); required, so a recall can never report 0 recipients for want of wiring.
+   */
+  recipients: LotRecipients;
 }
 
 export type LotsService = ReturnType<typeof createLotsService>;
@@ -299,7 +307,7 @@ export function createLotsService(deps: LotsDeps) {
         await assertInOrder(tx, id, at, 'recalledAt');
         const dto = await changeStatus(tx, actor, lot, 'recalled', at, input.reason, 'manual');
         const affectedClinics = await nq.createNotices(tx, id, input.reason, at, newId);
-        const affectedRecipients = (await deps.recipientsOfLot?.(tx, id)) ?? 0;
+        const affectedRecipients = await deps.recipients.countForLot(tx, id);
         return { ...dto, affectedRecipients, affectedClinics };
       });
     },
