@@ -44,12 +44,11 @@ export default tseslint.config(
     },
   },
   {
-    // Issue 14, still to move: these services still build SQL (gate selects, composed writes, the audit insert).
+    // Issue 14, still to move: these services still build SQL (the gate selects and composed writes of
+    // procedures and outcomes) or take SQL fragments in their API (the audit log's read and search statements).
     // Remove each from this list when its SQL has moved to its queries file; the rule then holds for it too.
     files: [
-      'src/modules/adverse-events/adverse-events.service.ts',
       'src/modules/audit/audit.service.ts',
-      'src/modules/history/history.service.ts',
       'src/modules/outcomes/outcomes.service.ts',
       'src/modules/procedures/procedures.service.ts',
     ],

@@ -23,6 +23,9 @@ export function selectAdverseEvent(exec: Executor, clinicId: string, id: string)
     .limit(1);
 }
 
+/** What a read's audit entry records of the row read (`r`, AuditLog.readStatement): the patient. */
+export const readDetails = sql`jsonb_build_object('patientId', r.patient_id)`;
+
 export const adverseEventFromRaw = (r: Record<string, unknown>): AdverseEventRow => fromRaw(adverseEvents, r);
 
 export async function findAdverseEvent(exec: Executor, clinicId: string, id: string): Promise<AdverseEventRow | undefined> {

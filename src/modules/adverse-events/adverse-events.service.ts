@@ -1,5 +1,4 @@
 import type { z } from 'zod';
-import { sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { builder, presentIn, shapeOf } from '../../db/compiled.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
@@ -55,7 +54,7 @@ export type AdverseEventsService = ReturnType<typeof createAdverseEventsService>
 
 export function createAdverseEventsService({ db, uow, audit, history, clock, procedures }: AdverseEventsDeps) {
   const readAdverseEvent = audit.readStatement<{ clinicId: string; id: string }>(
-    { resourceType: ADVERSE_EVENT, details: sql`jsonb_build_object('patientId', r.patient_id)` },
+    { resourceType: ADVERSE_EVENT, details: q.readDetails },
     (v) => q.selectAdverseEvent(builder, v.clinicId, v.id),
   );
   const searchAdverseEvents = audit.searchStatement<q.AdverseEventSearchValues>(ADVERSE_EVENT, (shape, v) => q.selectAdverseEvents(builder, v, presentIn(shape)));

@@ -1,5 +1,7 @@
-import { and, asc, eq, gt, gte, lte, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, gt, gte, lte, or, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
+import type { Actor } from '../../auth/principal.js';
+import type { AuditEntry } from './audit.service.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { auditChain, auditEvents } from './audit.table.js';
 
@@ -117,3 +119,64 @@ export async function queuedCount(exec: Executor): Promise<number> {
   const result = await exec.execute(sql`select count(*)::int as n from audit_unsealed`);
   return (result.rows[0] as { n: number }).n;
 }
+
+/** The columns every audit insert written as SQL text fills, in this order (the drizzle insert fills the same). */
+const AUDIT_COLUMNS = sql.raw('(actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)');
+
+/** The insert of audit entries by `actor` (unexecuted: recorded with `write`, or composed by UnitOfWork.once). */
+export function entriesInsert(exec: Executor, actor: Actor, ...entries: AuditEntry[]) {
+  return exec.insert(auditEvents).values(
+    entries.map((e) => ({
+      actorSub: actor.sub,
+      actorClinicId: actor.clinicId,
+      action: e.action,
+      resourceType: e.resourceType,
+      resourceId: e.resourceId ?? null,
+      clinicId: e.clinicId ?? null,
+      requestId: actor.requestId,
+      outcome: e.outcome ?? 'success',
+      details: e.details ?? null,
+    })),
+  );
+}
+
+/** A read and, for each row it returns (`r`, with `id` and `clinic_id`), one read entry: one statement. */
+export function readThroughSql(actor: Actor, entry: { resourceType: string; details?: SQL }, query: SQLWrapper): SQL {
+  return sql`
+    with r as (${query}),
+    a as (
+      insert into audit_events ${AUDIT_COLUMNS}
+      select ${actor.sub}, ${actor.clinicId}, 'read', ${entry.resourceType}, r.id::text, r.clinic_id, ${actor.requestId}, 'success',
+             ${entry.details ?? sql`null::jsonb`} from r
+    )
+    select * from r`;
+}
+
+/** `filters` is the JSON text of the filter names. */
+export function searchThroughSql(actor: Actor, entry: { resourceType: string; clinicId: string | null; filters: string; limit: number }, query: SQLWrapper): SQL {
+  return sql`
+    with r as (${query}),
+    a as (
+      insert into audit_events ${AUDIT_COLUMNS}
+      values (${actor.sub}, ${actor.clinicId}, 'search', ${entry.resourceType}, null, ${entry.clinicId}, ${actor.requestId}, 'success',
+        jsonb_build_object(
+          'filters', ${entry.filters}::jsonb,
+          'resultIds', coalesce((select jsonb_agg(x.id order by x.id) from (select id from r order by id limit ${entry.limit}) x), '[]'::jsonb)))
+    )
+    select * from r order by id`;
+}
+
+/** A per-request search (rows with `id`, `_ord`) and one search entry naming the ids returned, in page order. */
+export function orderedSearchSql(actor: Actor, entry: { resourceType: string; clinicId: string | null; filters: string[]; limit: number }, query: SQLWrapper): SQL {
+  return sql`
+    with r as (${query}),
+    a as (
+      insert into audit_events ${AUDIT_COLUMNS}
+      values (${actor.sub}, ${actor.clinicId}, 'search', ${entry.resourceType}, null, ${entry.clinicId}, ${actor.requestId}, 'success',
+        jsonb_build_object(
+          'filters', ${JSON.stringify(entry.filters)}::jsonb,
+          'resultIds', coalesce((select jsonb_agg(x.id order by x._ord) from (select id, _ord from r order by _ord limit ${entry.limit}) x), '[]'::jsonb)))
+    )
+    select * from r order by _ord`;
+}
+

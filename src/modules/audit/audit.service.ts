@@ -1,9 +1,9 @@
-import { sql, type SQL, type SQLWrapper } from 'drizzle-orm';
+import type { SQL, SQLWrapper } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { write } from '../../db/unit-of-work.js';
 import { compiled, type Compiled } from '../../db/compiled.js';
 import type { Actor } from '../../auth/principal.js';
-import { auditEvents } from './audit.table.js';
+import { entriesInsert, orderedSearchSql, readThroughSql, searchThroughSql } from './audit.queries.js';
 
 export type AuditAction = 'create' | 'read' | 'search' | 'update' | 'state-change' | 'export';
 
@@ -51,60 +51,6 @@ export interface AuditLog {
     entry: { resourceType: string; clinicId: string | null; filters: string[]; limit: number },
     query: SQLWrapper,
   ): Promise<Record<string, unknown>[]>;
-}
-
-function entriesInsert(exec: Executor, actor: Actor, ...entries: AuditEntry[]) {
-  return exec.insert(auditEvents).values(
-    entries.map((e) => ({
-      actorSub: actor.sub,
-      actorClinicId: actor.clinicId,
-      action: e.action,
-      resourceType: e.resourceType,
-      resourceId: e.resourceId ?? null,
-      clinicId: e.clinicId ?? null,
-      requestId: actor.requestId,
-      outcome: e.outcome ?? 'success',
-      details: e.details ?? null,
-    })),
-  );
-}
-
-function readThroughSql(actor: Actor, entry: { resourceType: string; details?: SQL }, query: SQLWrapper): SQL {
-  return sql`
-    with r as (${query}),
-    a as (
-      insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)
-      select ${actor.sub}, ${actor.clinicId}, 'read', ${entry.resourceType}, r.id::text, r.clinic_id, ${actor.requestId}, 'success',
-             ${entry.details ?? sql`null::jsonb`} from r
-    )
-    select * from r`;
-}
-
-/** `filters` is the JSON text of the filter names. */
-function searchThroughSql(actor: Actor, entry: { resourceType: string; clinicId: string | null; filters: string; limit: number }, query: SQLWrapper): SQL {
-  return sql`
-    with r as (${query}),
-    a as (
-      insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)
-      values (${actor.sub}, ${actor.clinicId}, 'search', ${entry.resourceType}, null, ${entry.clinicId}, ${actor.requestId}, 'success',
-        jsonb_build_object(
-          'filters', ${entry.filters}::jsonb,
-          'resultIds', coalesce((select jsonb_agg(x.id order by x.id) from (select id from r order by id limit ${entry.limit}) x), '[]'::jsonb)))
-    )
-    select * from r order by id`;
-}
-
-function orderedSearchSql(actor: Actor, entry: { resourceType: string; clinicId: string | null; filters: string[]; limit: number }, query: SQLWrapper): SQL {
-  return sql`
-    with r as (${query}),
-    a as (
-      insert into audit_events (actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)
-      values (${actor.sub}, ${actor.clinicId}, 'search', ${entry.resourceType}, null, ${entry.clinicId}, ${actor.requestId}, 'success',
-        jsonb_build_object(
-          'filters', ${JSON.stringify(entry.filters)}::jsonb,
-          'resultIds', coalesce((select jsonb_agg(x.id order by x._ord) from (select id, _ord from r order by _ord limit ${entry.limit}) x), '[]'::jsonb)))
-    )
-    select * from r order by _ord`;
 }
 
 export function createAuditLog(): AuditLog {

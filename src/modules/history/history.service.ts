@@ -1,8 +1,7 @@
-import { and, asc, desc, eq, gt, lt } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import { write } from '../../db/unit-of-work.js';
 import type { PageRequest } from '../../shared/paging.js';
-import { recordVersions } from './history.table.js';
+import * as q from './history.queries.js';
 
 export interface VersionSnapshot<T> {
   version: number;
@@ -23,16 +22,9 @@ export interface VersionEntry {
   by: string;
 }
 
-function versionInsert(exec: Executor, e: VersionEntry) {
-  return exec.insert(recordVersions).values({
-    resourceType: e.resourceType,
-    resourceId: e.resourceId,
-    version: e.version,
-    clinicId: e.clinicId,
-    body: e.body as Record<string, unknown>,
-    recordedBy: e.by,
-  });
-}
+const versionInsert = (exec: Executor, e: VersionEntry) => q.versionInsert(exec, e);
+
+const snapshot = <T>(r: q.VersionRow): VersionSnapshot<T> => ({ version: r.version, recordedAt: r.recordedAt.toISOString(), recordedBy: r.recordedBy, resource: r.body as T });
 
 export interface History {
   /** Keeps the representation of a version; call in the transaction that made it. */
@@ -51,31 +43,11 @@ export function createHistory(): History {
     },
     statement: versionInsert,
     async list<T>(exec: Executor, resourceType: string, resourceId: string, page: VersionPage) {
-      const rows = await exec
-        .select()
-        .from(recordVersions)
-        .where(
-          and(
-            eq(recordVersions.resourceType, resourceType),
-            eq(recordVersions.resourceId, resourceId),
-            page.after !== undefined ? (page.newestFirst ? lt : gt)(recordVersions.version, page.after) : undefined,
-          ),
-        )
-        .orderBy(page.newestFirst ? desc(recordVersions.version) : asc(recordVersions.version))
-        .limit(page.limit + 1);
-      return rows.map((r) => ({
-        version: r.version,
-        recordedAt: r.recordedAt.toISOString(),
-        recordedBy: r.recordedBy,
-        resource: r.body as T,
-      }));
+      return (await q.listVersions(exec, resourceType, resourceId, page)).map((r) => snapshot<T>(r));
     },
     async get<T>(exec: Executor, resourceType: string, resourceId: string, version: number) {
-      const [r] = await exec
-        .select()
-        .from(recordVersions)
-        .where(and(eq(recordVersions.resourceType, resourceType), eq(recordVersions.resourceId, resourceId), eq(recordVersions.version, version)));
-      return r ? { version: r.version, recordedAt: r.recordedAt.toISOString(), recordedBy: r.recordedBy, resource: r.body as T } : undefined;
+      const r = await q.findVersion(exec, resourceType, resourceId, version);
+      return r ? snapshot<T>(r) : undefined;
     },
   };
 }
