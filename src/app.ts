@@ -35,7 +35,8 @@ import { patientsRoutes } from './modules/patients/patients.routes.js';
 import { createDonorsService } from './modules/donors/donors.service.js';
 import { donorsRoutes } from './modules/donors/donors.routes.js';
 import { createLotsService } from './modules/lots/lots.service.js';
-import { createVialsService } from './modules/lots/vials.service.js';
+import { createVialsService } from './modules/vials/vials.service.js';
+import { vialsRoutes } from './modules/vials/vials.routes.js';
 import { lotsRoutes } from './modules/lots/lots.routes.js';
 import { createProceduresService } from './modules/procedures/procedures.service.js';
 import { proceduresRoutes } from './modules/procedures/procedures.routes.js';
@@ -137,7 +138,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     endotoxinLimitEuPerMl: opts.endotoxinLimitEuPerMl ?? 0.5,
     recipients: { countForLot: (exec, lotId) => procedures.recipientsOfLot(exec, lotId) },
   });
-  const vials = createVialsService({ db, uow, audit, clock });
+  const vials = createVialsService({ db, uow, audit, clock, lots });
   const procedures = createProceduresService({ db, uow, audit, history, clock, patients, lots, vials });
   const outcomes = createOutcomesService({ db, uow, audit, clock, patients, procedures });
   const adverseEvents = createAdverseEventsService({ db, uow, audit, history, clock, procedures });
@@ -195,7 +196,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       await v1.register(negotiationPlugin);
       patientsRoutes(v1, { patients, consents });
       donorsRoutes(v1, { donors: donors });
-      lotsRoutes(v1, { lots, vials });
+      lotsRoutes(v1, { lots });
+      vialsRoutes(v1, { vials });
       proceduresRoutes(v1, { procedures });
       outcomesRoutes(v1, { outcomes });
       adverseEventsRoutes(v1, { adverseEvents });

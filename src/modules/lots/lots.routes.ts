@@ -7,10 +7,6 @@ import { idempotencyOf } from '../../http/idempotency.js';
 import { pageBody, pageRequest, versionPageRequest } from '../../http/pagination.js';
 import { problemResponses } from '../../http/problem.js';
 import {
-  Discard,
-  DiscardCreate,
-  DiscardPage,
-  Inventory,
   ListQuery,
   Lot,
   LotCreate,
@@ -26,17 +22,12 @@ import {
   RecallRequest,
   RecallResult,
   ReleaseRequest,
-  Shipment,
-  ShipmentCreate,
-  ShipmentPage,
 } from './lots.schemas.js';
 import type { LotsService } from './lots.service.js';
-import type { VialsService } from './vials.service.js';
 
 const tags = ['lots'];
-const vialTags = ['vials'];
 
-export function lotsRoutes(app: FastifyInstance, { lots, vials }: { lots: LotsService; vials: VialsService }) {
+export function lotsRoutes(app: FastifyInstance, { lots }: { lots: LotsService }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.post('/lots', {
@@ -177,53 +168,4 @@ export function lotsRoutes(app: FastifyInstance, { lots, vials }: { lots: LotsSe
       response: { 200: RecallNotice, ...problemResponses(404) },
     },
   }, async (req) => lots.acknowledgeNotice(actorOf(req), req.params.id, req.params.noticeId));
-
-  r.post('/lots/:id/shipments', {
-    config: { scope: 'lots:write' },
-    schema: {
-      operationId: 'shipVials',
-      tags: vialTags,
-      summary: 'Record vials shipped to a clinic',
-      description: 'Only a released, unexpired lot ships, and never more vials than remain unshipped (422 `insufficient-vials`).',
-      headers: IdempotencyHeaders,
-      params: LotParams,
-      body: ShipmentCreate,
-      response: { 201: Shipment, ...problemResponses(404, 422) },
-    },
-  }, async (req, reply) => reply.code(201).send(await vials.ship(actorOf(req), req.params.id, req.body, idempotencyOf(req))));
-
-  r.get('/lots/:id/shipments', {
-    config: { scope: 'lots:read' },
-    schema: { operationId: 'listShipments', tags: vialTags, summary: 'Shipments of a lot', params: LotParams, querystring: ListQuery, response: { 200: ShipmentPage, ...problemResponses(404) } },
-  }, async (req) => pageBody(await vials.shipments(actorOf(req), req.params.id, pageRequest(req.query))));
-
-  r.post('/lots/:id/discards', {
-    config: { scope: 'lots:write' },
-    schema: {
-      operationId: 'discardVials',
-      tags: vialTags,
-      summary: 'Record vials a clinic wasted',
-      description: 'Never more than the clinic has on hand (422 `insufficient-vials`).',
-      headers: IdempotencyHeaders,
-      params: LotParams,
-      body: DiscardCreate,
-      response: { 201: Discard, ...problemResponses(404, 422) },
-    },
-  }, async (req, reply) => reply.code(201).send(await vials.discard(actorOf(req), req.params.id, req.body, idempotencyOf(req))));
-
-  r.get('/lots/:id/discards', {
-    config: { scope: 'lots:read' },
-    schema: { operationId: 'listDiscards', tags: vialTags, summary: 'Discards of a lot', params: LotParams, querystring: ListQuery, response: { 200: DiscardPage, ...problemResponses(404) } },
-  }, async (req) => pageBody(await vials.discards(actorOf(req), req.params.id, pageRequest(req.query))));
-
-  r.get('/lots/:id/inventory', {
-    config: { scope: 'lots:read' },
-    schema: {
-      operationId: 'getLotInventory',
-      tags: vialTags,
-      summary: 'Vial accounting per clinic: shipped, administered, discarded, on hand',
-      params: LotParams,
-      response: { 200: Inventory, ...problemResponses(404) },
-    },
-  }, async (req) => vials.inventory(actorOf(req), req.params.id));
 }

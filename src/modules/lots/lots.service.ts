@@ -216,6 +216,24 @@ export function createLotsService(deps: LotsDeps) {
       return found;
     },
 
+    /** The lot's vial counts and expiry (404 for an unknown lot): what vial movements check. */
+    async counts(id: string): Promise<{ vialCount: number; vialsShipped: number; expiresOn: string }> {
+      const row = await q.findLot(db, id);
+      if (!row) throw new NotFound('lot');
+      return { vialCount: row.vialCount, vialsShipped: row.vialsShipped, expiresOn: row.expiresOn };
+    },
+
+    /**
+     * Locks the lot row in the caller's transaction (ordering vial movements against status changes of the same
+     * lot, on every instance) and answers its counts with its status at `at` (undefined before it was recorded);
+     * 404 for an unknown lot.
+     */
+    async lockWithStatusAt(tx: Tx, id: string, at: Date): Promise<{ lot: { vialCount: number; vialsShipped: number; expiresOn: string }; status: string | undefined }> {
+      const row = await q.lockLot(tx, id);
+      if (!row) throw new NotFound('lot');
+      return { lot: { vialCount: row.vialCount, vialsShipped: row.vialsShipped, expiresOn: row.expiresOn }, status: await q.statusAt(tx, id, at) };
+    },
+
     /** Several lots without their status history, in the order of `ids` (unknown ids are left out): one statement. */
     async summariesOf(ids: string[]): Promise<LotSummary[]> {
       const byId = new Map((await q.findLotsWithDonors(db, ids)).map((r) => [r.id, toLotSummary(r, r.donorIds)]));

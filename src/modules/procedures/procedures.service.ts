@@ -15,7 +15,7 @@ import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { History, VersionPage } from '../history/history.service.js';
 import type { LotsService } from '../lots/lots.service.js';
-import type { VialsService } from '../lots/vials.service.js';
+import type { VialsService } from '../vials/vials.service.js';
 import type { PatientsService } from '../patients/patients.service.js';
 import { checkDose, checkRouteSiteGuidance } from './gates.js';
 import * as q from './procedures.queries.js';

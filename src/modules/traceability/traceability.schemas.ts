@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { DateTimeOutput, Uuid } from '../../shared/schemas.js';
 import { Donor } from '../donors/donors.schemas.js';
-import { ClinicStock, Lot } from '../lots/lots.schemas.js';
+import { Lot } from '../lots/lots.schemas.js';
+import { ClinicStock } from '../vials/vials.schemas.js';
 import { INSTRUMENT_CODES, TIMEPOINT_CODES } from '../outcomes/instruments.js';
 
 export const ReportParams = z.strictObject({ id: Uuid });

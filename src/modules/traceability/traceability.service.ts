@@ -7,7 +7,7 @@ import { NotFound } from '../../shared/errors.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { DonorsService } from '../donors/donors.service.js';
 import type { LotsService } from '../lots/lots.service.js';
-import type { VialsService } from '../lots/vials.service.js';
+import type { VialsService } from '../vials/vials.service.js';
 import { INSTRUMENTS, changeFromBaseline, isResponder, type InstrumentCode, type Timepoint } from '../outcomes/instruments.js';
 import type { PatientsService } from '../patients/patients.service.js';
 import { csvLine, toCsv } from './csv.js';

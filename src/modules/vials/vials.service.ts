@@ -5,12 +5,12 @@ import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { toPage } from '../../shared/paging.js';
 import type { Clock } from '../../shared/clock.js';
-import { Forbidden, NotFound, RuleViolation } from '../../shared/errors.js';
+import { Forbidden, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
-import * as q from './lots.queries.js';
-import type { DiscardCreate, DiscardDto, ShipmentCreate, ShipmentDto } from './lots.schemas.js';
+import type { LotsService } from '../lots/lots.service.js';
+import type { DiscardCreate, DiscardDto, ShipmentCreate, ShipmentDto } from './vials.schemas.js';
 import * as vq from './vials.queries.js';
 
 const toShipmentDto = (s: vq.ShipmentRow): ShipmentDto => ({
@@ -39,6 +39,8 @@ export interface VialsDeps {
   uow: UnitOfWork;
   audit: AuditLog;
   clock: Clock;
+  /** The lot a movement concerns: its counts, and locked with its status at an instant for a shipment. */
+  lots: Pick<LotsService, 'counts' | 'lockWithStatusAt'>;
 }
 
 export type VialsService = ReturnType<typeof createVialsService>;
@@ -50,12 +52,9 @@ function assertOwnClinic(actor: Actor, clinicId: string) {
   }
 }
 
-export function createVialsService({ db, uow, audit, clock }: VialsDeps) {
-  async function existingLot(id: string) {
-    const lot = await q.findLot(db, id);
-    if (!lot) throw new NotFound('lot');
-    return lot;
-  }
+export function createVialsService({ db, uow, audit, clock, lots }: VialsDeps) {
+  /** The lot's vial counts (404 for an unknown lot). */
+  const existingLot = (id: string) => lots.counts(id);
 
   return {
     async ship(actor: Actor, lotId: string, input: z.output<typeof ShipmentCreate>, idem?: IdempotencyRequest): Promise<ShipmentDto> {
@@ -63,9 +62,7 @@ export function createVialsService({ db, uow, audit, clock }: VialsDeps) {
       const shippedAt = effectiveTime(clock, input.shippedAt, 'shippedAt');
       return uow.run(async (tx) => {
         // The lot row lock orders shipments against status changes of the same lot, on every instance.
-        const lot = await q.lockLot(tx, lotId);
-        if (!lot) throw new NotFound('lot');
-        const status = await q.statusAt(tx, lotId, shippedAt);
+        const { lot, status } = await lots.lockWithStatusAt(tx, lotId, shippedAt);
         if (status !== 'released') {
           throw new RuleViolation('lot-not-released', `The lot was ${status ?? 'not yet recorded'} at ${shippedAt.toISOString()}; only a released lot ships.`);
         }

@@ -1,7 +1,8 @@
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../shared/paging.js';
-import { discards, lotStock, lots, shipments } from './lots.table.js';
+import { lots } from '../lots/lots.table.js';
+import { discards, lotStock, shipments } from './vials.table.js';
 
 export type ShipmentRow = typeof shipments.$inferSelect;
 export type DiscardRow = typeof discards.$inferSelect;
