@@ -37,6 +37,8 @@ import { donorsRoutes } from './modules/donors/donors.routes.js';
 import { createLotsService } from './modules/lots/lots.service.js';
 import { createVialsService } from './modules/vials/vials.service.js';
 import { vialsRoutes } from './modules/vials/vials.routes.js';
+import { createRecallNoticesService } from './modules/recall-notices/recall-notices.service.js';
+import { recallNoticesRoutes } from './modules/recall-notices/recall-notices.routes.js';
 import { lotsRoutes } from './modules/lots/lots.routes.js';
 import { createProceduresService } from './modules/procedures/procedures.service.js';
 import { proceduresRoutes } from './modules/procedures/procedures.routes.js';
@@ -137,8 +139,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     donors,
     endotoxinLimitEuPerMl: opts.endotoxinLimitEuPerMl ?? 0.5,
     recipients: { countForLot: (exec, lotId) => procedures.recipientsOfLot(exec, lotId) },
+    notices: { createForRecall: (tx, lotId, reason, at) => notices.createForRecall(tx, lotId, reason, at) },
   });
   const vials = createVialsService({ db, uow, audit, clock, lots });
+  const notices = createRecallNoticesService({ db, uow, audit, clock, lots });
   const procedures = createProceduresService({ db, uow, audit, history, clock, patients, lots, vials });
   const outcomes = createOutcomesService({ db, uow, audit, clock, patients, procedures });
   const adverseEvents = createAdverseEventsService({ db, uow, audit, history, clock, procedures });
@@ -198,6 +202,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       donorsRoutes(v1, { donors: donors });
       lotsRoutes(v1, { lots });
       vialsRoutes(v1, { vials });
+      recallNoticesRoutes(v1, { notices });
       proceduresRoutes(v1, { procedures });
       outcomesRoutes(v1, { outcomes });
       adverseEventsRoutes(v1, { adverseEvents });

@@ -15,9 +15,6 @@ import {
   LotParams,
   LotPatch,
   LotSearch,
-  NoticeParams,
-  RecallNotice,
-  RecallNoticePage,
   QuarantineRequest,
   RecallRequest,
   RecallResult,
@@ -144,28 +141,4 @@ export function lotsRoutes(app: FastifyInstance, { lots }: { lots: LotsService }
     setEtag(reply, dto.version);
     return dto;
   });
-
-  r.get('/lots/:id/recall-notices', {
-    config: { scope: 'lots:read' },
-    schema: {
-      operationId: 'listRecallNotices',
-      tags,
-      summary: 'One notice per clinic that received the recalled lot, with its acknowledgement',
-      description: 'A clinic token sees its own clinic\'s notice; a token without clinic_id sees every clinic\'s, and so which have not yet acted.',
-      params: LotParams,
-      querystring: ListQuery,
-      response: { 200: RecallNoticePage, ...problemResponses(404) },
-    },
-  }, async (req) => pageBody(await lots.notices(actorOf(req), req.params.id, pageRequest(req.query))));
-
-  r.post('/lots/:id/recall-notices/:noticeId/acknowledge', {
-    config: { scope: 'lots:write' },
-    schema: {
-      operationId: 'acknowledgeRecallNotice',
-      tags,
-      summary: 'The notified clinic acknowledges a recall notice (who, when)',
-      params: NoticeParams,
-      response: { 200: RecallNotice, ...problemResponses(404) },
-    },
-  }, async (req) => lots.acknowledgeNotice(actorOf(req), req.params.id, req.params.noticeId));
 }

@@ -155,18 +155,3 @@ export const RecallResult = Lot.extend({
 
 export const ListQuery = z.strictObject(pageQuery);
 
-export const RecallNotice = z
-  .object({
-    id: Uuid,
-    lotId: Uuid,
-    clinicId: z.string(),
-    recallReason: z.string(),
-    recalledAt: DateTimeOutput,
-    createdAt: DateTimeOutput,
-    acknowledged: z.boolean(),
-    acknowledgedAt: DateTimeOutput.nullable(),
-    acknowledgedBy: z.string().nullable(),
-  })
-  .meta({ id: 'RecallNotice' });
-export const RecallNoticePage = pageOf(RecallNotice).meta({ id: 'RecallNoticePage' });
-export const NoticeParams = z.strictObject({ id: Uuid, noticeId: Uuid });

@@ -7,7 +7,6 @@ import { toPage } from '../../shared/paging.js';
 import type { Clock } from '../../shared/clock.js';
 import { BadRequest, Conflict, NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
-import { clinicOf } from '../../auth/principal.js';
 import { effectiveTime, todayIso } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { DonorsService } from '../donors/donors.service.js';
@@ -17,7 +16,6 @@ import { CharacterizationInput, ReleaseTestsInput, type LotCreate, type LotDto, 
 import { mergePatch } from '../../shared/merge-patch.js';
 import { sameJson } from '../../shared/canonical-json.js';
 import { unmetReleaseCriteria } from './release.js';
-import * as nq from './notices.queries.js';
 import type { LotStatus } from './vocabulary.js';
 import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
 
@@ -65,17 +63,6 @@ function toLotSummary(l: q.LotRow, donorIds: string[]): LotSummary {
   };
 }
 
-const toNoticeDto = (n: nq.NoticeRow) => ({
-  id: n.id,
-  lotId: n.lotId,
-  clinicId: n.clinicId,
-  recallReason: n.recallReason,
-  recalledAt: n.recalledAt.toISOString(),
-  createdAt: n.createdAt.toISOString(),
-  acknowledged: n.acknowledgedAt !== null,
-  acknowledgedAt: n.acknowledgedAt?.toISOString() ?? null,
-  acknowledgedBy: n.acknowledgedBy,
-});
 
 /** The count a recall reports: distinct patients who received the lot, read in the caller's transaction. */
 export interface LotRecipients {
@@ -95,6 +82,13 @@ export interface LotsDeps {
    * (wired once in app.ts); required, so a recall can never report 0 recipients for want of wiring.
    */
   recipients: LotRecipients;
+  /** "This lot was recalled": the recall-notices module notifies each clinic that received it, in the recall's transaction. */
+  notices: LotRecallNotices;
+}
+
+/** The reaction to a recall: notices to the clinics that received the lot; answers how many. */
+export interface LotRecallNotices {
+  createForRecall(tx: Tx, lotId: string, reason: string, recalledAt: Date): Promise<number>;
 }
 
 export type LotsService = ReturnType<typeof createLotsService>;
@@ -324,27 +318,9 @@ export function createLotsService(deps: LotsDeps) {
         if (lot.status === 'recalled') throw new Conflict('The lot is already recalled.', 'lot-already-recalled');
         await assertInOrder(tx, id, at, 'recalledAt');
         const dto = await changeStatus(tx, actor, lot, 'recalled', at, input.reason, 'manual');
-        const affectedClinics = await nq.createNotices(tx, id, input.reason, at, newId);
+        const affectedClinics = await deps.notices.createForRecall(tx, id, input.reason, at);
         const affectedRecipients = await deps.recipients.countForLot(tx, id);
         return { ...dto, affectedRecipients, affectedClinics };
-      });
-    },
-
-    async notices(actor: Actor, lotId: string, page: PageRequest) {
-      if (!(await q.findLot(db, lotId))) throw new NotFound('lot');
-      return toPage((await nq.listNotices(db, lotId, actor.clinicId, page)).map(toNoticeDto), page.limit);
-    },
-
-    /** The notified clinic acknowledges its notice (who, when); acknowledging again changes nothing. */
-    async acknowledgeNotice(actor: Actor, lotId: string, noticeId: string) {
-      const clinicId = clinicOf(actor);
-      return uow.run(async (tx) => {
-        const result = await nq.acknowledge(tx, lotId, noticeId, clinicId, actor.sub, clock.now());
-        if (!result) throw new NotFound('recall notice');
-        if (!result.already) {
-          await audit.record(tx, actor, { action: 'state-change', resourceType: 'recall-notice', resourceId: noticeId, clinicId, details: { lotId, acknowledged: true } });
-        }
-        return toNoticeDto(result.row);
       });
     },
 

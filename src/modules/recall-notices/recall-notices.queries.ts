@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../shared/paging.js';
-import { recallNotices } from './lots.table.js';
+import { recallNotices } from './recall-notices.table.js';
 import { lotStock } from '../vials/vials.table.js';
 
 export type NoticeRow = typeof recallNotices.$inferSelect;
