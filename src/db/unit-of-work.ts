@@ -116,8 +116,9 @@ async function flush(tx: Tx): Promise<void> {
   await tx.execute(sql`with ${ctes} select 1`);
 }
 
-async function storedResult(db: Db, idem: IdempotencyRequest): Promise<{ body: unknown } | undefined> {
-  const [stored] = await db
+/** The stored answer of an idempotency key (undefined if none yet); 422 when the key was used for another request. */
+async function storedResult(exec: Executor, idem: IdempotencyRequest): Promise<{ body: unknown } | undefined> {
+  const [stored] = await exec
     .select({ fingerprint: idempotencyKeys.fingerprint, body: idempotencyKeys.body })
     .from(idempotencyKeys)
     .where(and(eq(idempotencyKeys.owner, idem.owner), eq(idempotencyKeys.key, idem.key)));
@@ -185,16 +186,7 @@ export function createUnitOfWork(db: Db): UnitOfWork {
             .onConflictDoNothing()
             .returning({ key: idempotencyKeys.key });
           if (claimed.length === 0) {
-            const [stored] = await tx
-              .select()
-              .from(idempotencyKeys)
-              .where(and(eq(idempotencyKeys.owner, idem.owner), eq(idempotencyKeys.key, idem.key)));
-            if (stored && stored.fingerprint !== idem.fingerprint) {
-              throw new RuleViolation(
-                'idempotency-key-reused',
-                'This Idempotency-Key was already used for a different request; use a new key for a new request.',
-              );
-            }
+            const stored = await storedResult(tx, idem);
             if (stored) return stored.body as Awaited<ReturnType<typeof fn>>;
           }
         }
