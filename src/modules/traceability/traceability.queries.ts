@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
 import QueryStream from 'pg-query-stream';
 import type { Executor } from '../../db/client.js';
@@ -34,13 +35,21 @@ export interface RecipientRow {
 const recipientColumns = sql`p.id as procedure_id, p.clinic_id, p.patient_id, pt.mrn, p.lot_id, p.performed_at, p.route, p.body_site,
   p.laterality, p.imaging_guidance, p.dose_particles, p.dose_volume_ml, p.vials_used, p.status`;
 
+/**
+ * The one recipients query: the procedures of these lots with their patients' MRNs (of one clinic, or all), in
+ * `order`; the CSV export adds each lot's number.
+ */
+function recipientsSelect(lotIds: string[], clinicId: string | null, opts: { lotNumber: boolean; order: SQL }): SQL {
+  return sql`
+    select ${opts.lotNumber ? sql`l.lot_number, ` : sql``}${recipientColumns}
+    from procedures p join patients pt on pt.id = p.patient_id${opts.lotNumber ? sql` join lots l on l.id = p.lot_id` : sql``}
+    where p.lot_id = ${anyLot(lotIds)} ${clinicFilter('p.clinic_id', clinicId)}
+    order by ${opts.order}`;
+}
+
 export async function recipientsOfLots(exec: Executor, lotIds: string[], clinicId: string | null): Promise<RecipientRow[]> {
   if (lotIds.length === 0) return [];
-  const result = await exec.execute(sql`
-    select ${recipientColumns}
-    from procedures p join patients pt on pt.id = p.patient_id
-    where p.lot_id = ${anyLot(lotIds)} ${clinicFilter('p.clinic_id', clinicId)}
-    order by p.performed_at, p.id`);
+  const result = await exec.execute(recipientsSelect(lotIds, clinicId, { lotNumber: false, order: sql`p.performed_at, p.id` }));
   return (result.rows as unknown as (Omit<RecipientRow, 'performed_at'> & { performed_at: string })[]).map((r) => ({ ...r, performed_at: parsePgTimestamp(r.performed_at) }));
 }
 
@@ -173,10 +182,10 @@ export async function streamRows(pool: pg.Pool, text: string, values: unknown[])
   return stream;
 }
 
-/** The recipients of lots ($1, a uuid[]), optionally of one clinic ($2): the CSV export's rows. */
-export const RECIPIENT_CSV_SQL = (clinicScoped: boolean) => `
-  select l.lot_number, p.id as procedure_id, p.clinic_id, p.patient_id, pt.mrn, p.lot_id, p.performed_at, p.route, p.body_site, p.laterality,
-         p.imaging_guidance, p.dose_particles, p.dose_volume_ml, p.vials_used, p.status
-  from procedures p join patients pt on pt.id = p.patient_id join lots l on l.id = p.lot_id
-  where p.lot_id = any($1::uuid[]) ${clinicScoped ? 'and p.clinic_id = $2' : ''}
-  order by p.lot_id, p.performed_at, p.id`;
+const dialect = new PgDialect();
+
+/** The CSV export's rows, streamed: the recipients query with each lot's number, by lot, then time. */
+export function streamRecipients(pool: pg.Pool, lotIds: string[], clinicId: string | null): Promise<Readable> {
+  const query = dialect.sqlToQuery(recipientsSelect(lotIds, clinicId, { lotNumber: true, order: sql`p.lot_id, p.performed_at, p.id` }));
+  return streamRows(pool, query.sql, query.params);
+}

@@ -147,9 +147,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
     },
 
     async recipientsCsv(actor: Actor, lotIds: string[]): Promise<Readable> {
-      const values: unknown[] = [lotIds];
-      if (actor.clinicId) values.push(actor.clinicId);
-      const rows = await q.streamRows(pool, q.RECIPIENT_CSV_SQL(actor.clinicId !== null), values);
+      const rows = await q.streamRecipients(pool, lotIds, actor.clinicId);
       // pipeline, not pipe: when the client goes away mid-download Fastify destroys `csv`, and the cursor
       // must be destroyed with it, or its pooled connection would stay checked out for good.
       return pipeline(rows, toCsv(RECIPIENT_CSV_COLUMNS, RECIPIENT_CSV_NUMERIC), () => undefined);
