@@ -1,4 +1,5 @@
 import { and, eq, or, sql, type AnyColumn, type SQL, type Table } from 'drizzle-orm';
+import type { Executor } from './client.js';
 import type { Condition, DateMatch, Match, SearchQuery, StringMatch } from '../shared/search.js';
 
 /**
@@ -73,52 +74,79 @@ function matchSql(field: FieldSql, m: Match): SQL {
 }
 
 /** The WHERE of `where`: every condition (AND), each any of its matches (OR); an empty OR is false. */
-export function whereSql<F extends string>(fields: Fields<F>, where: Condition<F>[]): SQL | undefined {
+function whereSql<F extends string>(fields: Fields<F>, where: Condition<F>[]): SQL | undefined {
   const conditions = where.map((c) => (c.anyOf.length === 0 ? sql`false` : or(...c.anyOf.map(({ field, match }) => matchSql(fields[field], match)))!));
   return conditions.length ? and(...conditions) : undefined;
 }
 
 /**
- * Keyset paging of a sorted search: the ORDER BY (the sort column, then id, both in the sort's direction), the
- * condition that resumes after `after`, and the text of each row's sort key (for the next `SearchKey`; cast back
- * with the column's type, so it round-trips PostgreSQL's microseconds).
+ * Keyset paging of a sorted search: the ORDER BY (the sort column, a timestamptz, then id, both in the sort's
+ * direction), the condition that resumes after `after`, and the text of each row's sort key (for the next
+ * `SearchKey`; cast back to timestamptz, so it round-trips PostgreSQL's microseconds).
  */
-export function keyset<S extends string>(
-  sortFields: Record<S, { column: AnyColumn; cast: 'timestamptz' | 'date' }>,
+function keyset<S extends string>(
+  sortColumns: Record<S, AnyColumn>,
   id: AnyColumn,
   q: Pick<SearchQuery<string, S>, 'sort' | 'after'>,
 ): { orderBy: SQL; after: SQL | undefined; key: SQL } {
   if (!q.sort) {
     return { orderBy: sql`${id}`, after: q.after ? sql`${id} > ${q.after.id}` : undefined, key: sql`null::text` };
   }
-  const { column, cast } = sortFields[q.sort.field];
+  const column = sortColumns[q.sort.field];
   const dir = q.sort.descending ? sql`desc` : sql`asc`;
   const cmp = q.sort.descending ? sql`<` : sql`>`;
-  const after = q.after && q.after.key !== null ? sql`(${column}, ${id}) ${cmp} (${q.after.key}::${sql.raw(cast)}, ${q.after.id}::uuid)` : undefined;
+  const after = q.after && q.after.key !== null ? sql`(${column}, ${id}) ${cmp} (${q.after.key}::timestamptz, ${q.after.id}::uuid)` : undefined;
   return { orderBy: sql`${column} ${dir}, ${id} ${dir}`, after, key: sql`${column}::text` };
 }
 
-/**
- * The select of one page of a search on `table`: rows (limit + 1) with every column, `sort_key` (see keyset),
- * `_ord`, their position in the page's order (which AuditLog.search keeps), and `_total`, every match counted
- * when `withTotal` (null otherwise). `scope` is the tenancy condition.
- */
-export function searchSelect<F extends string, S extends string>(
-  table: Table,
-  spec: { fields: Fields<F>; sortFields: Record<S, { column: AnyColumn; cast: 'timestamptz' | 'date' }>; id: AnyColumn },
-  scope: SQL | undefined,
-  q: SearchQuery<F, S>,
-): SQL {
-  const { orderBy, after, key } = keyset(spec.sortFields, spec.id, q);
-  const matches = and(scope, whereSql(spec.fields, q.where));
-  const where = and(matches, after);
-  // The total as an uncorrelated subquery: computed once, no round trip of its own.
-  const total = q.withTotal ? sql`(select count(*)::int from ${table}${matches ? sql` where ${matches}` : sql``})` : sql`null::int`;
-  return sql`select *, ${key} as sort_key, row_number() over (order by ${orderBy}) as _ord, ${total} as _total from ${table}${where ? sql` where ${where}` : sql``} order by ${orderBy} limit ${q.limit + 1}`;
+/** What a module declares to be searchable: its table, id, fields, timestamp sort columns and tenancy column. */
+export interface SearchSpec<F extends string, S extends string> {
+  table: Table;
+  id: AnyColumn;
+  /** The column a clinic's searches are limited to (none: supplier records, searched by anyone). */
+  clinic?: AnyColumn;
+  fields: Fields<F>;
+  sortColumns: Record<S, AnyColumn>;
 }
 
-/** How many rows of `table` the conditions select (for a FHIR Bundle's total). */
-export function countSelect<F extends string>(table: Table, fields: Fields<F>, scope: SQL | undefined, where: Condition<F>[]): SQL {
-  const condition = and(scope, whereSql(fields, where));
-  return sql`select count(*)::int as n from ${table}${condition ? sql` where ${condition}` : sql``}`;
+/** A module's search statements, from its SearchSpec. */
+export interface Searchable<F extends string, S extends string> {
+  /**
+   * One page of rows matching `q` (limit + 1, every column), with `sort_key` (see keyset), `_ord` (their
+   * position in the page's order, which AuditLog.search keeps) and `_total` (every match, when `withTotal`).
+   */
+  select(q: SearchQuery<F, S>, clinicId?: string): SQL;
+  /** That page's rows, run as is (records whose reads are not audited: supplier lots). */
+  rows(exec: Executor, q: SearchQuery<F, S>, clinicId?: string): Promise<Record<string, unknown>[]>;
+  /** How many rows match `where` (a total after the last page's cursor). */
+  count(exec: Executor, where: Condition<F>[], clinicId?: string): Promise<number>;
+  /** Ids of the rows matching `where`, at most `max` (for a search chained through this one). */
+  ids(exec: Executor, where: Condition<F>[], max: number, clinicId?: string): Promise<string[]>;
+}
+
+export function searchable<F extends string, S extends string>(spec: SearchSpec<F, S>): Searchable<F, S> {
+  const matching = (where: Condition<F>[], clinicId: string | undefined) =>
+    and(spec.clinic && clinicId !== undefined ? eq(spec.clinic, clinicId) : undefined, whereSql(spec.fields, where));
+  const from = (condition: SQL | undefined) => sql`from ${spec.table}${condition ? sql` where ${condition}` : sql``}`;
+  const select = (q: SearchQuery<F, S>, clinicId?: string): SQL => {
+    const { orderBy, after, key } = keyset(spec.sortColumns, spec.id, q);
+    const matches = matching(q.where, clinicId);
+    // The total as an uncorrelated subquery: computed once, no round trip of its own.
+    const total = q.withTotal ? sql`(select count(*)::int ${from(matches)})` : sql`null::int`;
+    return sql`select *, ${key} as sort_key, row_number() over (order by ${orderBy}) as _ord, ${total} as _total ${from(and(matches, after))} order by ${orderBy} limit ${q.limit + 1}`;
+  };
+  return {
+    select,
+    async rows(exec, q, clinicId) {
+      return (await exec.execute(select(q, clinicId))).rows;
+    },
+    async count(exec, where, clinicId) {
+      const result = await exec.execute(sql`select count(*)::int as n ${from(matching(where, clinicId))}`);
+      return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
+    },
+    async ids(exec, where, max, clinicId) {
+      const result = await exec.execute(sql`select ${spec.id} as id ${from(matching(where, clinicId))} limit ${max}`);
+      return result.rows.map((r) => String(r.id));
+    },
+  };
 }

@@ -4,8 +4,7 @@ import type { PageRequest } from '../../shared/paging.js';
 import { fromRaw } from '../../db/raw.js';
 import { equalities } from '../../db/compiled.js';
 import { adverseEvents } from './adverse-events.table.js';
-import { countSelect, searchSelect, type Fields } from '../../db/search.js';
-import type { Condition, SearchQuery } from '../../shared/search.js';
+import { searchable } from '../../db/search.js';
 
 export type AdverseEventRow = typeof adverseEvents.$inferSelect;
 
@@ -93,30 +92,20 @@ export async function countAdverseEvents(exec: Executor, clinicId: string, f: Ad
 export type AdverseEventField = 'id' | 'patientId' | 'onsetAt' | 'serious' | 'updatedAt';
 export type AdverseEventSort = 'onsetAt' | 'updatedAt';
 
-const adverseEventSearch = {
+/** The clinic's adverse events as search criteria see them (db/search.ts). */
+export const adverseEventSearch = searchable<AdverseEventField, AdverseEventSort>({
+  table: adverseEvents,
   id: adverseEvents.id,
+  clinic: adverseEvents.clinicId,
   fields: {
     id: { type: 'value', column: adverseEvents.id },
     patientId: { type: 'value', column: adverseEvents.patientId },
     onsetAt: { type: 'instant', column: adverseEvents.onsetAt },
     serious: { type: 'value', column: adverseEvents.serious },
     updatedAt: { type: 'instant', column: adverseEvents.updatedAt },
-  } satisfies Fields<AdverseEventField>,
-  sortFields: {
-    onsetAt: { column: adverseEvents.onsetAt, cast: 'timestamptz' as const },
-    updatedAt: { column: adverseEvents.updatedAt, cast: 'timestamptz' as const },
   },
-};
-
-/** One page of the clinic's adverse events matching `q` (rows as PostgreSQL names them, with sort_key and _ord). */
-export function selectAdverseEventsMatching(clinicId: string, q: SearchQuery<AdverseEventField, AdverseEventSort>) {
-  return searchSelect(adverseEvents, adverseEventSearch, eq(adverseEvents.clinicId, clinicId), q);
-}
-
-export async function countAdverseEventsMatching(exec: Executor, clinicId: string, where: Condition<AdverseEventField>[]): Promise<number> {
-  const result = await exec.execute(countSelect(adverseEvents, adverseEventSearch.fields, eq(adverseEvents.clinicId, clinicId), where));
-  return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
-}
+  sortColumns: { onsetAt: adverseEvents.onsetAt, updatedAt: adverseEvents.updatedAt },
+});
 
 export async function updateAdverseEvent(tx: Tx, id: string, changes: Partial<typeof adverseEvents.$inferInsert>): Promise<AdverseEventRow> {
   const [row] = await tx

@@ -10,7 +10,7 @@ import { NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors
 import { sameJson } from '../../shared/canonical-json.js';
 import { newId } from '../../shared/ids.js';
 import { clinicOf } from '../../auth/principal.js';
-import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
+import type { Condition, SearchQuery, SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { History, VersionPage } from '../history/history.service.js';
@@ -123,13 +123,12 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
      */
     async find(actor: Actor, search: SearchQuery<q.AdverseEventField, q.AdverseEventSort>, filters: string[]): Promise<SearchResult<AdverseEventDto>> {
       const clinicId = clinicOf(actor);
-      const rows = await audit.search(db, actor, { resourceType: ADVERSE_EVENT, clinicId, filters, limit: search.limit }, q.selectAdverseEventsMatching(clinicId, search));
-      return pageOf(rows, search.limit, (r) => toAdverseEventDto(q.adverseEventFromRaw(r)));
+      return audit.page(db, actor, { resourceType: ADVERSE_EVENT, clinicId, filters }, q.adverseEventSearch, search, (r) => toAdverseEventDto(q.adverseEventFromRaw(r)));
     },
 
     /** How many of the caller's clinic's adverse events match `where` (a FHIR Bundle's total). */
     countMatching(actor: Actor, where: Condition<q.AdverseEventField>[]) {
-      return q.countAdverseEventsMatching(db, clinicOf(actor), where);
+      return q.adverseEventSearch.count(db, where, clinicOf(actor));
     },
 
     count(actor: Actor, filters: { patientId?: string }) {

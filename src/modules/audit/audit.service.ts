@@ -3,6 +3,8 @@ import type { Executor } from '../../db/client.js';
 import { write } from '../../db/unit-of-work.js';
 import { compiled, type Compiled } from '../../db/compiled.js';
 import type { Actor } from '../../auth/principal.js';
+import type { Searchable } from '../../db/search.js';
+import { pageOf, type SearchQuery, type SearchResult } from '../../shared/search.js';
 import { entriesInsert, orderedSearchSql, readThroughSql, searchThroughSql } from './audit.queries.js';
 
 export type AuditAction = 'create' | 'read' | 'search' | 'update' | 'state-change' | 'export';
@@ -42,15 +44,17 @@ export interface AuditLog {
     build: (shape: string, v: V) => SQLWrapper,
   ): (exec: Executor, actor: Actor, entry: { shape: string; clinicId: string | null; filters: string[]; limit: number }, values: V) => Promise<Record<string, unknown>[]>;
   /**
-   * A search built per request (db/search.ts searchSelect: rows with `id` and `_ord`, at most limit + 1) and one
-   * search entry naming the ids returned, in one statement; rows come back in `_ord` order, as PostgreSQL named them.
+   * One page of a module's search (db/search.ts) and one search entry naming the criteria (`filters`: names,
+   * never values) and the ids returned, in one statement; rows are mapped by `map` in the page's order.
    */
-  search(
+  page<T, F extends string, S extends string>(
     exec: Executor,
     actor: Actor,
-    entry: { resourceType: string; clinicId: string | null; filters: string[]; limit: number },
-    query: SQLWrapper,
-  ): Promise<Record<string, unknown>[]>;
+    entry: { resourceType: string; clinicId: string | null; filters: string[] },
+    searchable: Searchable<F, S>,
+    search: SearchQuery<F, S>,
+    map: (raw: Record<string, unknown>) => T,
+  ): Promise<SearchResult<T>>;
 }
 
 export function createAuditLog(): AuditLog {
@@ -81,9 +85,10 @@ export function createAuditLog(): AuditLog {
       };
     },
 
-    async search(exec, actor, entry, query) {
-      const result = await exec.execute(orderedSearchSql(actor, entry, query));
-      return result.rows;
+    async page(exec, actor, entry, searchable, search, map) {
+      const query = searchable.select(search, entry.clinicId ?? undefined);
+      const result = await exec.execute(orderedSearchSql(actor, { ...entry, limit: search.limit }, query));
+      return pageOf(result.rows, search.limit, map);
     },
 
   };

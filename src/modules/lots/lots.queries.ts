@@ -6,8 +6,8 @@ import type { PageRequest } from '../../shared/paging.js';
 import { Conflict } from '../../shared/errors.js';
 import type { LotFilters } from './lots.schemas.js';
 import { lotDonors, lotStatusChanges, lots } from './lots.table.js';
-import { searchSelect, countSelect, type Fields } from '../../db/search.js';
-import type { Condition, Match, SearchQuery } from '../../shared/search.js';
+import { searchable } from '../../db/search.js';
+import type { Match } from '../../shared/search.js';
 
 export type LotRow = typeof lots.$inferSelect;
 export type StatusChangeRow = typeof lotStatusChanges.$inferSelect;
@@ -94,7 +94,9 @@ const lotNumberSql = (m: Match) => {
   return and(m.system !== undefined ? eq(lots.manufacturer, m.system) : undefined, m.code !== undefined ? eq(lots.lotNumber, m.code) : undefined) ?? sql`true`;
 };
 
-const lotSearch = {
+/** Lots as search criteria see them (db/search.ts): supplier records, no clinic scope. */
+export const lotSearch = searchable<LotField, 'updatedAt'>({
+  table: lots,
   id: lots.id,
   fields: {
     id: { type: 'value', column: lots.id },
@@ -107,22 +109,12 @@ const lotSearch = {
       },
     },
     updatedAt: { type: 'instant', column: lots.updatedAt },
-  } satisfies Fields<LotField>,
-  sortFields: { updatedAt: { column: lots.updatedAt, cast: 'timestamptz' as const } },
-};
+  },
+  sortColumns: { updatedAt: lots.updatedAt },
+});
 
 /** A lots row as PostgreSQL returns it from raw SQL. */
 export const lotFromRaw = (r: Record<string, unknown>): LotRow => fromRaw(lots, r);
-
-/** One page of the lots matching `q`, and how many match (lots are supplier records: no clinic scope). */
-export async function lotsMatching(exec: Executor, q: SearchQuery<LotField, 'updatedAt'>): Promise<Record<string, unknown>[]> {
-  return (await exec.execute(searchSelect(lots, lotSearch, undefined, q))).rows;
-}
-
-export async function countLotsMatching(exec: Executor, where: Condition<LotField>[]): Promise<number> {
-  const result = await exec.execute(countSelect(lots, lotSearch.fields, undefined, where));
-  return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
-}
 
 export async function donorIdsOf(exec: Executor, lotIds: string[]): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();

@@ -241,13 +241,13 @@ export function createLotsService(deps: LotsDeps) {
 
     /** One page of the lots matching `search` (shared/search.ts criteria); supplier records, not audited as reads. */
     async find(search: SearchQuery<q.LotField, 'updatedAt'>): Promise<SearchResult<LotDto>> {
-      const page = pageOf(await q.lotsMatching(db, search), search.limit, q.lotFromRaw);
+      const page = pageOf(await q.lotSearch.rows(db, search), search.limit, q.lotFromRaw);
       return { ...page, items: await loadMany(db, page.items) };
     },
 
     /** How many lots match `where` (a FHIR Bundle's total). */
     countMatching(where: Condition<q.LotField>[]) {
-      return q.countLotsMatching(db, where);
+      return q.lotSearch.count(db, where);
     },
 
     async list(filters: LotFilters, page: PageRequest) {

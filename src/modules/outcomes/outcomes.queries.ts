@@ -4,8 +4,7 @@ import { builder, compiled } from '../../db/compiled.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { outcomes } from './outcomes.table.js';
 import { fromRaw } from '../../db/raw.js';
-import { countSelect, searchSelect, type Fields } from '../../db/search.js';
-import type { Condition, SearchQuery } from '../../shared/search.js';
+import { searchable } from '../../db/search.js';
 
 export type OutcomeRow = typeof outcomes.$inferSelect;
 
@@ -68,33 +67,23 @@ export async function baselinesOf(exec: Executor, procedureIds: string[]): Promi
 export type OutcomeField = 'id' | 'patientId' | 'instrument' | 'assessedAt' | 'recordedAt';
 export type OutcomeSort = 'assessedAt' | 'recordedAt';
 
-const outcomeSearch = {
+/** The clinic's outcome scores as search criteria see them (db/search.ts). */
+export const outcomeSearch = searchable<OutcomeField, OutcomeSort>({
+  table: outcomes,
   id: outcomes.id,
+  clinic: outcomes.clinicId,
   fields: {
     id: { type: 'value', column: outcomes.id },
     patientId: { type: 'value', column: outcomes.patientId },
     instrument: { type: 'value', column: outcomes.instrument },
     assessedAt: { type: 'instant', column: outcomes.assessedAt },
     recordedAt: { type: 'instant', column: outcomes.recordedAt },
-  } satisfies Fields<OutcomeField>,
-  sortFields: {
-    assessedAt: { column: outcomes.assessedAt, cast: 'timestamptz' as const },
-    recordedAt: { column: outcomes.recordedAt, cast: 'timestamptz' as const },
   },
-};
+  sortColumns: { assessedAt: outcomes.assessedAt, recordedAt: outcomes.recordedAt },
+});
 
 /** An outcomes row as PostgreSQL returns it from raw SQL. */
 export const outcomeFromRaw = (r: Record<string, unknown>): OutcomeRow => fromRaw(outcomes, r);
-
-/** One page of the clinic's outcome scores matching `q` (rows as PostgreSQL names them, with sort_key and _ord). */
-export function selectOutcomesMatching(clinicId: string, q: SearchQuery<OutcomeField, OutcomeSort>) {
-  return searchSelect(outcomes, outcomeSearch, eq(outcomes.clinicId, clinicId), q);
-}
-
-export async function countOutcomesMatching(exec: Executor, clinicId: string, where: Condition<OutcomeField>[]): Promise<number> {
-  const result = await exec.execute(countSelect(outcomes, outcomeSearch.fields, eq(outcomes.clinicId, clinicId), where));
-  return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
-}
 
 export async function countByPatient(exec: Executor, clinicId: string, patientId: string): Promise<number> {
   const [row] = await exec

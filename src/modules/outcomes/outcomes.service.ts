@@ -10,7 +10,7 @@ import type { Clock } from '../../shared/clock.js';
 import { NotFound, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
 import { clinicOf } from '../../auth/principal.js';
-import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
+import type { Condition, SearchQuery, SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { PatientsService } from '../patients/patients.service.js';
@@ -161,13 +161,12 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
      */
     async find(actor: Actor, search: SearchQuery<q.OutcomeField, q.OutcomeSort>, filters: string[]): Promise<SearchResult<OutcomeScore>> {
       const clinicId = clinicOf(actor);
-      const rows = await audit.search(db, actor, { resourceType: OUTCOME, clinicId, filters, limit: search.limit }, q.selectOutcomesMatching(clinicId, search));
-      return pageOf(rows, search.limit, (r) => toScore(q.outcomeFromRaw(r)));
+      return audit.page(db, actor, { resourceType: OUTCOME, clinicId, filters }, q.outcomeSearch, search, (r) => toScore(q.outcomeFromRaw(r)));
     },
 
     /** How many of the caller's clinic's outcome scores match `where` (a FHIR Bundle's total). */
     countMatching(actor: Actor, where: Condition<q.OutcomeField>[]) {
-      return q.countOutcomesMatching(db, clinicOf(actor), where);
+      return q.outcomeSearch.count(db, where, clinicOf(actor));
     },
 
     async countForPatient(actor: Actor, patientId: string) {

@@ -3,8 +3,8 @@ import type { Executor, Tx } from '../../db/client.js';
 import { pgCode, pgConstraint } from '../../db/errors.js';
 import { fromRaw } from '../../db/raw.js';
 import { equalities } from '../../db/compiled.js';
-import { countSelect, searchSelect, whereSql, type Fields } from '../../db/search.js';
-import type { Condition, Match, SearchQuery } from '../../shared/search.js';
+import { searchable } from '../../db/search.js';
+import type { Match } from '../../shared/search.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { Conflict } from '../../shared/errors.js';
 import { consents, patients } from './patients.table.js';
@@ -125,8 +125,11 @@ const tokenOnly = (m: Match) => {
   return m;
 };
 
-const patientSearch = {
+/** The clinic's patients as search criteria see them (db/search.ts). */
+export const patientSearch = searchable<PatientField, PatientSort>({
+  table: patients,
   id: patients.id,
+  clinic: patients.clinicId,
   fields: {
     id: { type: 'value', column: patients.id },
     family: { type: 'string', column: patients.familyName },
@@ -138,29 +141,9 @@ const patientSearch = {
     // The MRN as a token of the clinic's MRN system: `system|` is any MRN (every patient has one).
     mrn: { type: 'custom', build: (m) => (tokenOnly(m).code === undefined ? sql`true` : eq(patients.mrn, tokenOnly(m).code!)) },
     updatedAt: { type: 'instant', column: patients.updatedAt },
-  } satisfies Fields<PatientField>,
-  sortFields: { updatedAt: { column: patients.updatedAt, cast: 'timestamptz' as const } },
-};
-
-/** One page of the clinic's patients matching `q` (rows as PostgreSQL names them, with sort_key and _ord). */
-export function selectPatientsMatching(clinicId: string, q: SearchQuery<PatientField, PatientSort>) {
-  return searchSelect(patients, patientSearch, eq(patients.clinicId, clinicId), q);
-}
-
-export async function countPatientsMatching(exec: Executor, clinicId: string, where: Condition<PatientField>[]): Promise<number> {
-  const result = await exec.execute(countSelect(patients, patientSearch.fields, eq(patients.clinicId, clinicId), where));
-  return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
-}
-
-/** Ids of the clinic's patients matching `where` (at most `max`): for searches chained through the patient. */
-export async function patientIdsMatching(exec: Executor, clinicId: string, where: Condition<PatientField>[], max: number): Promise<string[]> {
-  const rows = await exec
-    .select({ id: patients.id })
-    .from(patients)
-    .where(and(eq(patients.clinicId, clinicId), whereSql(patientSearch.fields, where)))
-    .limit(max);
-  return rows.map((r) => r.id);
-}
+  },
+  sortColumns: { updatedAt: patients.updatedAt },
+});
 
 export async function countPatients(exec: Executor, clinicId: string, f: PatientFilters): Promise<number> {
   const v = patientSearchValues(clinicId, f);

@@ -10,7 +10,7 @@ import { newId } from '../../shared/ids.js';
 import { sameJson } from '../../shared/canonical-json.js';
 import { clinicOf } from '../../auth/principal.js';
 import { todayIso } from '../../shared/time.js';
-import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
+import type { Condition, SearchQuery, SearchResult } from '../../shared/search.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { History, VersionPage } from '../history/history.service.js';
 import * as q from './patients.queries.js';
@@ -124,13 +124,12 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
      */
     async find(actor: Actor, search: SearchQuery<q.PatientField, q.PatientSort>, filters: string[]): Promise<SearchResult<PatientDto>> {
       const clinicId = clinicOf(actor);
-      const rows = await audit.search(db, actor, { resourceType: PATIENT, clinicId, filters, limit: search.limit }, q.selectPatientsMatching(clinicId, search));
-      return pageOf(rows, search.limit, (r) => toPatientDto(q.patientFromRaw(r)));
+      return audit.page(db, actor, { resourceType: PATIENT, clinicId, filters }, q.patientSearch, search, (r) => toPatientDto(q.patientFromRaw(r)));
     },
 
     /** How many of the caller's clinic's patients match `where` (a FHIR Bundle's total). */
     countMatching(actor: Actor, where: Condition<q.PatientField>[]) {
-      return q.countPatientsMatching(db, clinicOf(actor), where);
+      return q.patientSearch.count(db, where, clinicOf(actor));
     },
 
     /**
@@ -138,7 +137,7 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
      * patient (`patient.identifier`) filters on. Not audited itself: the search it serves is.
      */
     idsMatching(actor: Actor, where: Condition<q.PatientField>[], max: number) {
-      return q.patientIdsMatching(db, clinicOf(actor), where, max);
+      return q.patientSearch.ids(db, where, max, clinicOf(actor));
     },
 
     /** How many of the caller's clinic's patients match (for FHIR Bundle.total). */

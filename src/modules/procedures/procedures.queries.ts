@@ -5,8 +5,7 @@ import { fromRaw } from '../../db/raw.js';
 import { builder, compiled, equalities } from '../../db/compiled.js';
 import type { ProcedureFilters } from './procedures.schemas.js';
 import { procedures } from './procedures.table.js';
-import { countSelect, searchSelect, type Fields } from '../../db/search.js';
-import type { Condition, SearchQuery } from '../../shared/search.js';
+import { searchable } from '../../db/search.js';
 
 export type ProcedureRow = typeof procedures.$inferSelect;
 
@@ -101,30 +100,20 @@ export async function countProcedures(exec: Executor, clinicId: string, f: Proce
 export type ProcedureField = 'id' | 'patientId' | 'performedAt' | 'status' | 'updatedAt';
 export type ProcedureSort = 'performedAt' | 'updatedAt';
 
-const procedureSearch = {
+/** The clinic's procedures as search criteria see them (db/search.ts). */
+export const procedureSearch = searchable<ProcedureField, ProcedureSort>({
+  table: procedures,
   id: procedures.id,
+  clinic: procedures.clinicId,
   fields: {
     id: { type: 'value', column: procedures.id },
     patientId: { type: 'value', column: procedures.patientId },
     performedAt: { type: 'instant', column: procedures.performedAt },
     status: { type: 'value', column: procedures.status },
     updatedAt: { type: 'instant', column: procedures.updatedAt },
-  } satisfies Fields<ProcedureField>,
-  sortFields: {
-    performedAt: { column: procedures.performedAt, cast: 'timestamptz' as const },
-    updatedAt: { column: procedures.updatedAt, cast: 'timestamptz' as const },
   },
-};
-
-/** One page of the clinic's procedures matching `q` (rows as PostgreSQL names them, with sort_key and _ord). */
-export function selectProceduresMatching(clinicId: string, q: SearchQuery<ProcedureField, ProcedureSort>) {
-  return searchSelect(procedures, procedureSearch, eq(procedures.clinicId, clinicId), q);
-}
-
-export async function countProceduresMatching(exec: Executor, clinicId: string, where: Condition<ProcedureField>[]): Promise<number> {
-  const result = await exec.execute(countSelect(procedures, procedureSearch.fields, eq(procedures.clinicId, clinicId), where));
-  return (result.rows[0] as { n: number } | undefined)?.n ?? 0;
-}
+  sortColumns: { performedAt: procedures.performedAt, updatedAt: procedures.updatedAt },
+});
 
 export async function markEnteredInError(
   tx: Tx,

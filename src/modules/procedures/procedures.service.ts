@@ -10,7 +10,7 @@ import type { Clock } from '../../shared/clock.js';
 import { Conflict, NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
 import { clinicOf } from '../../auth/principal.js';
-import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../../shared/search.js';
+import type { Condition, SearchQuery, SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { History, VersionPage } from '../history/history.service.js';
@@ -204,13 +204,12 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
      */
     async find(actor: Actor, search: SearchQuery<q.ProcedureField, q.ProcedureSort>, filters: string[]): Promise<SearchResult<ProcedureDto>> {
       const clinicId = clinicOf(actor);
-      const rows = await audit.search(db, actor, { resourceType: PROCEDURE, clinicId, filters, limit: search.limit }, q.selectProceduresMatching(clinicId, search));
-      return pageOf(rows, search.limit, (r) => toProcedureDto(q.procedureFromRaw(r)));
+      return audit.page(db, actor, { resourceType: PROCEDURE, clinicId, filters }, q.procedureSearch, search, (r) => toProcedureDto(q.procedureFromRaw(r)));
     },
 
     /** How many of the caller's clinic's procedures match `where` (a FHIR Bundle's total). */
     countMatching(actor: Actor, where: Condition<q.ProcedureField>[]) {
-      return q.countProceduresMatching(db, clinicOf(actor), where);
+      return q.procedureSearch.count(db, where, clinicOf(actor));
     },
 
     count(actor: Actor, filters: ProcedureFilters) {
