@@ -113,7 +113,7 @@ export interface SearchSpec<F extends string, S extends string> {
 export interface Searchable<F extends string, S extends string> {
   /**
    * One page of rows matching `q` (limit + 1, every column), with `sort_key` (see keyset), `_ord` (their
-   * position in the page's order, which AuditLog.search keeps) and `_total` (every match, when `withTotal`).
+   * position in the page's order, which AuditLog.page keeps) and `_total` (every match, when `withTotal`).
    */
   select(q: SearchQuery<F, S>, clinicId?: string): SQL;
   /** That page's rows, run as is (records whose reads are not audited: supplier lots). */

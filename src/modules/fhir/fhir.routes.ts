@@ -85,7 +85,7 @@ export function fhirRoutes(app: FastifyInstance, { fhir, search, versions }: { f
       const parsed = parseSearch(def, req.query as Record<string, string | string[]>, handling === 'strict');
       const actor = actorOf(req);
       checkIncludeScopes(actor, parsed);
-      const page = await search[type](actor, parsed, decodeCursor(parsed.cursor, type, parsed));
+      const page = await search.search(type, actor, parsed, decodeCursor(parsed.cursor, type, parsed));
       reply.header('Preference-Applied', `handling=${handling}`);
       return sendFhir(reply, searchsetBundle(req, type, parsed, page));
     });

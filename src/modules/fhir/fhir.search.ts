@@ -5,6 +5,10 @@ import type { AdverseEventsService } from '../adverse-events/adverse-events.serv
 import type { DonorsService } from '../donors/donors.service.js';
 import type { LotsService } from '../lots/lots.service.js';
 import type { LotSummary } from '../lots/lots.schemas.js';
+import type { PatientDto } from '../patients/patients.schemas.js';
+import type { ProcedureDto } from '../procedures/procedures.schemas.js';
+import type { OutcomeScore } from '../outcomes/outcomes.schemas.js';
+import type { AdverseEventDto } from '../adverse-events/adverse-events.schemas.js';
 import type { OutcomesService } from '../outcomes/outcomes.service.js';
 import { INSTRUMENTS, INSTRUMENT_CODES } from '../outcomes/instruments.js';
 import type { PatientsService } from '../patients/patients.service.js';
@@ -178,13 +182,12 @@ export function createFhirSearch({ patients, procedures, outcomes, adverseEvents
 
   const each = <F extends string>(use: ParamUse, field: F): Condition<F> => ({ anyOf: use.values.map((v) => ({ field, match: v as Match })) });
 
-  /** Every parameter's condition (ANDed) for one resource type, `map` giving each parameter's. */
-  async function conditions<F extends string>(
-    uses: ParamUse[],
-    map: (use: ParamUse) => Condition<F> | Promise<Condition<F>>,
-  ): Promise<Condition<F>[]> {
-    return Promise.all(uses.map(async (use) => map(use)));
-  }
+  /** A token parameter over a field holding codes of one system: each token's codes, as equalities (mapped by `toValue`). */
+  const codes =
+    <F extends string>(field: F, system: string, vocabulary: readonly string[], toValue: (code: string) => string | boolean = (c) => c) =>
+    (use: ParamUse): Condition<F> => ({
+      anyOf: use.values.flatMap((v) => codesOf(v as TokenMatch, system, vocabulary).map((c) => ({ field, match: value(toValue(c)) }))),
+    });
 
   /** Lots as BiologicallyDerivedProducts, with their donors' DINs (one query). */
   async function productsOf(lotDtos: LotSummary[]): Promise<FhirResource[]> {
@@ -197,27 +200,7 @@ export function createFhirSearch({ patients, procedures, outcomes, adverseEvents
     return ids.length === 0 ? [] : productsOf(await lots.summariesOf(ids));
   }
 
-  const sortOf = <S extends string>(parsed: ParsedSearch, fields: Record<string, S>) =>
-    parsed.sort ? { field: fields[parsed.sort.name]!, descending: parsed.sort.descending } : null;
-
   const filterNames = (parsed: ParsedSearch) => [...new Set(parsed.uses.map((u) => u.def.name))];
-
-  /**
-   * Runs the page (limit 0 when only the total is asked for: still audited as a search) with, unless
-   * `_total=none`, the count in the same statement; a page with no row to carry it counts apart (or is 0 on the
-   * first page: nothing matched).
-   */
-  async function run<T, F extends string, S extends string>(
-    parsed: ParsedSearch,
-    query: Omit<SearchQuery<F, S>, 'limit' | 'withTotal'>,
-    find: (q: SearchQuery<F, S>) => Promise<SearchResult<T>>,
-    count: (where: Condition<F>[]) => Promise<number>,
-  ): Promise<{ page: SearchResult<T>; total?: number }> {
-    const withTotal = parsed.total || parsed.countOnly;
-    const page = await find({ ...query, limit: parsed.countOnly ? 0 : parsed.count, withTotal });
-    const total = !withTotal ? undefined : (page.total ?? (query.after ? await count(query.where) : 0));
-    return { page: parsed.countOnly ? { items: [], next: null } : page, total };
-  }
 
   /** `_include=…:patient`: the patients of a page, read through the patients module (audited as a search). */
   async function includedPatients(actor: Actor, patientIds: string[]): Promise<FhirResource[]> {
@@ -227,123 +210,132 @@ export function createFhirSearch({ patients, procedures, outcomes, adverseEvents
     return found.items.map(toFhirPatient);
   }
 
-  return {
-    async Patient(actor: Actor, parsed: ParsedSearch, after?: SearchKey): Promise<FhirSearchPage> {
-      const where = await conditions<'id' | 'family' | 'given' | 'birthDate' | 'sex' | 'identifier' | 'mrn' | 'updatedAt'>(parsed.uses, (use) => {
-        switch (use.def.name) {
-          case '_id':
-            return each(use, 'id');
-          case 'identifier':
-            return { anyOf: use.values.flatMap((v) => identifierMatches(actor, v as TokenMatch)) };
-          case 'family':
-            return each(use, 'family');
-          case 'given':
-            return each(use, 'given');
-          case 'name':
-            return { anyOf: use.values.flatMap((v) => [{ field: 'family' as const, match: v as StringMatch }, { field: 'given' as const, match: v as StringMatch }]) };
-          case 'birthdate':
-            return each(use, 'birthDate');
-          case 'gender':
-            return { anyOf: use.values.flatMap((v) => codesOf(v as TokenMatch, ADMINISTRATIVE_GENDER, ['male', 'female', 'other', 'unknown']).map((c) => ({ field: 'sex' as const, match: value(c) }))) };
-          default:
-            return each(use, 'updatedAt');
-        }
-      });
-      const { page, total } = await run(parsed, { where, sort: sortOf(parsed, { _lastUpdated: 'updatedAt' as const }), after }, (q) => patients.find(actor, q, filterNames(parsed)), (w) => patients.countMatching(actor, w));
-      const result: FhirSearchPage = { matches: page.items.map(toFhirPatient), includes: [], total, next: page.next };
-      if (parsed.revInclude.includes('Procedure:patient') && page.items.length) {
+  /**
+   * One resource type's search over its module: each supported parameter's condition on the module's fields,
+   * the `_sort` names' fields, the module's audited find and count, the FHIR mapping, and what `_include` /
+   * `_revinclude` add to a page.
+   */
+  interface Binding<T, F extends string, S extends string> {
+    params: Record<string, (use: ParamUse, actor: Actor) => Condition<F> | Promise<Condition<F>>>;
+    sorts: Record<string, S>;
+    find(actor: Actor, q: SearchQuery<F, S>, filters: string[]): Promise<SearchResult<T>>;
+    count(actor: Actor, where: Condition<F>[]): Promise<number>;
+    map(items: T[]): FhirResource[] | Promise<FhirResource[]>;
+    include?(actor: Actor, parsed: ParsedSearch, items: T[]): Promise<Pick<FhirSearchPage, 'includes' | 'warning'>>;
+  }
+
+  /**
+   * Runs a search: the page (limit 0 when only the total is asked for: still audited as a search) with, unless
+   * `_total=none`, the count in the same statement; a page with no row to carry it counts apart (or is 0 on
+   * the first page: nothing matched).
+   */
+  async function run<T, F extends string, S extends string>(b: Binding<T, F, S>, actor: Actor, parsed: ParsedSearch, after?: SearchKey): Promise<FhirSearchPage> {
+    const where = await Promise.all(
+      parsed.uses.map(async (use) => {
+        const condition = b.params[use.def.name];
+        if (!condition) throw new Error(`no binding for the search parameter ${use.def.name}`); // SEARCH_DEFS and the binding disagree
+        return condition(use, actor);
+      }),
+    );
+    const sort = parsed.sort ? { field: b.sorts[parsed.sort.name]!, descending: parsed.sort.descending } : null;
+    const withTotal = parsed.total || parsed.countOnly;
+    const page = await b.find(actor, { where, sort, after, limit: parsed.countOnly ? 0 : parsed.count, withTotal }, filterNames(parsed));
+    const total = !withTotal ? undefined : (page.total ?? (after ? await b.count(actor, where) : 0));
+    if (parsed.countOnly) return { matches: [], includes: [], total, next: null };
+    const extra = b.include ? await b.include(actor, parsed, page.items) : { includes: [] };
+    return { matches: await b.map(page.items), ...extra, total, next: page.next };
+  }
+
+  const reference = (use: ParamUse, actor: Actor) => referenceCondition(actor, use);
+
+  const bindings = {
+    Patient: {
+      params: {
+        _id: (use) => each(use, 'id'),
+        identifier: (use, actor) => ({ anyOf: use.values.flatMap((v) => identifierMatches(actor, v as TokenMatch)) }),
+        family: (use) => each(use, 'family'),
+        given: (use) => each(use, 'given'),
+        name: (use) => ({ anyOf: use.values.flatMap((v) => [{ field: 'family' as const, match: v as StringMatch }, { field: 'given' as const, match: v as StringMatch }]) }),
+        birthdate: (use) => each(use, 'birthDate'),
+        gender: codes('sex', ADMINISTRATIVE_GENDER, ['male', 'female', 'other', 'unknown']),
+        _lastUpdated: (use) => each(use, 'updatedAt'),
+      },
+      sorts: { _lastUpdated: 'updatedAt' },
+      find: (actor, q, filters) => patients.find(actor, q, filters),
+      count: (actor, where) => patients.countMatching(actor, where),
+      map: (items) => items.map(toFhirPatient),
+      async include(actor, parsed, items) {
+        if (!parsed.revInclude.includes('Procedure:patient') || items.length === 0) return { includes: [] };
         const procs = await procedures.find(
           actor,
-          { where: [{ anyOf: page.items.map((p) => ({ field: 'patientId' as const, match: value(p.id) })) }], sort: null, limit: MAX_REVINCLUDED },
+          { where: [{ anyOf: items.map((p) => ({ field: 'patientId' as const, match: value(p.id) })) }], sort: null, limit: MAX_REVINCLUDED },
           ['_revinclude'],
         );
-        result.includes = procs.items.map(toFhirProcedure);
-        if (procs.next) result.warning = `Only the first ${MAX_REVINCLUDED} procedures of these patients are included; search Procedure?patient= for the rest.`;
-      }
-      return result;
-    },
+        const warning = procs.next ? `Only the first ${MAX_REVINCLUDED} procedures of these patients are included; search Procedure?patient= for the rest.` : undefined;
+        return { includes: procs.items.map(toFhirProcedure), ...(warning ? { warning } : {}) };
+      },
+    } satisfies Binding<PatientDto, 'id' | 'family' | 'given' | 'birthDate' | 'sex' | 'identifier' | 'mrn' | 'updatedAt', 'updatedAt'>,
+    Procedure: {
+      params: {
+        _id: (use) => each(use, 'id'),
+        patient: reference,
+        subject: reference,
+        date: (use) => each(use, 'performedAt'),
+        status: codes('status', EVENT_STATUS, ['completed', 'entered-in-error']),
+        _lastUpdated: (use) => each(use, 'updatedAt'),
+      },
+      sorts: { date: 'performedAt', _lastUpdated: 'updatedAt' },
+      find: (actor, q, filters) => procedures.find(actor, q, filters),
+      count: (actor, where) => procedures.countMatching(actor, where),
+      map: (items) => items.map(toFhirProcedure),
+      include: async (actor, parsed, items) => ({ includes: parsed.include.includes('Procedure:patient') ? await includedPatients(actor, items.map((p) => p.patientId)) : [] }),
+    } satisfies Binding<ProcedureDto, 'id' | 'patientId' | 'performedAt' | 'status' | 'updatedAt', 'performedAt' | 'updatedAt'>,
+    Observation: {
+      params: {
+        _id: (use) => each(use, 'id'),
+        patient: reference,
+        subject: reference,
+        code: (use) => ({ anyOf: use.values.flatMap((v) => instrumentsOf(v as TokenMatch).map((c) => ({ field: 'instrument' as const, match: value(c) }))) }),
+        date: (use) => each(use, 'assessedAt'),
+        _lastUpdated: (use) => each(use, 'recordedAt'),
+      },
+      sorts: { date: 'assessedAt', _lastUpdated: 'recordedAt' },
+      find: (actor, q, filters) => outcomes.find(actor, q, filters),
+      count: (actor, where) => outcomes.countMatching(actor, where),
+      map: (items) => items.map(toFhirObservation),
+      include: async (actor, parsed, items) => ({ includes: parsed.include.includes('Observation:patient') ? await includedPatients(actor, items.map((o) => o.patientId)) : [] }),
+    } satisfies Binding<OutcomeScore, 'id' | 'patientId' | 'instrument' | 'assessedAt' | 'recordedAt', 'assessedAt' | 'recordedAt'>,
+    AdverseEvent: {
+      params: {
+        _id: (use) => each(use, 'id'),
+        subject: reference,
+        date: (use) => each(use, 'onsetAt'),
+        seriousness: codes('serious', AE_SERIOUSNESS, ['Serious', 'Non-serious'], (c) => c === 'Serious'),
+        _lastUpdated: (use) => each(use, 'updatedAt'),
+      },
+      sorts: { date: 'onsetAt', _lastUpdated: 'updatedAt' },
+      find: (actor, q, filters) => adverseEvents.find(actor, q, filters),
+      count: (actor, where) => adverseEvents.countMatching(actor, where),
+      map: (items) => items.map(toFhirAdverseEvent),
+    } satisfies Binding<AdverseEventDto, 'id' | 'patientId' | 'onsetAt' | 'serious' | 'updatedAt', 'onsetAt' | 'updatedAt'>,
+    BiologicallyDerivedProduct: {
+      params: {
+        _id: (use) => each(use, 'id'),
+        identifier: async (use) => ({ anyOf: (await Promise.all(use.values.map((v) => productIdentifierMatches(v as TokenMatch)))).flat() }),
+        _lastUpdated: (use) => each(use, 'updatedAt'),
+      },
+      sorts: { _lastUpdated: 'updatedAt' },
+      find: (_actor, q) => lots.find(q),
+      count: (_actor, where) => lots.countMatching(where),
+      map: (items) => productsOf(items),
+    } satisfies Binding<LotSummary, 'id' | 'lotNumber' | 'donorId' | 'updatedAt', 'updatedAt'>,
+  };
 
-    async Procedure(actor: Actor, parsed: ParsedSearch, after?: SearchKey): Promise<FhirSearchPage> {
-      const where = await conditions<'id' | 'patientId' | 'performedAt' | 'status' | 'updatedAt'>(parsed.uses, (use) => {
-        switch (use.def.name) {
-          case '_id':
-            return each(use, 'id');
-          case 'patient':
-          case 'subject':
-            return referenceCondition(actor, use);
-          case 'date':
-            return each(use, 'performedAt');
-          case 'status':
-            return { anyOf: use.values.flatMap((v) => codesOf(v as TokenMatch, EVENT_STATUS, ['completed', 'entered-in-error']).map((c) => ({ field: 'status' as const, match: value(c) }))) };
-          default:
-            return each(use, 'updatedAt');
-        }
-      });
-      const sort = sortOf(parsed, { date: 'performedAt' as const, _lastUpdated: 'updatedAt' as const });
-      const { page, total } = await run(parsed, { where, sort, after }, (q) => procedures.find(actor, q, filterNames(parsed)), (w) => procedures.countMatching(actor, w));
-      const includes = parsed.include.includes('Procedure:patient') ? await includedPatients(actor, page.items.map((p) => p.patientId)) : [];
-      return { matches: page.items.map(toFhirProcedure), includes, total, next: page.next };
+  return {
+    /** One page of a search on `type` (SEARCH_DEFS[type]'s parameters, parsed), as the Bundle needs it. */
+    search(type: SearchType, actor: Actor, parsed: ParsedSearch, after?: SearchKey): Promise<FhirSearchPage> {
+      return run(bindings[type] as unknown as Binding<unknown, string, string>, actor, parsed, after);
     },
-
-    async Observation(actor: Actor, parsed: ParsedSearch, after?: SearchKey): Promise<FhirSearchPage> {
-      const where = await conditions<'id' | 'patientId' | 'instrument' | 'assessedAt' | 'recordedAt'>(parsed.uses, (use) => {
-        switch (use.def.name) {
-          case '_id':
-            return each(use, 'id');
-          case 'patient':
-          case 'subject':
-            return referenceCondition(actor, use);
-          case 'code':
-            return { anyOf: use.values.flatMap((v) => instrumentsOf(v as TokenMatch).map((c) => ({ field: 'instrument' as const, match: value(c) }))) };
-          case 'date':
-            return each(use, 'assessedAt');
-          default:
-            return each(use, 'recordedAt');
-        }
-      });
-      const sort = sortOf(parsed, { date: 'assessedAt' as const, _lastUpdated: 'recordedAt' as const });
-      const { page, total } = await run(parsed, { where, sort, after }, (q) => outcomes.find(actor, q, filterNames(parsed)), (w) => outcomes.countMatching(actor, w));
-      const includes = parsed.include.includes('Observation:patient') ? await includedPatients(actor, page.items.map((o) => o.patientId)) : [];
-      return { matches: page.items.map(toFhirObservation), includes, total, next: page.next };
-    },
-
-    async AdverseEvent(actor: Actor, parsed: ParsedSearch, after?: SearchKey): Promise<FhirSearchPage> {
-      const where = await conditions<'id' | 'patientId' | 'onsetAt' | 'serious' | 'updatedAt'>(parsed.uses, (use) => {
-        switch (use.def.name) {
-          case '_id':
-            return each(use, 'id');
-          case 'subject':
-            return referenceCondition(actor, use);
-          case 'date':
-            return each(use, 'onsetAt');
-          case 'seriousness':
-            return {
-              anyOf: use.values.flatMap((v) => codesOf(v as TokenMatch, AE_SERIOUSNESS, ['Serious', 'Non-serious']).map((c) => ({ field: 'serious' as const, match: value(c === 'Serious') }))),
-            };
-          default:
-            return each(use, 'updatedAt');
-        }
-      });
-      const sort = sortOf(parsed, { date: 'onsetAt' as const, _lastUpdated: 'updatedAt' as const });
-      const { page, total } = await run(parsed, { where, sort, after }, (q) => adverseEvents.find(actor, q, filterNames(parsed)), (w) => adverseEvents.countMatching(actor, w));
-      return { matches: page.items.map(toFhirAdverseEvent), includes: [], total, next: page.next };
-    },
-
-    async BiologicallyDerivedProduct(actor: Actor, parsed: ParsedSearch, after?: SearchKey): Promise<FhirSearchPage> {
-      const where = await conditions<'id' | 'lotNumber' | 'donorId' | 'updatedAt'>(parsed.uses, async (use) => {
-        switch (use.def.name) {
-          case '_id':
-            return each(use, 'id');
-          case 'identifier':
-            return { anyOf: (await Promise.all(use.values.map((v) => productIdentifierMatches(v as TokenMatch)))).flat() };
-          default:
-            return each(use, 'updatedAt');
-        }
-      });
-      const { page, total } = await run(parsed, { where, sort: sortOf(parsed, { _lastUpdated: 'updatedAt' as const }), after }, (q) => lots.find(q), (w) => lots.countMatching(w));
-      return { matches: await productsOf(page.items), includes: [], total, next: page.next };
-    },
-
     products,
   };
 
