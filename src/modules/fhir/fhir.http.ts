@@ -59,3 +59,16 @@ export function sendRead(req: FastifyRequest, reply: FastifyReply, body: Resourc
   if (meta?.versionId && ifNoneMatch && ifNoneMatch.split(',').some((tag) => matchesVersion(tag.trim(), meta.versionId!))) return reply.code(304).send();
   return sendFhir(reply, body);
 }
+
+/** `Prefer: handling=strict` (RFC 7240, R4 §3.1.1.5.x): unsupported parameters are refused instead of ignored. */
+export function handlingOf(req: FastifyRequest): 'strict' | 'lenient' {
+  const prefer = req.headers.prefer;
+  const text = Array.isArray(prefer) ? prefer.join(',') : (prefer ?? '');
+  // Preferences are comma-separated, each `token[=value]` then `;parameters`; the first `handling` counts (RFC 7240 §2).
+  for (const preference of text.split(',')) {
+    const [name, value] = preference.split(';')[0]!.split('=').map((x) => x.trim());
+    if (name?.toLowerCase() !== 'handling') continue;
+    return value?.replace(/^"(.*)"$/, '$1').toLowerCase() === 'strict' ? 'strict' : 'lenient';
+  }
+  return 'lenient';
+}

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Actor, Scope } from '../../auth/principal.js';
@@ -7,7 +7,7 @@ import { actorOf } from '../../http/auth.js';
 import { operationOutcomeResponses } from '../../http/problem.js';
 import { CapabilityRegistry } from './capability.js';
 import { decodeCursor, searchsetBundle } from './bundle.js';
-import { fhirConfig, notModifiedResponse, okResponse, sendFhir, sendRead } from './fhir.http.js';
+import { fhirConfig, handlingOf, notModifiedResponse, okResponse, sendFhir, sendRead } from './fhir.http.js';
 import { SEARCH_DEFS, checkIncludeScopes, type FhirSearch, type SearchType } from './fhir.search.js';
 import type { FhirService } from './fhir.service.js';
 import { EVERYTHING_TYPES } from './fhir.service.js';
@@ -33,19 +33,6 @@ const RESULT_PARAM_DOCS: Record<string, string> = {
   _format: '`json`, `application/json` or `application/fhir+json`; other formats are 406',
   _cursor: 'Where the page starts: from the Bundle\'s next link, as given',
 };
-
-/** `Prefer: handling=strict` (RFC 7240, R4 §3.1.1.5.x): unsupported parameters are refused instead of ignored. */
-function handlingOf(req: FastifyRequest): 'strict' | 'lenient' {
-  const prefer = req.headers.prefer;
-  const text = Array.isArray(prefer) ? prefer.join(',') : (prefer ?? '');
-  // Preferences are comma-separated, each `token[=value]` then `;parameters`; the first `handling` counts (RFC 7240 §2).
-  for (const preference of text.split(',')) {
-    const [name, value] = preference.split(';')[0]!.split('=').map((x) => x.trim());
-    if (name?.toLowerCase() !== 'handling') continue;
-    return value?.replace(/^"(.*)"$/, '$1').toLowerCase() === 'strict' ? 'strict' : 'lenient';
-  }
-  return 'lenient';
-}
 
 export function fhirRoutes(app: FastifyInstance, { fhir, search, versions }: { fhir: FhirService; search: FhirSearch; versions: FhirVersions }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -122,6 +109,8 @@ export function fhirRoutes(app: FastifyInstance, { fhir, search, versions }: { f
   // Procedure, Observation, AdverseEvent
   read('Procedure', '/Procedure/:id', 'clinical:read', 'Read a Procedure (lot, route, guidance and dose as extensions)', 'fhirReadProcedure', (actor, id) => fhir.procedure(actor, id));
   searchRoute('Procedure', 'clinical:read', 'Search Procedures (searchset Bundle)');
+  read('Observation', '/Observation/:id', 'clinical:read', 'Read an Observation (an outcome score; immutable, its one version is 1)', 'fhirReadObservation', (actor, id) => versions.read(actor, 'Observation', id));
+  read('AdverseEvent', '/AdverseEvent/:id', 'clinical:read', 'Read an AdverseEvent', 'fhirReadAdverseEvent', (actor, id) => versions.read(actor, 'AdverseEvent', id));
   searchRoute('Observation', 'clinical:read', 'Search outcome scores as survey Observations (searchset Bundle)');
   searchRoute('AdverseEvent', 'clinical:read', 'Search AdverseEvents (searchset Bundle)');
 
@@ -129,7 +118,7 @@ export function fhirRoutes(app: FastifyInstance, { fhir, search, versions }: { f
   read('BiologicallyDerivedProduct', '/BiologicallyDerivedProduct/:id', 'lots:read', 'Read a product lot as a BiologicallyDerivedProduct', 'fhirReadProduct', (_actor, id) => fhir.product(id));
   searchRoute('BiologicallyDerivedProduct', 'lots:read', 'Search product lots by id or identifier (lot number, donor DIN)');
 
-  // vread, history and the Observation and AdverseEvent reads (fhir.versions.ts)
+  // vread and history of every type read above (fhir.versions.ts)
   fhirVersionRoutes(app, { versions, capability });
 
   // CapabilityStatement: built from the registrations above, so it lists exactly what is served.

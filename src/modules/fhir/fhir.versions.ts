@@ -7,7 +7,7 @@ import { decodeCursor, encodeCursor } from '../../http/pagination.js';
 import { operationOutcomeResponses } from '../../http/problem.js';
 import { BadRequest } from '../../shared/errors.js';
 import type { CapabilityRegistry } from './capability.js';
-import { fhirBase, fhirConfig, notModifiedResponse, okResponse, sendFhir, sendRead } from './fhir.http.js';
+import { fhirBase, fhirConfig, handlingOf, notModifiedResponse, okResponse, sendFhir, sendRead } from './fhir.http.js';
 import type { FhirResource } from './fhir.mappers.js';
 import type { FhirVersions, VersionHistoryPage, VersionedType } from './fhir.versions.service.js';
 
@@ -39,12 +39,6 @@ const HistoryQuery = z.looseObject({
   _count: z.coerce.number().int().min(1).max(200).default(50).meta({ description: 'Versions per page, 1..200' }),
   _cursor: z.string().max(200).optional().meta({ description: 'From the Bundle\'s next link' }),
 });
-
-/** Whether the client asked (RFC 7240 Prefer, FHIR R4 §3.1.1.5.7 handling) for unsupported parameters to be errors. */
-const strictHandling = (req: FastifyRequest) =>
-  String(req.headers.prefer ?? '')
-    .split(/[,;]/)
-    .some((p) => p.replace(/\s+/g, '').toLowerCase() === 'handling=strict');
 
 interface TypeSpec {
   type: VersionedType;
@@ -108,7 +102,6 @@ function historyBundle(req: FastifyRequest, type: string, id: string, page: Vers
  * - `GET /{type}/{id}/_history` (history-instance, R4 §3.1.0.4): a `history` Bundle, newest first, paged by
  *   `_count` (1..200, default 50) with a `next` link. `_since`, `_at` and other parameters are not supported:
  *   ignored (and left out of `self`), or a 400 with `Prefer: handling=strict`. 404 as for vread.
- * - `GET /Observation/{id}` and `GET /AdverseEvent/{id}` (read, conditional as the other reads).
  * Scopes as for the reads: patients:read (Patient), clinical:read (Procedure, Observation, AdverseEvent),
  * lots:read (BiologicallyDerivedProduct); 403 OperationOutcome without it. Reads of versions are audited.
  */
@@ -117,21 +110,6 @@ export function fhirVersionRoutes(app: FastifyInstance, { versions, capability }
 
   for (const { type, scope, summary } of TYPES) {
     const interactions = capability.resource(type).interactions;
-
-    // The plain reads of the other types are in fhir.routes.ts.
-    if (type === 'Observation' || type === 'AdverseEvent') {
-      interactions.add('read');
-      r.get(`/${type}/:id`, {
-        config: fhirConfig(scope),
-        schema: {
-          operationId: `fhirRead${type}`,
-          tags,
-          summary: `Read ${summary}`,
-          params: IdParams,
-          response: { 200: okResponse, ...notModifiedResponse, ...operationOutcomeResponses(404) },
-        },
-      }, async (req, reply) => sendRead(req, reply, await versions.read(actorOf(req), type, req.params.id)));
-    }
 
     interactions.add('vread');
     r.get(`/${type}/:id/_history/:vid`, {
@@ -158,7 +136,7 @@ export function fhirVersionRoutes(app: FastifyInstance, { versions, capability }
       },
     }, async (req, reply) => {
       const unsupported = Object.keys(req.query).filter((k) => !HISTORY_PARAMS.has(k));
-      if (unsupported.length && strictHandling(req)) {
+      if (unsupported.length && handlingOf(req) === 'strict') {
         throw new BadRequest(
           `Not supported on history: ${unsupported.join(', ')}.`,
           unsupported.map((k) => ({ path: `querystring.${k}`, message: 'not supported on history (Prefer: handling=strict)' })),
