@@ -1,6 +1,12 @@
 // @ts-check
 import tseslint from 'typescript-eslint';
 
+const CROSS_MODULE_QUERIES = {
+  group: ['../*/*.queries.js', '**/modules/*/*.queries.js'],
+  message: 'Ask the other module\'s service for a value or a named part (db/statement.ts), not its queries file.',
+};
+const NO_HTTP = (layer) => ({ group: ['fastify', 'fastify/*', '@fastify/*', '**/http/*'], message: `${layer} do not speak HTTP.` });
+
 export default tseslint.config(
   // test/lint/fixtures break the layer rules on purpose: test/lint/layers.test.ts lints them and expects the errors.
   { ignores: ['eslint.config.js', 'dist/**', 'node_modules/**', 'coverage/**', '.data/**', 'migrations/**', 'openapi/**', 'test/lint/fixtures/**'] },
@@ -16,6 +22,24 @@ export default tseslint.config(
     },
   },
   {
+    // A library's private fields are not an API (docs/adr/0003): drizzle's `_.session` is how a statement
+    // mechanism reached into it before; statements go through db/statement.ts on public APIs only.
+    files: ['src/**/*.ts', 'bench/**/*.ts', 'test/lint/fixtures/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': ['error', {
+        selector: "MemberExpression[property.name='session'][object.type='MemberExpression'][object.property.name='_']",
+        message: 'No private drizzle fields: run statements through db/statement.ts.',
+      }],
+    },
+  },
+  {
+    // Layers (docs/adr/0003, issue 14): a module asks another module's service, never its queries.
+    files: ['**/modules/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [CROSS_MODULE_QUERIES] }],
+    },
+  },
+  {
     // Routes speak HTTP and call services: no SQL, no drizzle, no queries files.
     files: ['**/modules/**/*.routes.ts'],
     rules: {
@@ -23,39 +47,21 @@ export default tseslint.config(
     },
   },
   {
-    // Layers (docs/adr/0003, issue 14): services hold rules and queries hold SQL, neither speaks HTTP, and a
-    // module asks another module's service, never its queries.
+    // Queries hold SQL and do not speak HTTP.
     files: ['**/modules/**/*.queries.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [
-        { group: ['fastify', 'fastify/*', '@fastify/*', '**/http/*'], message: 'Queries do not speak HTTP.' },
-        { group: ['../*/*.queries.js', '**/modules/*/*.queries.js'], message: 'Ask the other module\'s service for a value or a named query function, not its queries file.' },
-      ] }],
+      'no-restricted-imports': ['error', { patterns: [NO_HTTP('Queries'), CROSS_MODULE_QUERIES] }],
     },
   },
   {
+    // Services hold rules: no SQL, no drizzle, no tables, no HTTP. Another module's data comes from its
+    // service, as a value or a named part (db/statement.ts) that this module's queries compose.
     files: ['**/modules/**/*.service.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
-        { group: ['fastify', 'fastify/*', '@fastify/*', '**/http/*'], message: 'Services do not speak HTTP.' },
-        { group: ['../*/*.queries.js', '**/modules/*/*.queries.js'], message: 'Ask the other module\'s service for a value or a named query function, not its queries file.' },
-        { group: ['drizzle-orm', 'drizzle-orm/*', '**/*.table.js'], message: 'Services hold rules: SQL and tables live in the module\'s *.queries.ts.' },
-      ] }],
-    },
-  },
-  {
-    // Issue 14, still to move: these services still build SQL (the gate selects and composed writes of
-    // procedures and outcomes) or take SQL fragments in their API (the audit log's read and search statements).
-    // Remove each from this list when its SQL has moved to its queries file; the rule then holds for it too.
-    files: [
-      'src/modules/audit/audit.service.ts',
-      'src/modules/outcomes/outcomes.service.ts',
-      'src/modules/procedures/procedures.service.ts',
-    ],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [
-        { group: ['fastify', 'fastify/*', '@fastify/*', '**/http/*'], message: 'Services do not speak HTTP.' },
-        { group: ['../*/*.queries.js', '**/modules/*/*.queries.js'], message: 'Ask the other module\'s service for a value or a named query function, not its queries file.' },
+        NO_HTTP('Services'),
+        CROSS_MODULE_QUERIES,
+        { group: ['drizzle-orm', 'drizzle-orm/*', 'pg', '**/*.table.js'], message: 'Services hold rules: SQL and tables live in the module\'s *.queries.ts.' },
       ] }],
     },
   },

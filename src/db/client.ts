@@ -9,6 +9,8 @@ export type Db = NodePgDatabase;
 /** A transaction handle; queries functions take `Db | Tx` as their executor. */
 export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
 export type Executor = Db | Tx;
+/** The pg pool, for what drizzle does not do (a cursor streamed to a response). */
+export type Pool = pg.Pool;
 
 export interface PoolOptions {
   max: number;

@@ -3,7 +3,7 @@ import type { Db, Executor, Tx } from './client.js';
 import { idempotencyKeys } from './idempotency.table.js';
 import { Conflict, RuleViolation, type AppError } from '../shared/errors.js';
 import { pgCode } from './errors.js';
-import { builder, compiled, type Compiled } from './compiled.js';
+import { builder, part, sqlOf, statement, type AnyPart, type Part, type Statement, type ValuesOf } from './statement.js';
 
 export interface IdempotencyRequest {
   owner: string;
@@ -12,47 +12,71 @@ export interface IdempotencyRequest {
 }
 
 /**
- * The statement of a change written at once (see UnitOfWork.once), compiled once: `writes` become
- * data-modifying CTEs named by their keys; `guards` are boolean SQL over the database and those CTEs,
- * checked in order after them. Build both from the stand-in values `v` (see compiled()).
+ * The one idempotency claim, on both write paths: the key row inserted unless it exists. UnitOfWork.run
+ * sends it first in its transaction (status 0, the result stored at commit); UnitOfWork.once writes it
+ * in its statement with the finished result (status 201). A concurrent twin waits on the key's unique
+ * index, then finds it taken.
  */
-export interface OnceShape {
-  writes: Record<string, Statement>;
-  guards?: [name: string, holds: SQL][];
-}
+type Claim = IdempotencyRequest & { status: number; body: unknown };
+const claim = part<Claim>(
+  { owner: true, key: true, fingerprint: true, status: true, body: true },
+  (p) => builder.insert(idempotencyKeys).values(p).onConflictDoNothing().returning({ key: idempotencyKeys.key }),
+);
+const claimStatement = statement(claim);
+
+const stored = statement(
+  part<{ owner: string; key: string }>({ owner: true, key: true }, (p) =>
+    builder
+      .select({ fingerprint: idempotencyKeys.fingerprint, body: idempotencyKeys.body })
+      .from(idempotencyKeys)
+      .where(and(eq(idempotencyKeys.owner, p.owner), eq(idempotencyKeys.key, p.key))),
+  ),
+);
+
+/** A guard: boolean SQL (a part), or "the write named `returned` returned a row". */
+export type Guard = AnyPart | { returned: string };
+
+/** The values of a change: each write's and each guard part's values under its name. */
+export type ChangeValues<W extends Record<string, AnyPart>, G extends Record<string, Guard>> = { [K in keyof W]: ValuesOf<W[K]> } & {
+  [K in keyof G as G[K] extends AnyPart ? K : never]: ValuesOf<G[K]>;
+};
 
 export interface OnceStatement<V> {
-  plain: Compiled<V>;
-  claiming: Compiled<V & { idem: IdempotencyRequest & { body: unknown } }>;
+  plain: Statement<V>;
+  claiming: Statement<V & { idempotency_claim: Claim }>;
 }
 
-export function onceStatement<V extends object>(build: (v: V) => OnceShape): OnceStatement<V> {
-  const statement = (shape: OnceShape) => {
-    const ctes = sql.join(Object.entries(shape.writes).map(([name, s]) => sql`${sql.raw(name)} as (${s.getSQL()})`), sql`, `);
-    const guards = shape.guards ?? [];
-    const checks = guards.length
-      ? sql`case ${sql.join(guards.map(([name, holds]) => sql`when not (${holds}) then guard_failed(${name})`), sql` `)} else true end`
-      : sql`true`;
-    return sql`with ${ctes} select ${checks} as ok`;
+/**
+ * The statement of a change written at once (see UnitOfWork.once), built once from named parts: `writes`
+ * become data-modifying CTEs named by their keys; `guards` are checked in their order after them, and the
+ * first that does not hold fails the statement with its name (guard_failed, SQLSTATE EG001). A query file
+ * defines it from its own parts and the parts other modules' services hand it.
+ */
+export function onceStatement<W extends Record<string, AnyPart>, G extends Record<string, Guard>>(writes: W, guards: G): OnceStatement<ChangeValues<W, G>> {
+  const change = (w: Record<string, AnyPart>, g: Record<string, Guard>): AnyPart => {
+    const keys: Record<string, unknown> = {};
+    for (const [name, p] of Object.entries(w)) keys[name] = p.keys;
+    for (const [name, p] of Object.entries(g)) if (!('returned' in p)) keys[name] = p.keys;
+    const shaped = [...Object.values(w), ...Object.values(g)].some((p) => 'shaped' in p && p.shaped);
+    return {
+      keys,
+      shaped,
+      build: (_p, present) => {
+        const ctes = sql.join(Object.entries(w).map(([name, p]) => sql`${sql.identifier(name)} as (${sqlOf(p, `${name}.`, present)})`), sql`, `);
+        const checks: SQL[] = Object.entries(g).map(([name, p]) => {
+          const holds = 'returned' in p ? sql`exists (select 1 from ${sql.identifier(p.returned)})` : sqlOf(p, `${name}.`, present);
+          return sql`when not (${holds}) then guard_failed(${name})`;
+        });
+        return sql`with ${ctes} select ${checks.length ? sql`case ${sql.join(checks, sql` `)} else true end` : sql`true`} as ok`;
+      },
+    };
   };
+  type V = ChangeValues<W, G>;
   return {
-    plain: compiled<V>((v) => statement(build(v))),
-    claiming: compiled<V & { idem: IdempotencyRequest & { body: unknown } }>((v) => {
-      const shape = build(v);
-      // Claimed with the finished result: a concurrent twin waits on the key's unique index, then finds it taken.
-      const claim = v.idem;
-      return statement({
-        writes: {
-          idempotency_claim: builder
-            .insert(idempotencyKeys)
-            .values({ owner: claim.owner, key: claim.key, fingerprint: claim.fingerprint, status: 201, body: claim.body })
-            .onConflictDoNothing()
-            .returning({ key: idempotencyKeys.key }),
-          ...shape.writes,
-        },
-        guards: [['idempotency', sql`exists (select 1 from idempotency_claim)`], ...(shape.guards ?? [])],
-      });
-    }),
+    plain: statement(change(writes, guards) as unknown as Part<V>),
+    claiming: statement(
+      change({ idempotency_claim: claim, ...writes }, { idempotency: { returned: 'idempotency_claim' }, ...guards }) as unknown as Part<V & { idempotency_claim: Claim }>,
+    ),
   };
 }
 
@@ -84,8 +108,8 @@ export interface UnitOfWork {
 const ONCE_ATTEMPTS = 3;
 const GUARD_FAILED = 'EG001';
 
-type Statement = SQLWrapper & PromiseLike<unknown> & { getSQL(): SQL };
-const deferred = new WeakMap<object, Statement[]>();
+type Deferred = SQLWrapper & PromiseLike<unknown> & { getSQL(): SQL };
+const deferred = new WeakMap<object, Deferred[]>();
 
 /**
  * Writes a statement whose result nobody reads (an audit entry, a version, a row built in full by the
@@ -93,7 +117,7 @@ const deferred = new WeakMap<object, Statement[]>();
  * COMMIT (same transaction, same order, one round trip); outside one it runs at once. Only for inserts that
  * cannot conflict: an error surfaces at the flush, not at the call.
  */
-export async function write(exec: Executor, statement: Statement): Promise<void> {
+export async function write(exec: Executor, statement: Deferred): Promise<void> {
   const queue = deferred.get(exec);
   if (queue) queue.push(statement);
   else await statement;
@@ -118,15 +142,12 @@ async function flush(tx: Tx): Promise<void> {
 
 /** The stored answer of an idempotency key (undefined if none yet); 422 when the key was used for another request. */
 async function storedResult(exec: Executor, idem: IdempotencyRequest): Promise<{ body: unknown } | undefined> {
-  const [stored] = await exec
-    .select({ fingerprint: idempotencyKeys.fingerprint, body: idempotencyKeys.body })
-    .from(idempotencyKeys)
-    .where(and(eq(idempotencyKeys.owner, idem.owner), eq(idempotencyKeys.key, idem.key)));
-  if (!stored) return undefined;
-  if (stored.fingerprint !== idem.fingerprint) {
+  const [row] = await stored.run(exec, idem);
+  if (!row) return undefined;
+  if (row.fingerprint !== idem.fingerprint) {
     throw new RuleViolation('idempotency-key-reused', 'This Idempotency-Key was already used for a different request; use a new key for a new request.');
   }
-  return { body: stored.body };
+  return { body: row.body };
 }
 
 /** The guard that did not hold, from the statement's error (EG001, detail = guard name). */
@@ -140,7 +161,7 @@ function failedGuard(err: unknown): string | undefined {
 }
 
 async function writeOnce<V>(db: Db, change: OnceChange<unknown, V>, idem?: IdempotencyRequest): Promise<void> {
-  if (idem) await change.statement.claiming.run(db, { ...change.values, idem: { ...idem, body: change.result } });
+  if (idem) await change.statement.claiming.run(db, { ...change.values, idempotency_claim: { ...idem, status: 201, body: change.result } });
   else await change.statement.plain.run(db, change.values);
 }
 
@@ -180,11 +201,7 @@ export function createUnitOfWork(db: Db): UnitOfWork {
     run(fn, idem) {
       return db.transaction(async (tx) => {
         if (idem) {
-          const claimed = await tx
-            .insert(idempotencyKeys)
-            .values({ owner: idem.owner, key: idem.key, fingerprint: idem.fingerprint, status: 0, body: {} })
-            .onConflictDoNothing()
-            .returning({ key: idempotencyKeys.key });
+          const claimed = await claimStatement.run(tx, { ...idem, status: 0, body: {} });
           if (claimed.length === 0) {
             const stored = await storedResult(tx, idem);
             if (stored) return stored.body as Awaited<ReturnType<typeof fn>>;

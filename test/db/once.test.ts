@@ -3,13 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type pg from 'pg';
 import { createDb, createPool, type Db } from '../../src/db/client.js';
-import { builder, columnsOf, compiled } from '../../src/db/compiled.js';
+import { builder, columnKeys, part, shapedPart, statement } from '../../src/db/statement.js';
 import { createUnitOfWork, onceStatement } from '../../src/db/unit-of-work.js';
 import { recordVersions } from '../../src/modules/history/history.table.js';
 import { RuleViolation } from '../../src/shared/errors.js';
 import { cloneTemplateDatabase } from '../support/database.js';
 
-describe('compiled statements and writes at once', () => {
+describe('statements built once and writes at once', () => {
   let pool: pg.Pool;
   let db: Db;
   beforeAll(async () => {
@@ -25,8 +25,10 @@ describe('compiled statements and writes at once', () => {
   const [r1, r2, r3] = [randomUUID(), randomUUID(), randomUUID()];
 
   it('builds once and runs with each call\'s values: nested row placeholders, jsonb, and null', async () => {
-    const insert = compiled<{ row: typeof recordVersions.$inferInsert }>((v) =>
-      builder.insert(recordVersions).values(columnsOf(recordVersions, v.row)).returning({ version: recordVersions.version }),
+    const insert = statement(
+      part<{ row: typeof recordVersions.$inferSelect }>({ row: columnKeys(recordVersions) }, (p) =>
+        builder.insert(recordVersions).values(p.row).returning({ version: recordVersions.version }),
+      ),
     );
     const text = insert.text();
     for (const version of [1, 2]) {
@@ -39,10 +41,37 @@ describe('compiled statements and writes at once', () => {
     expect(await versionsOf(r1)).toEqual([{ version: 1, body: { n: 1 } }, { version: 2, body: { n: 2 } }]);
   });
 
-  const write = onceStatement<{ id: string; version: number; allow: boolean }>((v) => ({
-    writes: { version: builder.insert(recordVersions).values({ resourceType: 'probe', resourceId: v.id, version: v.version, clinicId: null, body: {}, recordedBy: 't' }) },
-    guards: [['allowed', sql`${v.allow}::boolean`]],
-  }));
+  it('a shaped statement is built once per set of present values, and its conditions follow the values given', async () => {
+    const byType = statement(
+      shapedPart<{ resourceId: string; version?: number }>({ resourceId: true, version: true }, (p, present) =>
+        builder
+          .select({ version: recordVersions.version })
+          .from(recordVersions)
+          .where(sql`${recordVersions.resourceId} = ${p.resourceId}${present.has('version') ? sql` and ${recordVersions.version} = ${p.version}` : sql``}`)
+          .orderBy(recordVersions.version),
+      ),
+    );
+    expect(await byType.run(db, { resourceId: r1 })).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(await byType.run(db, { resourceId: r1, version: 2 })).toEqual([{ version: 2 }]);
+    expect(await byType.run(db, { resourceId: r1, version: 1 })).toEqual([{ version: 1 }]);
+    expect(byType.text({ resourceId: r1 })).not.toBe(byType.text({ resourceId: r1, version: 1 }));
+    expect(byType.text({ resourceId: r1, version: 1 })).toBe(byType.text({ resourceId: r2, version: 7 }));
+  });
+
+  it('refuses SQL text with a literal $<digits>, which its parameters could not be told apart from', () => {
+    const literal = statement(part<{ id: string }>({ id: true }, (p) => sql`select '$1' as x, ${p.id} as id`));
+    expect(() => literal.text({ id: 'a' })).toThrow(/literal/);
+  });
+
+  const write = onceStatement(
+    {
+      version: part<{ id: string; version: number }>({ id: true, version: true }, (p) =>
+        builder.insert(recordVersions).values({ resourceType: 'probe', resourceId: p.id, version: p.version, clinicId: null, body: {}, recordedBy: 't' }),
+      ),
+    },
+    { allowed: part<{ allow: boolean }>({ allow: true }, (p) => sql`${p.allow}::boolean`) },
+  );
+  const probe = (id: string, version: number, allow: boolean) => ({ version: { id, version }, allowed: { allow } });
 
   it('writes nothing when a guard does not hold: a refused guard answers, another prepares the change again, then 409', async () => {
     const uow = createUnitOfWork(db);
@@ -50,7 +79,7 @@ describe('compiled statements and writes at once', () => {
     await expect(
       uow.once(async () => {
         prepared++;
-        return { statement: write, values: { id: r2, version: 1, allow: false }, refused: { allowed: async () => new RuleViolation('not-allowed', 'no') }, result: 1 };
+        return { statement: write, values: probe(r2, 1, false), refused: { allowed: async () => new RuleViolation('not-allowed', 'no') }, result: 1 };
       }),
     ).rejects.toMatchObject({ status: 422, code: 'not-allowed' });
     expect(prepared).toBe(1);
@@ -59,13 +88,13 @@ describe('compiled statements and writes at once', () => {
     await expect(
       uow.once(async () => {
         prepared++;
-        return { statement: write, values: { id: r2, version: 1, allow: false }, result: 1 };
+        return { statement: write, values: probe(r2, 1, false), result: 1 };
       }),
     ).rejects.toMatchObject({ status: 409, code: 'concurrent-change' });
     expect(prepared).toBe(3);
     expect(await versionsOf(r2)).toEqual([]);
 
-    await expect(uow.once(async () => ({ statement: write, values: { id: r2, version: 1, allow: true }, result: 'ok' }))).resolves.toBe('ok');
+    await expect(uow.once(async () => ({ statement: write, values: probe(r2, 1, true), result: 'ok' }))).resolves.toBe('ok');
     expect(await versionsOf(r2)).toHaveLength(1);
   });
 
@@ -73,11 +102,11 @@ describe('compiled statements and writes at once', () => {
     const uow = createUnitOfWork(db);
     const idem = { owner: 'tester', key: 'k-1', fingerprint: 'f' };
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => uow.once(async () => ({ statement: write, values: { id: r3, version: i + 1, allow: true }, result: { attempt: i } }), idem)),
+      Array.from({ length: 20 }, (_, i) => uow.once(async () => ({ statement: write, values: probe(r3, i + 1, true), result: { attempt: i } }), idem)),
     );
     expect(await versionsOf(r3)).toHaveLength(1);
     expect(new Set(results.map((r) => JSON.stringify(r))).size).toBe(1);
-    await expect(uow.once(async () => ({ statement: write, values: { id: r3, version: 99, allow: true }, result: {} }), { ...idem, fingerprint: 'other' })).rejects.toMatchObject({
+    await expect(uow.once(async () => ({ statement: write, values: probe(r3, 99, true), result: {} }), { ...idem, fingerprint: 'other' })).rejects.toMatchObject({
       code: 'idempotency-key-reused',
     });
   });

@@ -2,7 +2,7 @@ import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { fromRaw } from '../../db/raw.js';
-import { equalities } from '../../db/compiled.js';
+import { builder, part, presentEqualities, setKeys, shapedPart } from '../../db/statement.js';
 import { adverseEvents } from './adverse-events.table.js';
 import { searchable } from '../../db/search.js';
 
@@ -13,17 +13,17 @@ export async function insertAdverseEvent(tx: Tx, row: typeof adverseEvents.$infe
   return created!;
 }
 
-/** The select of one adverse event of the clinic, unexecuted (for AuditLog.readStatement). */
-export function selectAdverseEvent(exec: Executor, clinicId: string, id: string) {
-  return exec
+/** One adverse event of the clinic, as a named query (AuditLog.readStatement audits it). */
+export const byId = part<{ clinicId: string; id: string }>({ clinicId: true, id: true }, (p) =>
+  builder
     .select()
     .from(adverseEvents)
-    .where(and(eq(adverseEvents.id, id), eq(adverseEvents.clinicId, clinicId)))
-    .limit(1);
-}
+    .where(and(eq(adverseEvents.id, p.id), eq(adverseEvents.clinicId, p.clinicId)))
+    .limit(1),
+);
 
-/** What a read's audit entry records of the row read (`r`, AuditLog.readStatement): the patient. */
-export const readDetails = sql`jsonb_build_object('patientId', r.patient_id)`;
+/** What a read's audit entry records of the row read: the patient. */
+export const readDetails = { patientId: 'patient_id' };
 
 export const adverseEventFromRaw = (r: Record<string, unknown>): AdverseEventRow => fromRaw(adverseEvents, r);
 
@@ -64,27 +64,29 @@ export function adverseEventSearchValues(clinicId: string, f: AdverseEventFilter
   return { clinicId, procedureId: f.procedureId, lotId: f.lotId, patientId: f.patientId, serious: f.serious, after: page?.after, limit: (page?.limit ?? 0) + 1 };
 }
 
-/** The conditions `present` has, with values from `v` (real, or the stand-ins of compiled()). */
-function adverseEventWhere(v: AdverseEventSearchValues, present: AdverseEventSearchValues): (SQL | undefined)[] {
+/** The conditions of a search: one per value `present` names. */
+function adverseEventWhere(p: AdverseEventSearchValues, present: ReadonlySet<string>): (SQL | undefined)[] {
   return [
-    eq(adverseEvents.clinicId, v.clinicId),
-    ...equalities(v, present, { procedureId: adverseEvents.procedureId, lotId: adverseEvents.lotId, patientId: adverseEvents.patientId, serious: adverseEvents.serious }),
+    eq(adverseEvents.clinicId, p.clinicId),
+    ...presentEqualities(p, present, { procedureId: adverseEvents.procedureId, lotId: adverseEvents.lotId, patientId: adverseEvents.patientId, serious: adverseEvents.serious }),
   ];
 }
 
-/** The search for AuditLog.searchStatement: `present` says which conditions it has. */
-export function selectAdverseEvents(exec: Executor, v: AdverseEventSearchValues, present: AdverseEventSearchValues) {
-  return exec
-    .select()
-    .from(adverseEvents)
-    .where(and(...adverseEventWhere(v, present), present.after !== undefined ? gt(adverseEvents.id, v.after!) : undefined))
-    .orderBy(asc(adverseEvents.id))
-    .limit(v.limit);
-}
+/** The clinic's adverse events by filters, in id order, as a named query (AuditLog.searchStatement audits it). */
+export const search = shapedPart<AdverseEventSearchValues>(
+  { clinicId: true, procedureId: true, lotId: true, patientId: true, serious: true, after: true, limit: true },
+  (p, present) =>
+    builder
+      .select()
+      .from(adverseEvents)
+      .where(and(...adverseEventWhere(p, present), present.has('after') ? gt(adverseEvents.id, p.after!) : undefined))
+      .orderBy(asc(adverseEvents.id))
+      .limit(p.limit),
+);
 
 export async function countAdverseEvents(exec: Executor, clinicId: string, f: AdverseEventFilters): Promise<number> {
   const v = adverseEventSearchValues(clinicId, f);
-  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(adverseEvents).where(and(...adverseEventWhere(v, v)));
+  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(adverseEvents).where(and(...adverseEventWhere(v, setKeys(v))));
   return row?.n ?? 0;
 }
 

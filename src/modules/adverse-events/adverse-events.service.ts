@@ -1,6 +1,5 @@
 import type { z } from 'zod';
 import type { Db } from '../../db/client.js';
-import { builder, presentIn, shapeOf } from '../../db/compiled.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../shared/paging.js';
@@ -13,7 +12,7 @@ import { clinicOf } from '../../auth/principal.js';
 import type { Condition, SearchQuery, SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
-import type { History, VersionPage } from '../history/history.service.js';
+import { historyReads, type History, type VersionPage } from '../history/history.service.js';
 import type { ProceduresService } from '../procedures/procedures.service.js';
 import * as q from './adverse-events.queries.js';
 import type { AdverseEventCreate, AdverseEventDto, AdverseEventPatch } from './adverse-events.schemas.js';
@@ -53,11 +52,9 @@ export interface AdverseEventsDeps {
 export type AdverseEventsService = ReturnType<typeof createAdverseEventsService>;
 
 export function createAdverseEventsService({ db, uow, audit, history, clock, procedures }: AdverseEventsDeps) {
-  const readAdverseEvent = audit.readStatement<{ clinicId: string; id: string }>(
-    { resourceType: ADVERSE_EVENT, details: q.readDetails },
-    (v) => q.selectAdverseEvent(builder, v.clinicId, v.id),
-  );
-  const searchAdverseEvents = audit.searchStatement<q.AdverseEventSearchValues>(ADVERSE_EVENT, (shape, v) => q.selectAdverseEvents(builder, v, presentIn(shape)));
+  const readAdverseEvent = audit.readStatement({ resourceType: ADVERSE_EVENT, details: q.readDetails }, q.byId);
+  const searchAdverseEvents = audit.searchStatement(ADVERSE_EVENT, q.search);
+  const versionReads = historyReads(db, audit, { resourceType: ADVERSE_EVENT, record: q.byId, versionDetails: q.readDetails });
   async function visible(actor: Actor, id: string) {
     const row = await q.findAdverseEvent(db, clinicOf(actor), id);
     if (!row) throw new NotFound('adverse event');
@@ -113,7 +110,7 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
       const serious = filters.serious === undefined ? undefined : filters.serious === 'true';
       const named = Object.keys(filters).filter((k) => filters[k as keyof typeof filters] !== undefined);
       const values = q.adverseEventSearchValues(clinicId, { procedureId: filters.procedureId, lotId: filters.lotId, patientId: filters.patientId, serious }, page);
-      const rows = await searchAdverseEvents(db, actor, { shape: shapeOf(values), clinicId, filters: named, limit: page.limit }, values);
+      const rows = await searchAdverseEvents(db, actor, { clinicId, filters: named, limit: page.limit }, values);
       return toPage(rows.map((r) => toAdverseEventDto(q.adverseEventFromRaw(r))), page.limit);
     },
 
@@ -165,19 +162,17 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
     },
 
     async history(actor: Actor, id: string, page: VersionPage) {
-      const row = await visible(actor, id);
-      const versions = await history.list<AdverseEventDto>(db, ADVERSE_EVENT, id, page);
-      await audit.record(db, actor, { action: 'read', resourceType: ADVERSE_EVENT, resourceId: id, clinicId: row.clinicId, details: { history: true } });
+      const versions = await versionReads.list<AdverseEventDto>(actor, { clinicId: clinicOf(actor), id }, page);
+      if (!versions) throw new NotFound('adverse event');
       return toPage(versions, page.limit, (v) => String(v.version));
     },
 
     /** One version of the clinic's adverse event (404 if not theirs or no such version); audited as a history read. */
     async version(actor: Actor, id: string, version: number) {
-      const row = await visible(actor, id);
-      const found = await history.get<AdverseEventDto>(db, ADVERSE_EVENT, id, version);
-      if (!found) throw new NotFound('adverse event version');
-      await audit.record(db, actor, { action: 'read', resourceType: ADVERSE_EVENT, resourceId: id, clinicId: row.clinicId, details: { history: true, version, patientId: row.patientId } });
-      return found;
+      const found = await versionReads.get<AdverseEventDto>(actor, { clinicId: clinicOf(actor), id }, version);
+      if (found) return found;
+      await visible(actor, id);
+      throw new NotFound('adverse event version');
     },
   };
 }

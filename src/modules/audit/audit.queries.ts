@@ -1,5 +1,6 @@
 import { and, asc, eq, gt, gte, lte, or, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
+import { builder, part, sqlOf, type Part } from '../../db/statement.js';
 import type { Actor } from '../../auth/principal.js';
 import type { AuditEntry } from './audit.service.js';
 import type { PageRequest } from '../../shared/paging.js';
@@ -140,30 +141,83 @@ export function entriesInsert(exec: Executor, actor: Actor, ...entries: AuditEnt
   );
 }
 
-/** A read and, for each row it returns (`r`, with `id` and `clinic_id`), one read entry: one statement. */
-export function readThroughSql(actor: Actor, entry: { resourceType: string; details?: SQL }, query: SQLWrapper): SQL {
-  return sql`
-    with r as (${query}),
-    a as (
-      insert into audit_events ${AUDIT_COLUMNS}
-      select ${actor.sub}, ${actor.clinicId}, 'read', ${entry.resourceType}, r.id::text, r.clinic_id, ${actor.requestId}, 'success',
-             ${entry.details ?? sql`null::jsonb`} from r
-    )
-    select * from r`;
+/** Who an entry is by: the fields of the principal an audit entry records. */
+export type AuditActor = Pick<Actor, 'sub' | 'clinicId' | 'requestId'>;
+const ACTOR_KEYS = { sub: true, clinicId: true, requestId: true } as const;
+
+/** One audit entry as a part of a change written in one statement (UnitOfWork.once): values `{ actor, entry }`. */
+export const entryPart = part<{ actor: AuditActor; entry: Required<Omit<AuditEntry, 'outcome'>> }>(
+  { actor: ACTOR_KEYS, entry: { action: true, resourceType: true, resourceId: true, clinicId: true, details: true } },
+  (p) =>
+    builder.insert(auditEvents).values({
+      actorSub: p.actor.sub,
+      actorClinicId: p.actor.clinicId,
+      action: p.entry.action,
+      resourceType: p.entry.resourceType,
+      resourceId: p.entry.resourceId,
+      clinicId: p.entry.clinicId,
+      requestId: p.actor.requestId,
+      outcome: 'success',
+      details: p.entry.details,
+    }),
+);
+
+/** What a read entry says besides who read which row: `details` names row columns to copy (`{ patientId: 'patient_id' }`). */
+export interface ReadEntry {
+  resourceType: string;
+  details?: Record<string, string>;
+  /** The row's column naming its clinic (default `clinic_id`); null for supplier records, which have none. */
+  clinicColumn?: string | null;
 }
 
-/** `filters` is the JSON text of the filter names. */
-export function searchThroughSql(actor: Actor, entry: { resourceType: string; clinicId: string | null; filters: string; limit: number }, query: SQLWrapper): SQL {
-  return sql`
-    with r as (${query}),
-    a as (
-      insert into audit_events ${AUDIT_COLUMNS}
-      values (${actor.sub}, ${actor.clinicId}, 'search', ${entry.resourceType}, null, ${entry.clinicId}, ${actor.requestId}, 'success',
-        jsonb_build_object(
-          'filters', ${entry.filters}::jsonb,
-          'resultIds', coalesce((select jsonb_agg(x.id order by x.id) from (select id from r order by id limit ${entry.limit}) x), '[]'::jsonb)))
-    )
-    select * from r order by id`;
+/**
+ * A read (`select`: rows with `id` and `clinic_id`) and, for each row it returns, one read entry, in one
+ * statement: values `{ actor, v }` with `v` the select's values. Rows come back as PostgreSQL names them.
+ */
+export function auditedRead<V>(entry: ReadEntry, select: Part<V>): Part<{ actor: AuditActor; v: V }> {
+  const details = entry.details
+    ? sql`jsonb_build_object(${sql.join(Object.entries(entry.details).map(([key, column]) => sql`${key}::text, r.${sql.identifier(column)}`), sql`, `)})`
+    : sql`null::jsonb`;
+  const clinic = entry.clinicColumn === null ? sql`null` : sql`r.${sql.identifier(entry.clinicColumn ?? 'clinic_id')}`;
+  return {
+    keys: { actor: ACTOR_KEYS, v: select.keys } as Part<{ actor: AuditActor; v: V }>['keys'],
+    shaped: select.shaped,
+    build: (p, present) => sql`
+      with r as (${sqlOf(select, 'v.', present)}),
+      a as (
+        insert into audit_events ${AUDIT_COLUMNS}
+        select ${p.actor.sub}, ${p.actor.clinicId}, 'read', ${entry.resourceType}, r.id::text, ${clinic}, ${p.actor.requestId}, 'success', ${details} from r
+      )
+      select * from r`,
+  };
+}
+
+/** A search entry's values: the clinic searched, the filter names (JSON text), and how many rows make the page. */
+export interface SearchEntry {
+  clinicId: string | null;
+  filters: string;
+  limit: number;
+}
+
+/**
+ * A search (`select`: at most limit + 1 rows with `id`) and one search entry naming the filters and the ids
+ * returned, in one statement, rows in id order: values `{ actor, entry, v }`.
+ */
+export function auditedSearch<V>(resourceType: string, select: Part<V>): Part<{ actor: AuditActor; entry: SearchEntry; v: V }> {
+  return {
+    keys: { actor: ACTOR_KEYS, entry: { clinicId: true, filters: true, limit: true }, v: select.keys } as Part<{ actor: AuditActor; entry: SearchEntry; v: V }>['keys'],
+    shaped: select.shaped,
+    build: (p, present) => sql`
+      with r as (${sqlOf(select, 'v.', present)}),
+      a as (
+        insert into audit_events ${AUDIT_COLUMNS}
+        values (${p.actor.sub}, ${p.actor.clinicId}, 'search', ${resourceType}, null, ${p.entry.clinicId}, ${p.actor.requestId}, 'success',
+          jsonb_build_object(
+            'filters', ${p.entry.filters}::jsonb,
+            'resultIds', coalesce((select jsonb_agg(x.id order by x.id) from (select id from r order by id limit ${p.entry.limit}) x), '[]'::jsonb)))
+      )
+      select * from r order by id`,
+  };
 }
 
 /** A per-request search (rows with `id`, `_ord`) and one search entry naming the ids returned, in page order. */

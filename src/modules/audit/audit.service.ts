@@ -1,11 +1,10 @@
-import type { SQL, SQLWrapper } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
 import { write } from '../../db/unit-of-work.js';
-import { compiled, type Compiled } from '../../db/compiled.js';
+import { statement, type Part } from '../../db/statement.js';
 import type { Actor } from '../../auth/principal.js';
 import type { Searchable } from '../../db/search.js';
 import { pageOf, type SearchQuery, type SearchResult } from '../../shared/search.js';
-import { entriesInsert, orderedSearchSql, readThroughSql, searchThroughSql } from './audit.queries.js';
+import { auditedRead, auditedSearch, entriesInsert, entryPart, orderedSearchSql, type ReadEntry } from './audit.queries.js';
 
 export type AuditAction = 'create' | 'read' | 'search' | 'update' | 'state-change' | 'export';
 
@@ -22,27 +21,23 @@ export interface AuditEntry {
 export interface AuditLog {
   /** Appends entries with the caller's executor, so they commit or roll back with the change they describe. */
   record(exec: Executor, actor: Actor, ...entries: AuditEntry[]): Promise<void>;
-  /** The same insert as a statement, for a change written in one statement (UnitOfWork.once). */
-  statement(exec: Executor, actor: Actor, ...entries: AuditEntry[]): ReturnType<typeof entriesInsert>;
+  /** One entry as a part of a change written in one statement (UnitOfWork.once): values `{ actor, entry }`. */
+  entry: typeof entryPart;
   /**
-   * A read and its audit entries in one statement, compiled once (see compiled()): `build` makes the query
-   * (rows with `id` and `clinic_id` columns) from stand-in values; each call runs it with the request's values
-   * and appends a read entry for each row it returns, so an entry exists exactly when its row was returned.
-   * `details` is a jsonb expression over the returned row `r`. Rows come back as PostgreSQL named them.
+   * A read and its audit entries in one statement, built once (db/statement.ts): `select` is the module's
+   * named query (rows with `id` and `clinic_id`); each call runs it with the request's values and appends a
+   * read entry for each row it returns, so an entry exists exactly when its row was returned. `details`
+   * names columns of the row to copy into the entry. Rows come back as PostgreSQL named them.
    */
-  readStatement<V extends object>(
-    entry: { resourceType: string; details?: SQL },
-    build: (v: V) => SQLWrapper,
-  ): (exec: Executor, actor: Actor, values: V) => Promise<Record<string, unknown>[]>;
+  readStatement<V extends object>(entry: ReadEntry, select: Part<V>): (exec: Executor, actor: Actor, values: V) => Promise<Record<string, unknown>[]>;
   /**
-   * A search (rows with `id`, at most limit + 1) and one search entry naming the ids returned, in one
-   * statement compiled once per `shape` (which filters a request has, see shapeOf): `build` makes the search
-   * from stand-in values for that shape.
+   * A search (rows with `id`, at most limit + 1) and one search entry naming the filters (names, never
+   * values) and the ids returned, in one statement built once per set of filters a request has.
    */
   searchStatement<V extends object>(
     resourceType: string,
-    build: (shape: string, v: V) => SQLWrapper,
-  ): (exec: Executor, actor: Actor, entry: { shape: string; clinicId: string | null; filters: string[]; limit: number }, values: V) => Promise<Record<string, unknown>[]>;
+    select: Part<V>,
+  ): (exec: Executor, actor: Actor, entry: { clinicId: string | null; filters: string[]; limit: number }, values: V) => Promise<Record<string, unknown>[]>;
   /**
    * One page of a module's search (db/search.ts) and one search entry naming the criteria (`filters`: names,
    * never values) and the ids returned, in one statement; rows are mapped by `map` in the page's order.
@@ -63,26 +58,17 @@ export function createAuditLog(): AuditLog {
       if (entries.length === 0) return;
       await write(exec, entriesInsert(exec, actor, ...entries));
     },
-    statement: entriesInsert,
+    entry: entryPart,
 
-    readStatement<V extends object>(entry: { resourceType: string; details?: SQL }, build: (v: V) => SQLWrapper) {
-      const statement = compiled<{ actor: Actor; v: V }>(({ actor, v }) => readThroughSql(actor, entry, build(v)));
-      return (exec: Executor, actor: Actor, values: V) => statement.run(exec, { actor, v: values });
+    readStatement<V extends object>(entry: ReadEntry, select: Part<V>) {
+      const read = statement(auditedRead(entry, select));
+      return (exec: Executor, actor: Actor, values: V) => read.run(exec, { actor, v: values });
     },
 
-    searchStatement<V extends object>(resourceType: string, build: (shape: string, v: V) => SQLWrapper) {
-      type Values = { actor: Actor; entry: { clinicId: string | null; filters: string; limit: number }; v: V };
-      const statements = new Map<string, Compiled<Values>>();
-      return (exec: Executor, actor: Actor, entry: { shape: string; clinicId: string | null; filters: string[]; limit: number }, values: V) => {
-        let statement = statements.get(entry.shape);
-        if (!statement) {
-          statement = compiled<Values>((x) =>
-            searchThroughSql(x.actor, { resourceType, clinicId: x.entry.clinicId, filters: x.entry.filters, limit: x.entry.limit }, build(entry.shape, x.v)),
-          );
-          statements.set(entry.shape, statement);
-        }
-        return statement.run(exec, { actor, entry: { clinicId: entry.clinicId, filters: JSON.stringify(entry.filters), limit: entry.limit }, v: values });
-      };
+    searchStatement<V extends object>(resourceType: string, select: Part<V>) {
+      const search = statement(auditedSearch(resourceType, select));
+      return (exec: Executor, actor: Actor, entry: { clinicId: string | null; filters: string[]; limit: number }, values: V) =>
+        search.run(exec, { actor, entry: { clinicId: entry.clinicId, filters: JSON.stringify(entry.filters), limit: entry.limit }, v: values });
     },
 
     async page(exec, actor, entry, searchable, search, map) {

@@ -1,4 +1,7 @@
-import type { Executor, Tx } from '../../db/client.js';
+import type { Db, Executor, Tx } from '../../db/client.js';
+import type { Part } from '../../db/statement.js';
+import type { Actor } from '../../auth/principal.js';
+import type { AuditLog } from '../audit/audit.service.js';
 import { write } from '../../db/unit-of-work.js';
 import type { PageRequest } from '../../shared/paging.js';
 import * as q from './history.queries.js';
@@ -29,11 +32,41 @@ const snapshot = <T>(r: q.VersionRow): VersionSnapshot<T> => ({ version: r.versi
 export interface History {
   /** Keeps the representation of a version; call in the transaction that made it. */
   record(tx: Tx, entry: VersionEntry): Promise<void>;
-  /** The same insert as a statement, for a change written in one statement (UnitOfWork.once). */
-  statement(exec: Executor, entry: VersionEntry): ReturnType<typeof versionInsert>;
-  list<T>(exec: Executor, resourceType: string, resourceId: string, page: VersionPage): Promise<VersionSnapshot<T>[]>;
-  /** One version of a record, undefined if it has no such version. */
-  get<T>(exec: Executor, resourceType: string, resourceId: string, version: number): Promise<VersionSnapshot<T> | undefined>;
+  /** The same insert as a part of a change written in one statement (UnitOfWork.once): values are a VersionEntry. */
+  version: typeof q.versionPart;
+}
+
+/**
+ * The history reads of one kind of record, each one audited statement (AuditLog.readStatement): the record
+ * as its module's named query `record` returns it (clinic-checked), its versions, and one read entry with
+ * details (`history: true` and the columns `details` names; for one version also `version` and the columns
+ * `versionDetails` names), written only when the record was seen.
+ */
+export interface HistoryReads<R> {
+  /** A page of versions (limit + 1 rows); undefined when the reader may not see the record. */
+  list<T>(actor: Actor, record: R, page: VersionPage): Promise<VersionSnapshot<T>[] | undefined>;
+  /** One version; undefined when the reader may not see the record or it has no such version (no entry then). */
+  get<T>(actor: Actor, record: R, version: number): Promise<VersionSnapshot<T> | undefined>;
+}
+
+export function historyReads<R extends object>(
+  db: Db,
+  audit: Pick<AuditLog, 'readStatement'>,
+  spec: { resourceType: string; record: Part<R>; details?: Record<string, string>; versionDetails?: Record<string, string>; clinicColumn?: string | null },
+): HistoryReads<R> {
+  const entry = { resourceType: spec.resourceType, clinicColumn: spec.clinicColumn };
+  const list = audit.readStatement({ ...entry, details: { history: 'history', ...spec.details } }, q.versionsOf(spec.record));
+  const one = audit.readStatement({ ...entry, details: { history: 'history', version: 'v_version', ...spec.details, ...spec.versionDetails } }, q.versionOf(spec.record));
+  return {
+    async list<T>(actor: Actor, record: R, page: VersionPage) {
+      const [raw] = await list(db, actor, { record, resourceType: spec.resourceType, after: page.after, newestFirst: page.newestFirst || undefined, limit: page.limit + 1 });
+      return raw && q.versionsFromRaw(raw).map((r) => snapshot<T>(r));
+    },
+    async get<T>(actor: Actor, record: R, version: number) {
+      const [raw] = await one(db, actor, { record, resourceType: spec.resourceType, version });
+      return raw && snapshot<T>(q.versionFromRaw(raw));
+    },
+  };
 }
 
 export function createHistory(): History {
@@ -41,13 +74,6 @@ export function createHistory(): History {
     async record(tx, e) {
       await write(tx, versionInsert(tx, e));
     },
-    statement: versionInsert,
-    async list<T>(exec: Executor, resourceType: string, resourceId: string, page: VersionPage) {
-      return (await q.listVersions(exec, resourceType, resourceId, page)).map((r) => snapshot<T>(r));
-    },
-    async get<T>(exec: Executor, resourceType: string, resourceId: string, version: number) {
-      const r = await q.findVersion(exec, resourceType, resourceId, version);
-      return r ? snapshot<T>(r) : undefined;
-    },
+    version: q.versionPart,
   };
 }

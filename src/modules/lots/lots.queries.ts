@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, gt, inArray, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
+import { builder, part } from '../../db/statement.js';
 import { pgCode, pgConstraint } from '../../db/errors.js';
 import { fromRaw } from '../../db/raw.js';
 import type { PageRequest } from '../../shared/paging.js';
@@ -24,6 +25,9 @@ export async function insertLot(tx: Tx, row: typeof lots.$inferInsert, donorIds:
     throw err;
   }
 }
+
+/** One lot, as a named query (supplier records: any lots:read token may read them). */
+export const byId = part<{ id: string }>({ id: true }, (p) => builder.select().from(lots).where(eq(lots.id, p.id)).limit(1));
 
 export async function findLot(exec: Executor, id: string): Promise<LotRow | undefined> {
   const [row] = await exec.select().from(lots).where(eq(lots.id, id)).limit(1);
@@ -68,6 +72,12 @@ export const withStatusFromRaw = (raw: Record<string, unknown>) => ({ lot: fromR
  * side, while a status change (which takes the row FOR UPDATE) waits for them and they for it.
  */
 export const releasedAt = (id: string, at: Date) => sql`coalesce((select ${statusAtSql(id, at)} = 'released' from ${lots} where ${lots.id} = ${id} for share), false)`;
+
+/** The lot with its status at `at`, as a named part for another module's statement (rows map with withStatusFromRaw). */
+export const forUseAtPart = part<{ lotId: string; at: Date }>({ lotId: true, at: true }, (p) => selectWithStatusAt(builder, p.lotId, p.at));
+
+/** releasedAt as a guard part of a change written in one statement (share-locks the lot row). */
+export const releasedAtPart = part<{ lotId: string; at: Date }>({ lotId: true, at: true }, (p) => releasedAt(p.lotId, p.at));
 
 export async function listLots(exec: Executor, f: LotFilters, page: PageRequest): Promise<LotRow[]> {
   const where: (SQL | undefined)[] = [];

@@ -10,7 +10,7 @@ import { newId } from '../../shared/ids.js';
 import { effectiveTime, todayIso } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { DonorsService } from '../donors/donors.service.js';
-import type { History, VersionPage } from '../history/history.service.js';
+import { historyReads, type History, type VersionPage } from '../history/history.service.js';
 import * as q from './lots.queries.js';
 import { CharacterizationInput, ReleaseTestsInput, type LotCreate, type LotDto, type LotFilters, type LotPatch, type LotSummary } from './lots.schemas.js';
 import { mergePatch } from '../../shared/merge-patch.js';
@@ -109,6 +109,7 @@ function merged<S extends z.ZodType>(schema: S, field: string, stored: unknown, 
 
 export function createLotsService(deps: LotsDeps) {
   const { db, uow, audit, history, clock, donors } = deps;
+  const versionReads = historyReads(db, audit, { resourceType: LOT, record: q.byId, clinicColumn: null });
 
   async function loadMany(exec: Executor, rows: q.LotRow[]): Promise<LotDto[]> {
     const ids = rows.map((r) => r.id);
@@ -195,19 +196,17 @@ export function createLotsService(deps: LotsDeps) {
 
     /** Every version of the lot, oldest first (supplier records: any lots:read token may read them); audited. */
     async history(actor: Actor, id: string, page: VersionPage) {
-      if (!(await q.findLot(db, id))) throw new NotFound('lot');
-      const versions = await history.list<LotDto>(db, LOT, id, page);
-      await audit.record(db, actor, { action: 'read', resourceType: LOT, resourceId: id, details: { history: true } });
+      const versions = await versionReads.list<LotDto>(actor, { id }, page);
+      if (!versions) throw new NotFound('lot');
       return toPage(versions, page.limit, (v) => String(v.version));
     },
 
     /** One version of the lot (404 for an unknown lot or version); audited as a history read. */
     async version(actor: Actor, id: string, version: number) {
+      const found = await versionReads.get<LotDto>(actor, { id }, version);
+      if (found) return found;
       if (!(await q.findLot(db, id))) throw new NotFound('lot');
-      const found = await history.get<LotDto>(db, LOT, id, version);
-      if (!found) throw new NotFound('lot version');
-      await audit.record(db, actor, { action: 'read', resourceType: LOT, resourceId: id, details: { history: true, version } });
-      return found;
+      throw new NotFound('lot version');
     },
 
     /** The lot's vial counts and expiry (404 for an unknown lot): what vial movements check. */
@@ -335,12 +334,13 @@ export function createLotsService(deps: LotsDeps) {
       return affected.map((l) => l.id);
     },
 
-    /** The lot for a procedure at `at`: its row (share-locked) and its status then; undefined if no such lot. */
-    /** The lot and its status at `at`, unexecuted, to compose into a procedure's statement (`releasedAt` re-checks it where the procedure is written); `forUseFromRaw` maps its row. */
-    selectForUseAt: q.selectWithStatusAt,
+    /**
+     * Named parts for a procedure's statements (db/statement.ts): `forUseAt` reads the lot and its status at
+     * `at` (rows map with `forUseFromRaw`); `releasedAt` re-checks it where the procedure is written.
+     */
+    forUseAt: q.forUseAtPart,
     forUseFromRaw: (raw: Record<string, unknown>) => forUse(q.withStatusFromRaw(raw)),
-
-    releasedAt: q.releasedAt,
+    releasedAt: q.releasedAtPart,
 
   };
 }

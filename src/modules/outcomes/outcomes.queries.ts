@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, sql } from 'drizzle-orm';
 import type { Executor } from '../../db/client.js';
-import { builder, compiled } from '../../db/compiled.js';
+import { builder, columnKeys, gather, part, statement, type Part } from '../../db/statement.js';
+import { onceStatement } from '../../db/unit-of-work.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { outcomes } from './outcomes.table.js';
 import { fromRaw } from '../../db/raw.js';
@@ -8,20 +9,17 @@ import { searchable } from '../../db/search.js';
 
 export type OutcomeRow = typeof outcomes.$inferSelect;
 
-/** Deferred to the unit of work's single write at commit (the row is built in full by the service). */
-export function insertOutcome(exec: Executor, row: OutcomeRow) {
-  return exec.insert(outcomes).values(row);
-}
-
-/** One score of the clinic (undefined if not theirs). */
-export async function findOutcome(exec: Executor, clinicId: string, id: string): Promise<OutcomeRow | undefined> {
-  const [row] = await exec
+/** One score of the clinic, as a named query (AuditLog.readStatement audits it). */
+export const byId = part<{ clinicId: string; id: string }>({ clinicId: true, id: true }, (p) =>
+  builder
     .select()
     .from(outcomes)
-    .where(and(eq(outcomes.clinicId, clinicId), eq(outcomes.id, id)))
-    .limit(1);
-  return row;
-}
+    .where(and(eq(outcomes.clinicId, p.clinicId), eq(outcomes.id, p.id)))
+    .limit(1),
+);
+
+/** What a read's audit entry records of the score read: the patient. */
+export const readDetails = { patientId: 'patient_id' };
 
 export async function listByProcedure(exec: Executor, clinicId: string, procedureId: string, page: PageRequest): Promise<OutcomeRow[]> {
   return exec
@@ -51,7 +49,26 @@ export function selectBaselines(exec: Executor, procedureIds: unknown) {
     .orderBy(outcomes.procedureId, outcomes.instrument, desc(outcomes.assessedAt), desc(outcomes.id));
 }
 
-const baselinesStatement = compiled<{ procedureIds: string[] }>((v) => selectBaselines(builder, v.procedureIds));
+const baselinesPart = part<{ procedureIds: string[] }>({ procedureIds: true }, (p) => selectBaselines(builder, p.procedureIds));
+const baselinesStatement = statement(baselinesPart);
+
+/**
+ * What a new score is judged on, in one statement: the clinic's procedure (the procedures module's named
+ * part) and its latest baselines. Values `{ procedure: { clinicId, id }, baselines: { procedureIds: [id] } }`.
+ */
+export function gateStatement(procedure: Part<{ clinicId: string; id: string }>) {
+  return statement(gather({ procedure: { one: procedure }, baselines: { many: baselinesPart } }));
+}
+
+const insertPart = part<{ row: OutcomeRow }>({ row: columnKeys(outcomes) }, (p) => builder.insert(outcomes).values(p.row));
+
+/**
+ * A new score and its audit entry in one statement (UnitOfWork.once), while its procedure stands: marked
+ * entered-in-error since it was read, the guard `procedure-completed` fails and the change is prepared again.
+ */
+export function createStatement<A>(parts: { audit: Part<A>; procedureCompleted: Part<{ clinicId: string; id: string }> }) {
+  return onceStatement({ outcome: insertPart, audit: parts.audit }, { 'procedure-completed': parts.procedureCompleted });
+}
 
 /** Rows of selectBaselines (raw or from json_agg) keyed `procedureId|instrument`. */
 export const baselineMap = (rows: Record<string, unknown>[]) =>

@@ -1,8 +1,5 @@
-import { sql } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
-import { onceStatement, type IdempotencyRequest, type UnitOfWork } from '../../db/unit-of-work.js';
-import { builder, columnsOf, compiled } from '../../db/compiled.js';
-import { outcomes } from './outcomes.table.js';
+import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { toPage } from '../../shared/paging.js';
@@ -27,27 +24,17 @@ export interface OutcomesDeps {
   audit: AuditLog;
   clock: Clock;
   patients: Pick<PatientsService, 'visiblePatient'>;
-  procedures: Pick<ProceduresService, 'visible' | 'performedAtOf' | 'completed' | 'select' | 'fromRaw'>;
+  procedures: Pick<ProceduresService, 'visible' | 'performedAtOf' | 'completed' | 'byId' | 'fromRaw'>;
 }
 
 export type OutcomesService = ReturnType<typeof createOutcomesService>;
 
 export function createOutcomesService({ db, uow, audit, clock, patients, procedures }: OutcomesDeps) {
+  const readOutcome = audit.readStatement({ resourceType: OUTCOME, details: q.readDetails }, q.byId);
   /** What a new score is judged on, in one statement: the clinic's procedure and its latest baselines. */
-  const gateStatement = compiled<{ clinicId: string; procedureId: string }>(
-    (v) => sql`
-      select (select row_to_json(p) from (${procedures.select(builder, v.clinicId, v.procedureId)}) p) as procedure,
-             (select coalesce(json_agg(b), '[]'::json) from (${q.selectBaselines(builder, sql`array[${v.procedureId}]`)}) b) as baselines`,
-  );
-
-  /** A new score and its audit entry, while its procedure stands (marked entered-in-error since it was read: prepared again, that read refuses it). */
-  const createStatement = onceStatement<{ row: q.OutcomeRow; actor: Actor; details: Record<string, unknown> }>((v) => ({
-    writes: {
-      outcome: q.insertOutcome(builder, columnsOf(outcomes, v.row)),
-      audit: audit.statement(builder, v.actor, { action: 'create', resourceType: OUTCOME, resourceId: v.row.id, clinicId: v.row.clinicId, details: v.details }),
-    },
-    guards: [['procedure-completed', procedures.completed(v.row.clinicId, v.row.procedureId)]],
-  }));
+  const gateStatement = q.gateStatement(procedures.byId);
+  /** A new score and its audit entry, while its procedure stands. */
+  const createStatement = q.createStatement({ audit: audit.entry, procedureCompleted: procedures.completed });
 
   /** Adds the derived fields: days after the procedure, window, change from baseline, responder. */
   async function derive(exec: Executor, clinicId: string, rows: q.OutcomeRow[]): Promise<OutcomeDto[]> {
@@ -107,7 +94,7 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
         ]);
       }
       return uow.once(async () => {
-        const [gate] = await gateStatement.run(db, { clinicId, procedureId: input.procedureId });
+        const [gate] = await gateStatement.run(db, { procedure: { clinicId, id: input.procedureId }, baselines: { procedureIds: [input.procedureId] } });
         const procedure = gate?.procedure ? procedures.fromRaw(gate.procedure as Record<string, unknown>) : undefined;
         const baselines = input.timepoint === 'baseline' ? new Map<string, number>() : q.baselineMap(gate?.baselines as Record<string, unknown>[]);
         if (!procedure) {
@@ -130,7 +117,14 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
         };
         return {
           statement: createStatement,
-          values: { row, actor, details: { procedureId: row.procedureId, patientId: row.patientId, instrument: row.instrument } },
+          values: {
+            outcome: { row },
+            audit: {
+              actor,
+              entry: { action: 'create' as const, resourceType: OUTCOME, resourceId: row.id, clinicId, details: { procedureId: row.procedureId, patientId: row.patientId, instrument: row.instrument } },
+            },
+            'procedure-completed': { clinicId, id: row.procedureId },
+          },
           result: toDto(row, procedure.performedAt, baselines),
         };
       }, idem);
@@ -139,10 +133,9 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
     /** One score of the caller's clinic with its derived fields (404 if not theirs); audited as a read. */
     async get(actor: Actor, id: string): Promise<OutcomeDto> {
       const clinicId = clinicOf(actor);
-      const row = await q.findOutcome(db, clinicId, id);
-      if (!row) throw new NotFound('outcome');
-      const [dto] = await derive(db, clinicId, [row]);
-      await audit.record(db, actor, { action: 'read', resourceType: OUTCOME, resourceId: id, clinicId, details: { patientId: row.patientId } });
+      const [raw] = await readOutcome(db, actor, { clinicId, id });
+      if (!raw) throw new NotFound('outcome');
+      const [dto] = await derive(db, clinicId, [q.outcomeFromRaw(raw)]);
       return dto!;
     },
 

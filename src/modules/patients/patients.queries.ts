@@ -2,7 +2,7 @@ import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import { pgCode, pgConstraint } from '../../db/errors.js';
 import { fromRaw } from '../../db/raw.js';
-import { equalities } from '../../db/compiled.js';
+import { builder, part, presentEqualities, setKeys, shapedPart } from '../../db/statement.js';
 import { searchable } from '../../db/search.js';
 import type { Match } from '../../shared/search.js';
 import type { PageRequest } from '../../shared/paging.js';
@@ -32,14 +32,14 @@ export async function insertPatient(tx: Tx, row: typeof patients.$inferInsert): 
   }
 }
 
-/** The select of one patient of the clinic, unexecuted (for AuditLog.readStatement). */
-export function selectPatient(exec: Executor, clinicId: string, id: string) {
-  return exec
+/** One patient of the clinic, as a named query (AuditLog.readStatement audits it). */
+export const byId = part<{ clinicId: string; id: string }>({ clinicId: true, id: true }, (p) =>
+  builder
     .select()
     .from(patients)
-    .where(and(eq(patients.id, id), eq(patients.clinicId, clinicId)))
-    .limit(1);
-}
+    .where(and(eq(patients.id, p.id), eq(patients.clinicId, p.clinicId)))
+    .limit(1),
+);
 
 /** A patients row as PostgreSQL returns it from raw SQL. */
 export const patientFromRaw = (r: Record<string, unknown>): PatientRow => fromRaw(patients, r);
@@ -93,28 +93,27 @@ export function patientSearchValues(clinicId: string, f: PatientFilters, page?: 
   };
 }
 
-/**
- * The search's conditions: which are present is decided by `present` (so it can be compiled per shape),
- * their values come from `v` (real, or the stand-ins of compiled()).
- */
-function patientWhere(v: PatientSearchValues, present: PatientSearchValues): (SQL | undefined)[] {
+/** The conditions of a search: one per value `present` names. */
+function patientWhere(p: PatientSearchValues, present: ReadonlySet<string>): (SQL | undefined)[] {
   return [
-    eq(patients.clinicId, v.clinicId),
-    ...equalities(v, present, { mrn: patients.mrn, birthDate: patients.birthDate }),
-    present.familyNamePrefix !== undefined ? sql`lower(${patients.familyName}) like ${v.familyNamePrefix}` : undefined,
-    present.identifierProbe !== undefined ? sql`${patients.identifiers} @> ${v.identifierProbe}::jsonb` : undefined,
+    eq(patients.clinicId, p.clinicId),
+    ...presentEqualities(p, present, { mrn: patients.mrn, birthDate: patients.birthDate }),
+    present.has('familyNamePrefix') ? sql`lower(${patients.familyName}) like ${p.familyNamePrefix}` : undefined,
+    present.has('identifierProbe') ? sql`${patients.identifiers} @> ${p.identifierProbe}::jsonb` : undefined,
   ];
 }
 
-/** The search from stand-in values, for AuditLog.searchStatement: the shape says which conditions it has. */
-export function selectPatients(exec: Executor, v: PatientSearchValues, present: PatientSearchValues) {
-  return exec
-    .select()
-    .from(patients)
-    .where(and(...patientWhere(v, present), present.after !== undefined ? gt(patients.id, v.after!) : undefined))
-    .orderBy(asc(patients.id))
-    .limit(v.limit);
-}
+/** The clinic's patients by filters, in id order, as a named query (AuditLog.searchStatement audits it). */
+export const search = shapedPart<PatientSearchValues>(
+  { clinicId: true, mrn: true, birthDate: true, familyNamePrefix: true, identifierProbe: true, after: true, limit: true },
+  (p, present) =>
+    builder
+      .select()
+      .from(patients)
+      .where(and(...patientWhere(p, present), present.has('after') ? gt(patients.id, p.after!) : undefined))
+      .orderBy(asc(patients.id))
+      .limit(p.limit),
+);
 
 /** What a patient can be searched by (shared/search.ts criteria), and how each is written in SQL. */
 export type PatientField = 'id' | 'family' | 'given' | 'birthDate' | 'sex' | 'identifier' | 'mrn' | 'updatedAt';
@@ -147,7 +146,7 @@ export const patientSearch = searchable<PatientField, PatientSort>({
 
 export async function countPatients(exec: Executor, clinicId: string, f: PatientFilters): Promise<number> {
   const v = patientSearchValues(clinicId, f);
-  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(patients).where(and(...patientWhere(v, v)));
+  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(patients).where(and(...patientWhere(v, setKeys(v))));
   return row?.n ?? 0;
 }
 
@@ -231,6 +230,15 @@ export function selectWithConsentAt(exec: Executor, clinicId: string, patientId:
     .where(and(eq(patients.id, patientId), eq(patients.clinicId, clinicId)))
     .limit(1);
 }
+
+type ConsentAt = { clinicId: string; patientId: string; at: Date };
+const CONSENT_AT = { clinicId: true, patientId: true, at: true } as const;
+
+/** selectWithConsentAt as a named part for another module's statement. */
+export const withConsentAtPart = part<ConsentAt>(CONSENT_AT, (p) => selectWithConsentAt(builder, p.clinicId, p.patientId, p.at));
+
+/** consentInForceAt as a guard part of a change written in one statement. */
+export const consentInForceAtPart = part<ConsentAt>(CONSENT_AT, (p) => consentInForceAt(p.clinicId, p.patientId, p.at));
 
 export const withConsentFromRaw = (raw: Record<string, unknown>) => ({ patient: patientFromRaw(raw), consentInForce: raw.consent_in_force === true });
 

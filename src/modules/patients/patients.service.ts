@@ -1,5 +1,4 @@
 import type { Db, Executor } from '../../db/client.js';
-import { builder, presentIn, shapeOf } from '../../db/compiled.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../shared/paging.js';
@@ -12,7 +11,7 @@ import { clinicOf } from '../../auth/principal.js';
 import { todayIso } from '../../shared/time.js';
 import type { Condition, SearchQuery, SearchResult } from '../../shared/search.js';
 import type { AuditLog } from '../audit/audit.service.js';
-import type { History, VersionPage } from '../history/history.service.js';
+import { historyReads, type History, type VersionPage } from '../history/history.service.js';
 import * as q from './patients.queries.js';
 import type { PatientDto, PatientFilters } from './patients.schemas.js';
 import type { z } from 'zod';
@@ -47,8 +46,9 @@ export interface PatientsDeps {
 export type PatientsService = ReturnType<typeof createPatientsService>;
 
 export function createPatientsService({ db, uow, audit, history, clock }: PatientsDeps) {
-  const searchPatients = audit.searchStatement<q.PatientSearchValues>(PATIENT, (shape, v) => q.selectPatients(builder, v, presentIn(shape)));
-  const readPatient = audit.readStatement<{ clinicId: string; id: string }>({ resourceType: PATIENT }, (v) => q.selectPatient(builder, v.clinicId, v.id));
+  const searchPatients = audit.searchStatement(PATIENT, q.search);
+  const readPatient = audit.readStatement({ resourceType: PATIENT }, q.byId);
+  const versionReads = historyReads(db, audit, { resourceType: PATIENT, record: q.byId });
 
   function checkBirthDate(birthDate: string | undefined) {
     if (birthDate !== undefined && birthDate > todayIso(clock)) {
@@ -71,12 +71,14 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
       return q.findPatientAnyClinic(exec, id);
     },
 
-    /** The clinic's patient with whether consent was in force at `at`, unexecuted, to compose into another module's statement; `withConsentFromRaw` maps its row. */
-    selectWithConsentAt: q.selectWithConsentAt,
+    /**
+     * Named parts for another module's statements (db/statement.ts): `withConsentAt` reads the clinic's
+     * patient and whether consent was in force at `at` (rows map with `withConsentFromRaw`);
+     * `consentInForceAt` re-checks consent where a change is written.
+     */
+    withConsentAt: q.withConsentAtPart,
     withConsentFromRaw: q.withConsentFromRaw,
-
-    /** The same consent test as SQL, to re-check it where a change is written. */
-    consentInForceAt: q.consentInForceAt,
+    consentInForceAt: q.consentInForceAtPart,
 
     /** The clinic's patient, in the caller's transaction (undefined if not theirs). */
     findInClinic(exec: Executor, clinicId: string, id: string) {
@@ -114,7 +116,7 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
       const clinicId = clinicOf(actor);
       const named = Object.keys(filters).filter((k) => filters[k as keyof PatientFilters] !== undefined);
       const values = q.patientSearchValues(clinicId, filters, page);
-      const rows = await searchPatients(db, actor, { shape: shapeOf(values), clinicId, filters: named, limit: page.limit }, values);
+      const rows = await searchPatients(db, actor, { clinicId, filters: named, limit: page.limit }, values);
       return toPage(rows.map((r) => toPatientDto(q.patientFromRaw(r))), page.limit);
     },
 
@@ -172,19 +174,17 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
     },
 
     async history(actor: Actor, id: string, page: VersionPage) {
-      const row = await visiblePatient(actor, id);
-      const versions = await history.list<PatientDto>(db, PATIENT, id, page);
-      await audit.record(db, actor, { action: 'read', resourceType: PATIENT, resourceId: id, clinicId: row.clinicId, details: { history: true } });
+      const versions = await versionReads.list<PatientDto>(actor, { clinicId: clinicOf(actor), id }, page);
+      if (!versions) throw new NotFound('patient');
       return toPage(versions, page.limit, (v) => String(v.version));
     },
 
     /** One version of the clinic's patient (404 if not theirs or no such version); audited as a history read. */
     async version(actor: Actor, id: string, version: number) {
-      const row = await visiblePatient(actor, id);
-      const found = await history.get<PatientDto>(db, PATIENT, id, version);
-      if (!found) throw new NotFound('patient version');
-      await audit.record(db, actor, { action: 'read', resourceType: PATIENT, resourceId: id, clinicId: row.clinicId, details: { history: true, version } });
-      return found;
+      const found = await versionReads.get<PatientDto>(actor, { clinicId: clinicOf(actor), id }, version);
+      if (found) return found;
+      await visiblePatient(actor, id);
+      throw new NotFound('patient version');
     },
   };
 }

@@ -2,7 +2,8 @@ import { and, asc, eq, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { fromRaw } from '../../db/raw.js';
-import { builder, compiled, equalities } from '../../db/compiled.js';
+import { builder, columnKeys, gather, part, presentEqualities, setKeys, shapedPart, statement, type Part } from '../../db/statement.js';
+import { onceStatement } from '../../db/unit-of-work.js';
 import type { ProcedureFilters } from './procedures.schemas.js';
 import { procedures } from './procedures.table.js';
 import { searchable } from '../../db/search.js';
@@ -13,24 +14,67 @@ export function insertProcedure(exec: Executor, row: ProcedureRow) {
   return exec.insert(procedures).values(row);
 }
 
-/** The select of one procedure of the clinic, unexecuted (for AuditLog.readStatement). */
-export function selectProcedure(exec: Executor, clinicId: string, id: string) {
-  return exec
+/** One procedure of the clinic, as a named query (AuditLog.readStatement audits it; an outcome's gate reads it). */
+export const byId = part<{ clinicId: string; id: string }>({ clinicId: true, id: true }, (p) =>
+  builder
     .select()
     .from(procedures)
-    .where(and(eq(procedures.id, id), eq(procedures.clinicId, clinicId)))
-    .limit(1);
-}
+    .where(and(eq(procedures.id, p.id), eq(procedures.clinicId, p.clinicId)))
+    .limit(1),
+);
+
+/** What a read's audit entry records of the procedure read: the patient. */
+export const readDetails = { patientId: 'patient_id' };
 
 export const procedureFromRaw = (r: Record<string, unknown>): ProcedureRow => fromRaw(procedures, r);
 
-/** Holds while the clinic's procedure stands (not entered in error). */
-export const completed = (clinicId: string, id: string) =>
-  sql<boolean>`exists (select 1 from ${procedures} where ${procedures.id} = ${id} and ${procedures.clinicId} = ${clinicId} and ${procedures.status} = 'completed')`;
-
-const findProcedureStatement = compiled<{ clinicId: string; id: string }>((v) =>
-  builder.select().from(procedures).where(and(eq(procedures.id, v.id), eq(procedures.clinicId, v.clinicId))).limit(1),
+/** A guard part: holds while the clinic's procedure stands (not entered in error). */
+export const completed = part<{ clinicId: string; id: string }>(
+  { clinicId: true, id: true },
+  (p) => sql<boolean>`exists (select 1 from ${procedures} where ${procedures.id} = ${p.id} and ${procedures.clinicId} = ${p.clinicId} and ${procedures.status} = 'completed')`,
 );
+
+const findProcedureStatement = statement(byId);
+
+/** The values of the other modules' parts a procedure's statements compose. */
+export interface PatientAt {
+  clinicId: string;
+  patientId: string;
+  at: Date;
+}
+export interface LotAt {
+  lotId: string;
+  at: Date;
+}
+
+/**
+ * What a procedure is judged on, in one statement: the clinic's patient with whether consent was in force,
+ * and the lot with its status, at performedAt. Values `{ patient, lot }`; each column a json row or null.
+ */
+export function gateStatement(parts: { patient: Part<PatientAt>; lot: Part<LotAt> }) {
+  return statement(gather({ patient: { one: parts.patient }, lot: { one: parts.lot } }));
+}
+
+const insertPart = part<{ row: ProcedureRow }>({ row: columnKeys(procedures) }, (p) => builder.insert(procedures).values(p.row));
+
+/**
+ * A new procedure in one statement (UnitOfWork.once): the vials off the clinic's hand (`stock`), the
+ * procedure, its first version and its audit entry; then, in this order, the guards: the lot still released
+ * at performedAt (share-locking the lot row before the stock row, as a status change locks them), the
+ * vials were on hand, consent still in force.
+ */
+export function createStatement<S, Ve, A>(parts: {
+  administered: Part<S>;
+  version: Part<Ve>;
+  audit: Part<A>;
+  lotReleased: Part<LotAt>;
+  consent: Part<PatientAt>;
+}) {
+  return onceStatement(
+    { stock: parts.administered, procedure: insertPart, version: parts.version, audit: parts.audit },
+    { 'lot-released': parts.lotReleased, vials: { returned: 'stock' }, consent: parts.consent },
+  );
+}
 
 export async function findProcedure(exec: Executor, clinicId: string, id: string): Promise<ProcedureRow | undefined> {
   const [raw] = await findProcedureStatement.run(exec, { clinicId, id });
@@ -70,29 +114,31 @@ export function procedureSearchValues(clinicId: string, f: ProcedureFilters, pag
   };
 }
 
-/** The conditions `present` has, with values from `v` (real, or the stand-ins of compiled()). */
-function procedureWhere(v: ProcedureSearchValues, present: ProcedureSearchValues): (SQL | undefined)[] {
+/** The conditions of a search: one per value `present` names. */
+function procedureWhere(p: ProcedureSearchValues, present: ReadonlySet<string>): (SQL | undefined)[] {
   return [
-    eq(procedures.clinicId, v.clinicId),
-    ...equalities(v, present, { patientId: procedures.patientId, lotId: procedures.lotId }),
-    present.performedFrom !== undefined ? gte(procedures.performedAt, v.performedFrom!) : undefined,
-    present.performedBefore !== undefined ? lt(procedures.performedAt, v.performedBefore!) : undefined,
+    eq(procedures.clinicId, p.clinicId),
+    ...presentEqualities(p, present, { patientId: procedures.patientId, lotId: procedures.lotId }),
+    present.has('performedFrom') ? gte(procedures.performedAt, p.performedFrom!) : undefined,
+    present.has('performedBefore') ? lt(procedures.performedAt, p.performedBefore!) : undefined,
   ];
 }
 
-/** The search for AuditLog.searchStatement: `present` says which conditions it has. */
-export function selectProcedures(exec: Executor, v: ProcedureSearchValues, present: ProcedureSearchValues) {
-  return exec
-    .select()
-    .from(procedures)
-    .where(and(...procedureWhere(v, present), present.after !== undefined ? gt(procedures.id, v.after!) : undefined))
-    .orderBy(asc(procedures.id))
-    .limit(v.limit);
-}
+/** The clinic's procedures by filters, in id order, as a named query (AuditLog.searchStatement audits it). */
+export const search = shapedPart<ProcedureSearchValues>(
+  { clinicId: true, patientId: true, lotId: true, performedFrom: true, performedBefore: true, after: true, limit: true },
+  (p, present) =>
+    builder
+      .select()
+      .from(procedures)
+      .where(and(...procedureWhere(p, present), present.has('after') ? gt(procedures.id, p.after!) : undefined))
+      .orderBy(asc(procedures.id))
+      .limit(p.limit),
+);
 
 export async function countProcedures(exec: Executor, clinicId: string, f: ProcedureFilters): Promise<number> {
   const v = procedureSearchValues(clinicId, f);
-  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(procedures).where(and(...procedureWhere(v, v)));
+  const [row] = await exec.select({ n: sql<number>`count(*)::int` }).from(procedures).where(and(...procedureWhere(v, setKeys(v))));
   return row?.n ?? 0;
 }
 

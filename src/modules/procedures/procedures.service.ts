@@ -1,8 +1,5 @@
-import { sql } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
-import { onceStatement, type IdempotencyRequest, type UnitOfWork } from '../../db/unit-of-work.js';
-import { builder, columnsOf, compiled, presentIn, shapeOf } from '../../db/compiled.js';
-import { procedures } from './procedures.table.js';
+import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { toPage } from '../../shared/paging.js';
@@ -13,7 +10,7 @@ import { clinicOf } from '../../auth/principal.js';
 import type { Condition, SearchQuery, SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
-import type { History, VersionPage } from '../history/history.service.js';
+import { historyReads, type History, type VersionPage } from '../history/history.service.js';
 import type { LotsService } from '../lots/lots.service.js';
 import type { VialsService } from '../vials/vials.service.js';
 import type { PatientsService } from '../patients/patients.service.js';
@@ -57,42 +54,27 @@ export interface ProceduresDeps {
   audit: AuditLog;
   history: History;
   clock: Clock;
-  patients: Pick<PatientsService, 'selectWithConsentAt' | 'withConsentFromRaw' | 'consentInForceAt'>;
-  lots: Pick<LotsService, 'selectForUseAt' | 'forUseFromRaw' | 'releasedAt'>;
-  vials: Pick<VialsService, 'administerStatement' | 'returnToStock' | 'onHand'>;
+  patients: Pick<PatientsService, 'withConsentAt' | 'withConsentFromRaw' | 'consentInForceAt'>;
+  lots: Pick<LotsService, 'forUseAt' | 'forUseFromRaw' | 'releasedAt'>;
+  vials: Pick<VialsService, 'administered' | 'returnToStock' | 'onHand'>;
 }
 
 export type ProceduresService = ReturnType<typeof createProceduresService>;
 
 export function createProceduresService({ db, uow, audit, history, clock, patients, lots, vials }: ProceduresDeps) {
-  const readProcedure = audit.readStatement<{ clinicId: string; id: string }>(
-    { resourceType: PROCEDURE, details: sql`jsonb_build_object('patientId', r.patient_id)` },
-    (v) => q.selectProcedure(builder, v.clinicId, v.id),
-  );
-  const searchProcedures = audit.searchStatement<q.ProcedureSearchValues>(PROCEDURE, (shape, v) => q.selectProcedures(builder, v, presentIn(shape)));
-
-  /** What a procedure is judged on, in one statement: the clinic's patient with consent, the lot with its status, at performedAt. */
-  const gateStatement = compiled<{ clinicId: string; patientId: string; lotId: string; at: Date }>(
-    (v) => sql`
-      select (select row_to_json(p) from (${patients.selectWithConsentAt(builder, v.clinicId, v.patientId, v.at)}) p) as patient,
-             (select row_to_json(l) from (${lots.selectForUseAt(builder, v.lotId, v.at)}) l) as lot`,
-  );
-
-  /** A new procedure: the vials off the clinic's hand, the procedure, its first version and its audit entry. */
-  const createStatement = onceStatement<{ row: q.ProcedureRow; dto: ProcedureDto; actor: Actor; details: Record<string, unknown> }>((v) => ({
-    writes: {
-      stock: vials.administerStatement(builder, v.row.lotId, v.row.clinicId, v.row.vialsUsed),
-      procedure: q.insertProcedure(builder, columnsOf(procedures, v.row)),
-      version: history.statement(builder, { resourceType: PROCEDURE, resourceId: v.row.id, version: 1, clinicId: v.row.clinicId, body: v.dto, by: v.row.createdBy }),
-      audit: audit.statement(builder, v.actor, { action: 'create', resourceType: PROCEDURE, resourceId: v.row.id, clinicId: v.row.clinicId, details: v.details }),
-    },
-    // In this order: the lot row is share-locked before the stock row, as a status change locks them.
-    guards: [
-      ['lot-released', lots.releasedAt(v.row.lotId, v.row.performedAt)],
-      ['vials', sql`exists (select 1 from stock)`],
-      ['consent', patients.consentInForceAt(v.row.clinicId, v.row.patientId, v.row.performedAt)],
-    ],
-  }));
+  const readProcedure = audit.readStatement({ resourceType: PROCEDURE, details: q.readDetails }, q.byId);
+  const searchProcedures = audit.searchStatement(PROCEDURE, q.search);
+  const versionReads = historyReads(db, audit, { resourceType: PROCEDURE, record: q.byId, details: q.readDetails });
+  /** What a procedure is judged on: the clinic's patient with consent, the lot with its status, at performedAt. */
+  const gateStatement = q.gateStatement({ patient: patients.withConsentAt, lot: lots.forUseAt });
+  /** A new procedure: the vials off the clinic's hand, the procedure, its first version and its audit entry, guarded. */
+  const createStatement = q.createStatement({
+    administered: vials.administered,
+    version: history.version,
+    audit: audit.entry,
+    lotReleased: lots.releasedAt,
+    consent: patients.consentInForceAt,
+  });
 
   async function visible(actor: Actor, id: string): Promise<q.ProcedureRow> {
     const row = await q.findProcedure(db, clinicOf(actor), id);
@@ -116,7 +98,7 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
       const performedAt = effectiveTime(clock, input.performedAt, 'performedAt');
       checkRouteSiteGuidance(input);
       return uow.once(async () => {
-        const [gate] = await gateStatement.run(db, { clinicId, patientId: input.patientId, lotId: input.lotId, at: performedAt });
+        const [gate] = await gateStatement.run(db, { patient: { clinicId, patientId: input.patientId, at: performedAt }, lot: { lotId: input.lotId, at: performedAt } });
         const patient = gate?.patient ? patients.withConsentFromRaw(gate.patient as Record<string, unknown>) : undefined;
         const use = gate?.lot ? lots.forUseFromRaw(gate.lot as Record<string, unknown>) : undefined;
         if (!patient) {
@@ -170,7 +152,17 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
         const dto = toProcedureDto(row);
         return {
           statement: createStatement,
-          values: { row, dto, actor, details: { patientId: row.patientId, lotId: row.lotId, vialsUsed: row.vialsUsed } },
+          values: {
+            stock: { lotId: row.lotId, clinicId, vials: row.vialsUsed },
+            procedure: { row },
+            version: { resourceType: PROCEDURE, resourceId: row.id, version: 1, clinicId, body: dto, by: row.createdBy },
+            audit: {
+              actor,
+              entry: { action: 'create' as const, resourceType: PROCEDURE, resourceId: row.id, clinicId, details: { patientId: row.patientId, lotId: row.lotId, vialsUsed: row.vialsUsed } },
+            },
+            'lot-released': { lotId: row.lotId, at: performedAt },
+            consent: { clinicId, patientId: row.patientId, at: performedAt },
+          },
           refused: {
             vials: async () => {
               const onHand = await vials.onHand(db, input.lotId, clinicId);
@@ -194,7 +186,7 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
       const clinicId = clinicOf(actor);
       const named = Object.keys(filters).filter((k) => filters[k as keyof ProcedureFilters] !== undefined);
       const values = q.procedureSearchValues(clinicId, filters, page);
-      const rows = await searchProcedures(db, actor, { shape: shapeOf(values), clinicId, filters: named, limit: page.limit }, values);
+      const rows = await searchProcedures(db, actor, { clinicId, filters: named, limit: page.limit }, values);
       return toPage(rows.map((r) => toProcedureDto(q.procedureFromRaw(r))), page.limit);
     },
 
@@ -218,19 +210,17 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
 
     /** Every version of the clinic's procedure, a page at a time (404 if not theirs); audited as a history read. */
     async history(actor: Actor, id: string, page: VersionPage) {
-      const row = await visible(actor, id);
-      const versions = await history.list<ProcedureDto>(db, PROCEDURE, id, page);
-      await audit.record(db, actor, { action: 'read', resourceType: PROCEDURE, resourceId: id, clinicId: row.clinicId, details: { history: true, patientId: row.patientId } });
+      const versions = await versionReads.list<ProcedureDto>(actor, { clinicId: clinicOf(actor), id }, page);
+      if (!versions) throw new NotFound('procedure');
       return toPage(versions, page.limit, (v) => String(v.version));
     },
 
     /** One version of the clinic's procedure (404 if not theirs or no such version); audited as a history read. */
     async version(actor: Actor, id: string, version: number) {
-      const row = await visible(actor, id);
-      const found = await history.get<ProcedureDto>(db, PROCEDURE, id, version);
-      if (!found) throw new NotFound('procedure version');
-      await audit.record(db, actor, { action: 'read', resourceType: PROCEDURE, resourceId: id, clinicId: row.clinicId, details: { history: true, version, patientId: row.patientId } });
-      return found;
+      const found = await versionReads.get<ProcedureDto>(actor, { clinicId: clinicOf(actor), id }, version);
+      if (found) return found;
+      await visible(actor, id);
+      throw new NotFound('procedure version');
     },
 
     async enteredInError(actor: Actor, id: string, input: { reason: string; vialsReturned: number }, expectedVersion?: number): Promise<ProcedureDto> {
@@ -260,11 +250,12 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
       });
     },
 
-    /** The select of one procedure of the clinic, unexecuted, to compose into another module's statement; its rows map with `fromRaw`. */
-    select: q.selectProcedure,
+    /**
+     * Named parts for another module's statements (db/statement.ts): `byId` reads the clinic's procedure (rows
+     * map with `fromRaw`); `completed` holds while it stands (not entered in error), re-checked where a change is written.
+     */
+    byId: q.byId,
     fromRaw: q.procedureFromRaw,
-
-    /** As SQL: holds while the clinic's procedure stands (not entered in error), to re-check where a change is written. */
     completed: q.completed,
 
     /** The clinic's procedure, in the caller's transaction (undefined if not theirs). */

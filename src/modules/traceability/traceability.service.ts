@@ -1,6 +1,5 @@
 import { pipeline, type Readable } from 'node:stream';
-import type pg from 'pg';
-import type { Db } from '../../db/client.js';
+import type { Db, Pool } from '../../db/client.js';
 import type { Actor } from '../../auth/principal.js';
 import type { Clock } from '../../shared/clock.js';
 import { NotFound } from '../../shared/errors.js';
@@ -15,7 +14,7 @@ import * as q from './traceability.queries.js';
 
 export interface TraceabilityDeps {
   db: Db;
-  pool: pg.Pool;
+  pool: Pool;
   audit: AuditLog;
   clock: Clock;
   lots: Pick<LotsService, 'get' | 'getMany'>;

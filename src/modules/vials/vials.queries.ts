@@ -1,5 +1,6 @@
 import { and, asc, eq, gt, sql } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
+import { builder, part } from '../../db/statement.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { lots } from '../lots/lots.table.js';
 import { discards, lotStock, shipments } from './vials.table.js';
@@ -42,6 +43,11 @@ export function takeFromStockStatement(exec: Executor, lotId: string, clinicId: 
     )
     .returning({ lotId: lotStock.lotId });
 }
+
+/** Vials a procedure used, off the clinic's hand, as a named part of its statement: returns a row, none when short. */
+export const administeredPart = part<{ lotId: string; clinicId: string; vials: number }>({ lotId: true, clinicId: true, vials: true }, (p) =>
+  takeFromStockStatement(builder, p.lotId, p.clinicId, p.vials, 'administered'),
+);
 
 export async function takeFromStock(tx: Tx, lotId: string, clinicId: string, vials: number, as: 'administered' | 'discarded'): Promise<boolean> {
   const updated = await takeFromStockStatement(tx, lotId, clinicId, vials, as);

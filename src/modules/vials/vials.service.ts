@@ -109,10 +109,8 @@ export function createVialsService({ db, uow, audit, clock, lots }: VialsDeps) {
       }, idem);
     },
 
-    /** Takes vials used by a procedure off the clinic's hand: a statement returning a row, none when short. */
-    administerStatement(exec: Executor, lotId: string, clinicId: string, vials: number) {
-      return vq.takeFromStockStatement(exec, lotId, clinicId, vials, 'administered');
-    },
+    /** Takes vials used by a procedure off the clinic's hand: a named part of its statement, returning a row, none when short. */
+    administered: vq.administeredPart,
 
     returnToStock(tx: Tx, lotId: string, clinicId: string, vials: number) {
       return vq.returnAdministered(tx, lotId, clinicId, vials);
