@@ -29,7 +29,7 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
  */
 const STATEMENT_CAP = 2000;
 const statementNames = new Map<string, string>();
-function statementName(text: string): string | undefined {
+export function statementName(text: string): string | undefined {
   let name = statementNames.get(text);
   if (!name && statementNames.size < STATEMENT_CAP) {
     name = `s_${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`;
@@ -95,6 +95,25 @@ export function createPool(connectionString: string, opts: PoolOptions, log?: Lo
   return pool;
 }
 
+const pools = new WeakMap<object, pg.Pool>();
+
 export function createDb(pool: pg.Pool): Db {
-  return drizzle({ client: pool });
+  const db = drizzle({ client: pool });
+  pools.set(db, pool);
+  return db;
 }
+
+/** The pool under a Db made by createDb (undefined for a transaction), for statements sent to pg directly. */
+export function poolOf(exec: Executor): pg.Pool | undefined {
+  return pools.get(exec);
+}
+
+/**
+ * The type parsing drizzle's node-postgres session applies to `execute` (dates, timestamps and intervals
+ * and their arrays stay text, for the column types to parse), so rows read straight from pg map the same.
+ */
+const TEXT_TYPES = new Set<number>([pg.types.builtins.TIMESTAMPTZ, pg.types.builtins.TIMESTAMP, pg.types.builtins.DATE, pg.types.builtins.INTERVAL, 1231, 1115, 1185, 1187, 1182]);
+export const rowTypes: pg.CustomTypesConfig = {
+  getTypeParser: ((typeId: number, format?: 'text' | 'binary'): unknown =>
+    TEXT_TYPES.has(typeId) ? (value: string) => value : (pg.types.getTypeParser(typeId, format) as unknown)) as pg.CustomTypesConfig['getTypeParser'],
+};

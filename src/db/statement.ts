@@ -1,13 +1,13 @@
 import { Param, Placeholder, SQL, StringChunk, getTableColumns, sql, type SQLWrapper, type Table } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import { drizzle } from 'drizzle-orm/node-postgres';
-import type { Db, Executor } from './client.js';
+import { poolOf, rowTypes, statementName, type Db, type Executor } from './client.js';
 
 /**
  * The statement mechanism (docs/adr/0003): SQL built once per shape with drizzle's public placeholders,
- * rendered once to text by drizzle's public dialect, then run on any executor (the pool or a transaction)
- * through the public `execute` with the request's values as parameters. client.ts names every
- * parameterized text, so PostgreSQL parses and plans it once per connection.
+ * rendered once to text by drizzle's public dialect, then run with the request's values as parameters: on
+ * the pool through pg's `query` with the statement's name (PostgreSQL parses and plans it once per
+ * connection), in a transaction through drizzle's public `execute` on that transaction.
  *
  * A statement or part declares the values it takes (`keys`), and its builder receives placeholders for
  * exactly those: `p.id` is the placeholder "id", `p.row.id` is "row.id". Declared, not guessed: there is
@@ -101,6 +101,8 @@ function presentIn(values: unknown, prefix = '', out = new Set<string>()): Set<s
 
 interface Compiled {
   text: string;
+  /** The prepared statement's name (client.ts), undefined past the cap. */
+  name: string | undefined;
   /** The text split around its parameters: segments.length === params.length + 1. */
   segments: StringChunk[];
   /** Each parameter: a fixed value, or where to read it from the values (and how to encode it). */
@@ -114,7 +116,7 @@ function compile(query: SQLWrapper): Compiled {
   if (numbers.length !== params.length || numbers.some((n, i) => n !== i + 1)) {
     throw new Error('statement: a literal "$<digits>" in the SQL text; write it as a parameter');
   }
-  return { text, segments: segments.map((s) => new StringChunk(s)), params: params.map(filler) };
+  return { text, name: statementName(text), segments: segments.map((s) => new StringChunk(s)), params: params.map(filler) };
 }
 
 /** How one rendered parameter gets its value: fixed, or a placeholder's value (encoded by its column, as drizzle would; null stays null). */
@@ -157,10 +159,14 @@ export function statement<V extends object>(source: Part<V>): Statement<V> {
   return {
     async run(exec, values) {
       const c = compiledFor(values);
+      const params = c.params.map((fill) => fill(values));
+      // On the pool, pg's public query API with the text rendered once (drizzle would render it again);
+      // in a transaction, drizzle's public execute() on that transaction's connection.
+      const pool = poolOf(exec);
+      if (pool) return (await pool.query<Record<string, unknown>>({ name: c.name, text: c.text, values: params, types: rowTypes })).rows;
       const chunks: (StringChunk | Param)[] = [c.segments[0]!];
-      for (let i = 0; i < c.params.length; i++) chunks.push(new Param(c.params[i]!(values)), c.segments[i + 1]!);
-      const result = await exec.execute(new SQL(chunks));
-      return result.rows;
+      for (let i = 0; i < params.length; i++) chunks.push(new Param(params[i]), c.segments[i + 1]!);
+      return (await exec.execute(new SQL(chunks))).rows;
     },
     text: (values) => compiledFor(values ?? {}).text,
   };

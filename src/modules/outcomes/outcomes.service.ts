@@ -94,7 +94,7 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
         ]);
       }
       return uow.once(async () => {
-        const [gate] = await gateStatement.run(db, { procedure: { clinicId, id: input.procedureId }, baselines: { procedureIds: [input.procedureId] } });
+        const [gate] = await gateStatement.run(db, { procedure: { clinicId, id: input.procedureId }, baselines: { procedureId: input.procedureId } });
         const procedure = gate?.procedure ? procedures.fromRaw(gate.procedure as Record<string, unknown>) : undefined;
         const baselines = input.timepoint === 'baseline' ? new Map<string, number>() : q.baselineMap(gate?.baselines as Record<string, unknown>[]);
         if (!procedure) {
