@@ -2,7 +2,7 @@ import { and, asc, eq, gt, gte, lte, or, sql, type SQL, type SQLWrapper } from '
 import type { Db, Executor } from '../../db/client.js';
 import { builder, part, sqlOf, type Part } from '../../db/statement.js';
 import type { Actor } from '../../auth/principal.js';
-import type { AuditEntry } from './audit.service.js';
+import type { AuditEntry } from './audit.entry.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { auditChain, auditEvents } from './audit.table.js';
 

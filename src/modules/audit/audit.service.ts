@@ -6,17 +6,9 @@ import type { Searchable } from '../../db/search.js';
 import { pageOf, type SearchQuery, type SearchResult } from '../../shared/search.js';
 import { auditedRead, auditedSearch, entriesInsert, entryPart, orderedSearchSql, type ReadEntry } from './audit.queries.js';
 
-export type AuditAction = 'create' | 'read' | 'search' | 'update' | 'state-change' | 'export';
+import type { AuditEntry } from './audit.entry.js';
 
-export interface AuditEntry {
-  action: AuditAction;
-  resourceType: string;
-  resourceId?: string | null;
-  /** The clinic the record belongs to (null for supplier records such as donors and lots). */
-  clinicId?: string | null;
-  outcome?: 'success';
-  details?: Record<string, unknown>;
-}
+export type { AuditAction, AuditEntry } from './audit.entry.js';
 
 export interface AuditLog {
   /** Appends entries with the caller's executor, so they commit or roll back with the change they describe. */
