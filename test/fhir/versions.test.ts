@@ -311,6 +311,25 @@ describe('tenancy, scopes and audit', () => {
       expect.objectContaining({ resource_type: 'procedure', resource_id: procedureId, action: 'read', details: expect.objectContaining({ history: true, version: 2 }) }),
     ]);
   });
+
+  it('a vread or history answered 404 writes no read entry: an unknown version of each type, another clinic\'s record', async () => {
+    const sub = 'fhir-versions-404-auditor';
+    const token = await t.token({ scope: 'patients:read clinical:read lots:read', clinic: 'clinic-a', sub });
+    const other = await t.token({ scope: 'patients:read clinical:read lots:read', clinic: 'clinic-b', sub });
+    for (const path of [
+      `/Patient/${s.patientId}/_history/99`,
+      `/Procedure/${procedureId}/_history/99`,
+      `/Observation/${outcomeId}/_history/2`,
+      `/BiologicallyDerivedProduct/${s.lot.id}/_history/99`,
+    ]) {
+      expect((await fhirGet(path, token)).status, path).toBe(404);
+    }
+    for (const path of [`/Patient/${s.patientId}/_history`, `/Procedure/${procedureId}/_history/1`, `/Observation/${outcomeId}/_history/1`]) {
+      expect((await fhirGet(path, other)).status, path).toBe(404);
+    }
+    const { rows } = await t.pool.query('SELECT count(*)::int AS n FROM audit_events WHERE actor_sub = $1', [sub]);
+    expect(rows[0].n).toBe(0);
+  });
 });
 
 describe('the CapabilityStatement', () => {

@@ -54,7 +54,7 @@ export type AdverseEventsService = ReturnType<typeof createAdverseEventsService>
 export function createAdverseEventsService({ db, uow, audit, history, clock, procedures }: AdverseEventsDeps) {
   const readAdverseEvent = audit.readStatement({ resourceType: ADVERSE_EVENT, details: q.readDetails }, q.byId);
   const searchAdverseEvents = audit.searchStatement(ADVERSE_EVENT, q.search);
-  const versionReads = historyReads(db, audit, { resourceType: ADVERSE_EVENT, record: q.byId, versionDetails: q.readDetails });
+  const versionReads = historyReads(db, audit, { resourceType: ADVERSE_EVENT, record: q.byId, details: q.readDetails });
   async function visible(actor: Actor, id: string) {
     const row = await q.findAdverseEvent(db, clinicOf(actor), id);
     if (!row) throw new NotFound('adverse event');

@@ -103,9 +103,10 @@ export function createFhirVersions({ patients, procedures, adverseEvents, outcom
 
   const observations: VersionSource = {
     async vread(actor, id, version) {
-      const resource = observation(await outcomes.get(actor, id)); // 404 for another clinic's score first
+      // A score has one version: any other is 404 before anything is read, so no read entry is written for it
+      // (and another clinic's score is as unknown as a version that never was).
       if (version !== 1) throw new NotFound('Observation version');
-      return resource;
+      return observation(await outcomes.get(actor, id));
     },
     async history(actor, id, page) {
       const resource = observation(await outcomes.get(actor, id));

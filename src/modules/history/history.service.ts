@@ -39,8 +39,8 @@ export interface History {
 /**
  * The history reads of one kind of record, each one audited statement (AuditLog.readStatement): the record
  * as its module's named query `record` returns it (clinic-checked), its versions, and one read entry with
- * details (`history: true` and the columns `details` names; for one version also `version` and the columns
- * `versionDetails` names), written only when the record was seen.
+ * details (`history: true`, `version` for one version, and the columns `details` names), written only when the
+ * record (and the version) was seen.
  */
 export interface HistoryReads<R> {
   /** A page of versions (limit + 1 rows); undefined when the reader may not see the record. */
@@ -52,11 +52,11 @@ export interface HistoryReads<R> {
 export function historyReads<R extends object>(
   db: Db,
   audit: Pick<AuditLog, 'readStatement'>,
-  spec: { resourceType: string; record: Part<R>; details?: Record<string, string>; versionDetails?: Record<string, string>; clinicColumn?: string | null },
+  spec: { resourceType: string; record: Part<R>; details?: Record<string, string>; clinicColumn?: string | null },
 ): HistoryReads<R> {
   const entry = { resourceType: spec.resourceType, clinicColumn: spec.clinicColumn };
   const list = audit.readStatement({ ...entry, details: { history: 'history', ...spec.details } }, q.versionsOf(spec.record));
-  const one = audit.readStatement({ ...entry, details: { history: 'history', version: 'v_version', ...spec.details, ...spec.versionDetails } }, q.versionOf(spec.record));
+  const one = audit.readStatement({ ...entry, details: { history: 'history', version: 'v_version', ...spec.details } }, q.versionOf(spec.record));
   return {
     async list<T>(actor: Actor, record: R, page: VersionPage) {
       const [raw] = await list(db, actor, { record, resourceType: spec.resourceType, after: page.after, newestFirst: page.newestFirst || undefined, limit: page.limit + 1 });
