@@ -27,15 +27,6 @@ export const readDetails = { patientId: 'patient_id' };
 
 export const adverseEventFromRaw = (r: Record<string, unknown>): AdverseEventRow => fromRaw(adverseEvents, r);
 
-export async function findAdverseEvent(exec: Executor, clinicId: string, id: string): Promise<AdverseEventRow | undefined> {
-  const [row] = await exec
-    .select()
-    .from(adverseEvents)
-    .where(and(eq(adverseEvents.id, id), eq(adverseEvents.clinicId, clinicId)))
-    .limit(1);
-  return row;
-}
-
 export async function lockAdverseEvent(tx: Tx, clinicId: string, id: string): Promise<AdverseEventRow | undefined> {
   const [row] = await tx
     .select()

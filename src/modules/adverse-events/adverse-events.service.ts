@@ -54,12 +54,7 @@ export type AdverseEventsService = ReturnType<typeof createAdverseEventsService>
 export function createAdverseEventsService({ db, uow, audit, history, clock, procedures }: AdverseEventsDeps) {
   const readAdverseEvent = audit.readStatement({ resourceType: ADVERSE_EVENT, details: q.readDetails }, q.byId);
   const searchAdverseEvents = audit.searchStatement(ADVERSE_EVENT, q.search);
-  const versionReads = historyReads(db, audit, { resourceType: ADVERSE_EVENT, record: q.byId, details: q.readDetails });
-  async function visible(actor: Actor, id: string) {
-    const row = await q.findAdverseEvent(db, clinicOf(actor), id);
-    if (!row) throw new NotFound('adverse event');
-    return row;
-  }
+  const versionReads = historyReads(db, audit, { resourceType: ADVERSE_EVENT, noun: 'adverse event', record: q.byId, details: q.readDetails });
 
   return {
     async create(actor: Actor, input: z.output<typeof AdverseEventCreate>, idem?: IdempotencyRequest): Promise<AdverseEventDto> {
@@ -161,18 +156,13 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
       });
     },
 
-    async history(actor: Actor, id: string, page: VersionPage) {
-      const versions = await versionReads.list<AdverseEventDto>(actor, { clinicId: clinicOf(actor), id }, page);
-      if (!versions) throw new NotFound('adverse event');
-      return toPage(versions, page.limit, (v) => String(v.version));
+    history(actor: Actor, id: string, page: VersionPage) {
+      return versionReads.list<AdverseEventDto>(actor, { clinicId: clinicOf(actor), id }, page);
     },
 
     /** One version of the clinic's adverse event (404 if not theirs or no such version); audited as a history read. */
-    async version(actor: Actor, id: string, version: number) {
-      const found = await versionReads.get<AdverseEventDto>(actor, { clinicId: clinicOf(actor), id }, version);
-      if (found) return found;
-      await visible(actor, id);
-      throw new NotFound('adverse event version');
+    version(actor: Actor, id: string, version: number) {
+      return versionReads.get<AdverseEventDto>(actor, { clinicId: clinicOf(actor), id }, version);
     },
   };
 }

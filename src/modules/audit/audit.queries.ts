@@ -124,8 +124,11 @@ export async function queuedCount(exec: Executor): Promise<number> {
 /** The columns every audit insert written as SQL text fills, in this order (the drizzle insert fills the same). */
 const AUDIT_COLUMNS = sql.raw('(actor_sub, actor_clinic_id, action, resource_type, resource_id, clinic_id, request_id, outcome, details)');
 
+/** Who an entry is by: the fields of the principal an audit entry records. */
+export type AuditActor = Pick<Actor, 'sub' | 'clinicId' | 'requestId'>;
+
 /** The insert of audit entries by `actor` (unexecuted: recorded with `write`, or composed by UnitOfWork.once). */
-export function entriesInsert(exec: Executor, actor: Actor, ...entries: AuditEntry[]) {
+export function entriesInsert(exec: Executor, actor: AuditActor, ...entries: AuditEntry[]) {
   return exec.insert(auditEvents).values(
     entries.map((e) => ({
       actorSub: actor.sub,
@@ -141,25 +144,12 @@ export function entriesInsert(exec: Executor, actor: Actor, ...entries: AuditEnt
   );
 }
 
-/** Who an entry is by: the fields of the principal an audit entry records. */
-export type AuditActor = Pick<Actor, 'sub' | 'clinicId' | 'requestId'>;
 const ACTOR_KEYS = { sub: true, clinicId: true, requestId: true } as const;
 
 /** One audit entry as a part of a change written in one statement (UnitOfWork.once): values `{ actor, entry }`. */
 export const entryPart = part<{ actor: AuditActor; entry: Required<Omit<AuditEntry, 'outcome'>> }>(
   { actor: ACTOR_KEYS, entry: { action: true, resourceType: true, resourceId: true, clinicId: true, details: true } },
-  (p) =>
-    builder.insert(auditEvents).values({
-      actorSub: p.actor.sub,
-      actorClinicId: p.actor.clinicId,
-      action: p.entry.action,
-      resourceType: p.entry.resourceType,
-      resourceId: p.entry.resourceId,
-      clinicId: p.entry.clinicId,
-      requestId: p.actor.requestId,
-      outcome: 'success',
-      details: p.entry.details,
-    }),
+  (p) => entriesInsert(builder, p.actor, p.entry),
 );
 
 /** What a read entry says besides who read which row: `details` names row columns to copy (`{ patientId: 'patient_id' }`). */
@@ -207,30 +197,30 @@ export function auditedSearch<V>(resourceType: string, select: Part<V>): Part<{ 
   return {
     keys: { actor: ACTOR_KEYS, entry: { clinicId: true, filters: true, limit: true }, v: select.keys } as Part<{ actor: AuditActor; entry: SearchEntry; v: V }>['keys'],
     shaped: select.shaped,
-    build: (p, present) => sql`
-      with r as (${sqlOf(select, 'v.', present)}),
-      a as (
-        insert into audit_events ${AUDIT_COLUMNS}
-        values (${p.actor.sub}, ${p.actor.clinicId}, 'search', ${resourceType}, null, ${p.entry.clinicId}, ${p.actor.requestId}, 'success',
-          jsonb_build_object(
-            'filters', ${p.entry.filters}::jsonb,
-            'resultIds', coalesce((select jsonb_agg(x.id order by x.id) from (select id from r order by id limit ${p.entry.limit}) x), '[]'::jsonb)))
-      )
-      select * from r order by id`,
+    build: (p, present) => searchedThrough(sqlOf(select, 'v.', present), p.actor, { resourceType, clinicId: p.entry.clinicId, filters: p.entry.filters, limit: p.entry.limit }, 'id'),
   };
 }
 
 /** A per-request search (rows with `id`, `_ord`) and one search entry naming the ids returned, in page order. */
-export function orderedSearchSql(actor: Actor, entry: { resourceType: string; clinicId: string | null; filters: string[]; limit: number }, query: SQLWrapper): SQL {
+export function orderedSearchSql(actor: AuditActor, entry: { resourceType: string; clinicId: string | null; filters: string[]; limit: number }, query: SQLWrapper): SQL {
+  return searchedThrough(query, actor, { ...entry, filters: JSON.stringify(entry.filters) }, '_ord');
+}
+
+/**
+ * A search's rows (`r`, in `order`) and its one search entry: the filter names (`filters`, JSON text) and the
+ * ids of the first `limit` rows in that order. Values are placeholders (a statement built once) or real values.
+ */
+function searchedThrough(query: SQLWrapper, actor: AuditActor, entry: { resourceType: string; clinicId: string | null; filters: string; limit: number }, order: 'id' | '_ord'): SQL {
+  const by = sql.raw(order);
   return sql`
     with r as (${query}),
     a as (
       insert into audit_events ${AUDIT_COLUMNS}
       values (${actor.sub}, ${actor.clinicId}, 'search', ${entry.resourceType}, null, ${entry.clinicId}, ${actor.requestId}, 'success',
         jsonb_build_object(
-          'filters', ${JSON.stringify(entry.filters)}::jsonb,
-          'resultIds', coalesce((select jsonb_agg(x.id order by x._ord) from (select id, _ord from r order by _ord limit ${entry.limit}) x), '[]'::jsonb)))
+          'filters', ${entry.filters}::jsonb,
+          'resultIds', coalesce((select jsonb_agg(x.id order by x.ord) from (select id, ${by} as ord from r order by ${by} limit ${entry.limit}) x), '[]'::jsonb)))
     )
-    select * from r order by _ord`;
+    select * from r order by ${by}`;
 }
 

@@ -1,9 +1,10 @@
 import type { Db, Executor, Tx } from '../../db/client.js';
-import type { Part } from '../../db/statement.js';
+import { statement, type Part } from '../../db/statement.js';
 import type { Actor } from '../../auth/principal.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import { write } from '../../db/unit-of-work.js';
-import type { PageRequest } from '../../shared/paging.js';
+import { toPage, type Page, type PageRequest } from '../../shared/paging.js';
+import { NotFound } from '../../shared/errors.js';
 import * as q from './history.queries.js';
 
 export interface VersionSnapshot<T> {
@@ -40,31 +41,36 @@ export interface History {
  * The history reads of one kind of record, each one audited statement (AuditLog.readStatement): the record
  * as its module's named query `record` returns it (clinic-checked), its versions, and one read entry with
  * details (`history: true`, `version` for one version, and the columns `details` names), written only when the
- * record (and the version) was seen.
+ * record (and the version) was seen. 404 (`NotFound(noun)`) when the reader may not see the record; for one
+ * version, `NotFound('<noun> version')` when the record is theirs but the version is not there.
  */
 export interface HistoryReads<R> {
-  /** A page of versions (limit + 1 rows); undefined when the reader may not see the record. */
-  list<T>(actor: Actor, record: R, page: VersionPage): Promise<VersionSnapshot<T>[] | undefined>;
-  /** One version; undefined when the reader may not see the record or it has no such version (no entry then). */
-  get<T>(actor: Actor, record: R, version: number): Promise<VersionSnapshot<T> | undefined>;
+  /** A page of versions, oldest first (newest first with `newestFirst`); the cursor is the last version's number. */
+  list<T>(actor: Actor, record: R, page: VersionPage): Promise<Page<VersionSnapshot<T>>>;
+  get<T>(actor: Actor, record: R, version: number): Promise<VersionSnapshot<T>>;
 }
 
 export function historyReads<R extends object>(
   db: Db,
   audit: Pick<AuditLog, 'readStatement'>,
-  spec: { resourceType: string; record: Part<R>; details?: Record<string, string>; clinicColumn?: string | null },
+  spec: { resourceType: string; noun: string; record: Part<R>; details?: Record<string, string>; clinicColumn?: string | null },
 ): HistoryReads<R> {
   const entry = { resourceType: spec.resourceType, clinicColumn: spec.clinicColumn };
   const list = audit.readStatement({ ...entry, details: { history: 'history', ...spec.details } }, q.versionsOf(spec.record));
   const one = audit.readStatement({ ...entry, details: { history: 'history', version: 'v_version', ...spec.details } }, q.versionOf(spec.record));
+  // Only on a miss: whether the record itself is there, to tell "no such record" from "no such version" (unaudited: nothing was shown).
+  const recordStatement = statement(spec.record);
   return {
     async list<T>(actor: Actor, record: R, page: VersionPage) {
       const [raw] = await list(db, actor, { record, resourceType: spec.resourceType, after: page.after, newestFirst: page.newestFirst || undefined, limit: page.limit + 1 });
-      return raw && q.versionsFromRaw(raw).map((r) => snapshot<T>(r));
+      if (!raw) throw new NotFound(spec.noun);
+      return toPage(q.versionsFromRaw(raw).map((r) => snapshot<T>(r)), page.limit, (v) => String(v.version));
     },
     async get<T>(actor: Actor, record: R, version: number) {
       const [raw] = await one(db, actor, { record, resourceType: spec.resourceType, version });
-      return raw && snapshot<T>(q.versionFromRaw(raw));
+      if (raw) return snapshot<T>(q.versionFromRaw(raw));
+      if ((await recordStatement.run(db, record)).length === 0) throw new NotFound(spec.noun);
+      throw new NotFound(`${spec.noun} version`);
     },
   };
 }

@@ -109,7 +109,7 @@ function merged<S extends z.ZodType>(schema: S, field: string, stored: unknown, 
 
 export function createLotsService(deps: LotsDeps) {
   const { db, uow, audit, history, clock, donors } = deps;
-  const versionReads = historyReads(db, audit, { resourceType: LOT, record: q.byId, clinicColumn: null });
+  const versionReads = historyReads(db, audit, { resourceType: LOT, noun: 'lot', record: q.byId, clinicColumn: null });
 
   async function loadMany(exec: Executor, rows: q.LotRow[]): Promise<LotDto[]> {
     const ids = rows.map((r) => r.id);
@@ -195,18 +195,13 @@ export function createLotsService(deps: LotsDeps) {
     },
 
     /** Every version of the lot, oldest first (supplier records: any lots:read token may read them); audited. */
-    async history(actor: Actor, id: string, page: VersionPage) {
-      const versions = await versionReads.list<LotDto>(actor, { id }, page);
-      if (!versions) throw new NotFound('lot');
-      return toPage(versions, page.limit, (v) => String(v.version));
+    history(actor: Actor, id: string, page: VersionPage) {
+      return versionReads.list<LotDto>(actor, { id }, page);
     },
 
     /** One version of the lot (404 for an unknown lot or version); audited as a history read. */
-    async version(actor: Actor, id: string, version: number) {
-      const found = await versionReads.get<LotDto>(actor, { id }, version);
-      if (found) return found;
-      if (!(await q.findLot(db, id))) throw new NotFound('lot');
-      throw new NotFound('lot version');
+    version(actor: Actor, id: string, version: number) {
+      return versionReads.get<LotDto>(actor, { id }, version);
     },
 
     /** The lot's vial counts and expiry (404 for an unknown lot): what vial movements check. */

@@ -48,7 +48,7 @@ export type PatientsService = ReturnType<typeof createPatientsService>;
 export function createPatientsService({ db, uow, audit, history, clock }: PatientsDeps) {
   const searchPatients = audit.searchStatement(PATIENT, q.search);
   const readPatient = audit.readStatement({ resourceType: PATIENT }, q.byId);
-  const versionReads = historyReads(db, audit, { resourceType: PATIENT, record: q.byId });
+  const versionReads = historyReads(db, audit, { resourceType: PATIENT, noun: 'patient', record: q.byId });
 
   function checkBirthDate(birthDate: string | undefined) {
     if (birthDate !== undefined && birthDate > todayIso(clock)) {
@@ -173,18 +173,13 @@ export function createPatientsService({ db, uow, audit, history, clock }: Patien
       });
     },
 
-    async history(actor: Actor, id: string, page: VersionPage) {
-      const versions = await versionReads.list<PatientDto>(actor, { clinicId: clinicOf(actor), id }, page);
-      if (!versions) throw new NotFound('patient');
-      return toPage(versions, page.limit, (v) => String(v.version));
+    history(actor: Actor, id: string, page: VersionPage) {
+      return versionReads.list<PatientDto>(actor, { clinicId: clinicOf(actor), id }, page);
     },
 
     /** One version of the clinic's patient (404 if not theirs or no such version); audited as a history read. */
-    async version(actor: Actor, id: string, version: number) {
-      const found = await versionReads.get<PatientDto>(actor, { clinicId: clinicOf(actor), id }, version);
-      if (found) return found;
-      await visiblePatient(actor, id);
-      throw new NotFound('patient version');
+    version(actor: Actor, id: string, version: number) {
+      return versionReads.get<PatientDto>(actor, { clinicId: clinicOf(actor), id }, version);
     },
   };
 }

@@ -64,7 +64,7 @@ export type ProceduresService = ReturnType<typeof createProceduresService>;
 export function createProceduresService({ db, uow, audit, history, clock, patients, lots, vials }: ProceduresDeps) {
   const readProcedure = audit.readStatement({ resourceType: PROCEDURE, details: q.readDetails }, q.byId);
   const searchProcedures = audit.searchStatement(PROCEDURE, q.search);
-  const versionReads = historyReads(db, audit, { resourceType: PROCEDURE, record: q.byId, details: q.readDetails });
+  const versionReads = historyReads(db, audit, { resourceType: PROCEDURE, noun: 'procedure', record: q.byId, details: q.readDetails });
   /** What a procedure is judged on: the clinic's patient with consent, the lot with its status, at performedAt. */
   const gateStatement = q.gateStatement({ patient: patients.withConsentAt, lot: lots.forUseAt });
   /** A new procedure: the vials off the clinic's hand, the procedure, its first version and its audit entry, guarded. */
@@ -209,18 +209,13 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
     },
 
     /** Every version of the clinic's procedure, a page at a time (404 if not theirs); audited as a history read. */
-    async history(actor: Actor, id: string, page: VersionPage) {
-      const versions = await versionReads.list<ProcedureDto>(actor, { clinicId: clinicOf(actor), id }, page);
-      if (!versions) throw new NotFound('procedure');
-      return toPage(versions, page.limit, (v) => String(v.version));
+    history(actor: Actor, id: string, page: VersionPage) {
+      return versionReads.list<ProcedureDto>(actor, { clinicId: clinicOf(actor), id }, page);
     },
 
     /** One version of the clinic's procedure (404 if not theirs or no such version); audited as a history read. */
-    async version(actor: Actor, id: string, version: number) {
-      const found = await versionReads.get<ProcedureDto>(actor, { clinicId: clinicOf(actor), id }, version);
-      if (found) return found;
-      await visible(actor, id);
-      throw new NotFound('procedure version');
+    version(actor: Actor, id: string, version: number) {
+      return versionReads.get<ProcedureDto>(actor, { clinicId: clinicOf(actor), id }, version);
     },
 
     async enteredInError(actor: Actor, id: string, input: { reason: string; vialsReturned: number }, expectedVersion?: number): Promise<ProcedureDto> {
