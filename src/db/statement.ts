@@ -177,6 +177,15 @@ export function presentEqualities<V>(p: V, present: ReadonlySet<string>, columns
   return (Object.keys(columns) as (keyof V & string)[]).filter((k) => present.has(k)).map((k) => sql`${columns[k]!} = ${p[k]}`);
 }
 
+/**
+ * `source` with the value `key` written as the SQL `expr` makes of it (a json body merged with what a sibling
+ * write of the same statement returned, say): the same keys and values; the build sees the expression where
+ * the placeholder was.
+ */
+export function rewritten<V>(source: Part<V>, key: keyof V & string, expr: (value: unknown) => SQLWrapper): Part<V> {
+  return { keys: source.keys, shaped: source.shaped, build: (p, present) => source.build({ ...p, [key]: expr(p[key]) }, present) };
+}
+
 /** The values a part takes. */
 export type ValuesOf<P> = P extends Part<infer V> ? V : never;
 

@@ -3,7 +3,7 @@ import type { Db, Executor, Tx } from './client.js';
 import { idempotencyKeys } from './idempotency.table.js';
 import { Conflict, RuleViolation, type AppError } from '../shared/errors.js';
 import { pgCode } from './errors.js';
-import { builder, part, sqlOf, statement, type AnyPart, type Part, type Statement, type ValuesOf } from './statement.js';
+import { builder, part, rewritten, sqlOf, statement, type AnyPart, type Part, type Statement, type ValuesOf } from './statement.js';
 
 export interface IdempotencyRequest {
   owner: string;
@@ -44,6 +44,14 @@ export type ChangeValues<W extends Record<string, AnyPart>, G extends Record<str
 export interface OnceStatement<V> {
   plain: Statement<V>;
   claiming: Statement<V & { idempotency_claim: Claim }>;
+  /** Whether the statement answers the result (the prepared one completed in SQL) in its `result` column. */
+  completes: boolean;
+}
+
+/** A change whose answer is completed by what its writes return (the vials a procedure claimed, say). */
+export interface OnceOptions {
+  /** The answer as SQL, from the prepared result's json (`prepared`); it is also what an idempotency key stores. */
+  result?: (prepared: unknown) => SQLWrapper;
 }
 
 /**
@@ -52,22 +60,28 @@ export interface OnceStatement<V> {
  * first that does not hold fails the statement with its name (guard_failed, SQLSTATE EG001). A query file
  * defines it from its own parts and the parts other modules' services hand it.
  */
-export function onceStatement<W extends Record<string, AnyPart>, G extends Record<string, Guard>>(writes: W, guards: G): OnceStatement<ChangeValues<W, G>> {
+export function onceStatement<W extends Record<string, AnyPart>, G extends Record<string, Guard>>(
+  writes: W,
+  guards: G,
+  opts: OnceOptions = {},
+): OnceStatement<ChangeValues<W, G>> {
+  const result = opts.result;
   const change = (w: Record<string, AnyPart>, g: Record<string, Guard>): AnyPart => {
-    const keys: Record<string, unknown> = {};
+    const keys: Record<string, unknown> = result ? { result: true } : {};
     for (const [name, p] of Object.entries(w)) keys[name] = p.keys;
     for (const [name, p] of Object.entries(g)) if (!('returned' in p)) keys[name] = p.keys;
     const shaped = [...Object.values(w), ...Object.values(g)].some((p) => 'shaped' in p && p.shaped);
     return {
       keys,
       shaped,
-      build: (_p, present) => {
+      build: (p, present) => {
         const ctes = sql.join(Object.entries(w).map(([name, p]) => sql`${sql.identifier(name)} as (${sqlOf(p, `${name}.`, present)})`), sql`, `);
         const checks: SQL[] = Object.entries(g).map(([name, p]) => {
           const holds = 'returned' in p ? sql`exists (select 1 from ${sql.identifier(p.returned)})` : sqlOf(p, `${name}.`, present);
           return sql`when not (${holds}) then guard_failed(${name})`;
         });
-        return sql`with ${ctes} select ${checks.length ? sql`case ${sql.join(checks, sql` `)} else true end` : sql`true`} as ok`;
+        const answer = result ? sql`, ${result((p as { result: unknown }).result)} as result` : sql``;
+        return sql`with ${ctes} select ${checks.length ? sql`case ${sql.join(checks, sql` `)} else true end` : sql`true`} as ok${answer}`;
       },
     };
   };
@@ -75,8 +89,12 @@ export function onceStatement<W extends Record<string, AnyPart>, G extends Recor
   return {
     plain: statement(change(writes, guards) as unknown as Part<V>),
     claiming: statement(
-      change({ idempotency_claim: claim, ...writes }, { idempotency: { returned: 'idempotency_claim' }, ...guards }) as unknown as Part<V & { idempotency_claim: Claim }>,
+      change(
+        { idempotency_claim: result ? rewritten(claim, 'body', result) : claim, ...writes },
+        { idempotency: { returned: 'idempotency_claim' }, ...guards },
+      ) as unknown as Part<V & { idempotency_claim: Claim }>,
     ),
+    completes: result !== undefined,
   };
 }
 
@@ -88,7 +106,8 @@ export function onceStatement<W extends Record<string, AnyPart>, G extends Recor
 export interface OnceChange<T, V> {
   statement: OnceStatement<V>;
   values: V;
-  refused?: Record<string, () => Promise<AppError>>;
+  /** A guard's answer to the client; undefined when the change should be prepared again (the reads went stale). */
+  refused?: Record<string, () => Promise<AppError | undefined>>;
   result: T;
 }
 
@@ -160,9 +179,13 @@ function failedGuard(err: unknown): string | undefined {
   return undefined;
 }
 
-async function writeOnce<V>(db: Db, change: OnceChange<unknown, V>, idem?: IdempotencyRequest): Promise<void> {
-  if (idem) await change.statement.claiming.run(db, { ...change.values, idempotency_claim: { ...idem, status: 201, body: change.result } });
-  else await change.statement.plain.run(db, change.values);
+/** Writes the change; answers its result (as the statement completed it, when it does). */
+async function writeOnce<T, V>(db: Db, change: OnceChange<T, V>, idem?: IdempotencyRequest): Promise<T> {
+  const values = change.statement.completes ? { ...change.values, result: change.result } : change.values;
+  const [row] = idem
+    ? await change.statement.claiming.run(db, { ...values, idempotency_claim: { ...idem, status: 201, body: change.result } })
+    : await change.statement.plain.run(db, values);
+  return change.statement.completes ? (row!.result as T) : change.result;
 }
 
 /**
@@ -180,8 +203,7 @@ export function createUnitOfWork(db: Db): UnitOfWork {
       for (let attempt = 1; ; attempt++) {
         const change = await prepare();
         try {
-          await writeOnce(db, change, idem);
-          return change.result;
+          return await writeOnce(db, change, idem);
         } catch (err) {
           const guard = failedGuard(err);
           if (guard === undefined) throw err;
@@ -189,8 +211,8 @@ export function createUnitOfWork(db: Db): UnitOfWork {
             const stored = await storedResult(db, idem);
             if (stored) return stored.body as typeof change.result;
           }
-          const refused = change.refused?.[guard];
-          if (refused) throw await refused();
+          const refusal = await change.refused?.[guard]?.();
+          if (refusal) throw refusal;
           if (attempt >= ONCE_ATTEMPTS) {
             throw new Conflict('The records this change depends on kept changing while it was written; send it again.', 'concurrent-change');
           }
