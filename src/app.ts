@@ -121,7 +121,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const patients = createPatientsService({ db, uow, audit, history, clock });
   const consents = createConsentsService({ db, uow, audit, history, clock, patients });
   // Cross-module reactions, named and wired here once: release asks donors' eligibility; a donor found
-  // ineligible quarantines its lots (same transaction); a recall counts the lot's recipients (procedures).
+  // ineligible quarantines its lots (same transaction); a recall counts the lot's recipients (procedures);
+  // a lot's vials are made with it, released with it, and its unused ones marked by its recall (vials).
   const donors = createDonorsService({
     db,
     uow,
@@ -140,6 +141,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     endotoxinLimitEuPerMl: opts.endotoxinLimitEuPerMl ?? 0.5,
     recipients: { countForLot: (exec, lotId) => procedures.recipientsOfLot(exec, lotId) },
     notices: { createForRecall: (tx, lotId, reason, at) => notices.createForRecall(tx, lotId, reason, at) },
+    vials: {
+      createForLot: (tx, lot, barcodes) => vials.createForLot(tx, lot, barcodes),
+      released: (tx, actor, lotId, at) => vials.released(tx, actor, lotId, at),
+      recalled: (tx, actor, lotId, at, reason) => vials.recalled(tx, actor, lotId, at, reason),
+    },
   });
   const vials = createVialsService({ db, uow, audit, clock, lots });
   const notices = createRecallNoticesService({ db, uow, audit, clock, lots });

@@ -33,7 +33,7 @@ describe('recording a procedure', () => {
     const { rows } = await t.pool.query('SELECT dose_particles::text AS p FROM procedures WHERE id = $1', [res.body.id]);
     expect(rows[0].p).toBe('15000000000');
     const inv = await inventory(s.supplier, s.lot.id);
-    expect(inv.clinics).toEqual([{ clinicId: 'clinic-a', shipped: 10, administered: 2, discarded: 0, onHand: 8 }]);
+    expect(inv.clinics).toEqual([{ clinicId: 'clinic-a', shipped: 10, administered: 2, discarded: 0, returned: 0, recalled: 0, expired: 0, onHand: 8 }]);
   });
 
   it('refuses each gate with its own code and changes nothing', async () => {
@@ -101,7 +101,7 @@ describe('recording a procedure', () => {
     for (const pid of [s.patientId, s.patientId, second.body.id]) expect((await post(s.clinician, procedureBody(pid, s.lot.id))).status).toBe(201);
     const recall = await t.http.post(`/v1/lots/${s.lot.id}/recall`).set('authorization', `Bearer ${s.supplier}`).send({ reason: 'Drill' });
     expect(recall.body.affectedRecipients).toBe(2);
-    expect((await inventory(s.supplier, s.lot.id)).clinics[0]).toMatchObject({ administered: 3, onHand: 7 });
+    expect((await inventory(s.supplier, s.lot.id)).clinics[0]).toMatchObject({ administered: 3, recalled: 7, onHand: 0 });
   });
 });
 

@@ -58,8 +58,8 @@ describe('lot traceability', () => {
     expect(r.donors[0].screeningTests.length).toBe(8);
     expect(r.donors[0].eligibility.status).toBe('eligible');
     expect(r.vialAccounting).toEqual([
-      { clinicId: 'clinic-a', shipped: 5, administered: 1, discarded: 0, onHand: 4 },
-      { clinicId: 'clinic-b', shipped: 5, administered: 1, discarded: 0, onHand: 4 },
+      { clinicId: 'clinic-a', shipped: 5, administered: 1, discarded: 0, returned: 0, recalled: 0, expired: 0, onHand: 4 },
+      { clinicId: 'clinic-b', shipped: 5, administered: 1, discarded: 0, returned: 0, recalled: 0, expired: 0, onHand: 4 },
     ]);
     expect(r.recipients.map((x: { clinicId: string; mrn: string }) => [x.clinicId, x.mrn]).sort()).toEqual([
       ['clinic-a', 'MRN-clinic-a'],
@@ -83,7 +83,7 @@ describe('lot traceability', () => {
     expect(all.status).toBe(200);
     expect(all.headers['content-type']).toMatch(/^text\/csv/);
     const lines = all.text.trim().split('\r\n');
-    expect(lines[0]).toBe('lot_number,lot_id,procedure_id,clinic_id,patient_id,mrn,performed_at,route,body_site,laterality,imaging_guidance,dose_particles,dose_volume_ml,vials_used,status');
+    expect(lines[0]).toBe('lot_number,lot_id,procedure_id,clinic_id,patient_id,mrn,performed_at,route,body_site,laterality,imaging_guidance,dose_particles,dose_volume_ml,vials_used,vial_barcodes,status');
     expect(lines).toHaveLength(3);
     expect(lines[1]).toContain('2500000000');
     const mine = await get(`/v1/reports/lot-traceability/${lotId}`, reportsOf['clinic-b']!, 'text/csv');

@@ -33,8 +33,8 @@ describe('shipments', () => {
       vialsShipped: 15,
       vialsUnshipped: 85,
       clinics: [
-        { clinicId: 'clinic-a', shipped: 10, administered: 0, discarded: 0, onHand: 10 },
-        { clinicId: 'clinic-b', shipped: 5, administered: 0, discarded: 0, onHand: 5 },
+        { clinicId: 'clinic-a', shipped: 10, administered: 0, discarded: 0, returned: 0, recalled: 0, expired: 0, onHand: 10 },
+        { clinicId: 'clinic-b', shipped: 5, administered: 0, discarded: 0, returned: 0, recalled: 0, expired: 0, onHand: 5 },
       ],
     });
     const list = await t.http.get(`/v1/lots/${lot.id}/shipments`).set(...auth());
@@ -109,7 +109,7 @@ describe('discards', () => {
     const notShipped = await t.http.post(`/v1/lots/${lot.id}/discards`).set(...auth()).send({ clinicId: 'clinic-z', vials: 1, reason: 'x' });
     expect(notShipped.status).toBe(422);
     const mine = (await t.http.get(`/v1/lots/${lot.id}/inventory`).set(...auth(clinicA))).body;
-    expect(mine.clinics).toEqual([{ clinicId: 'clinic-a', shipped: 3, administered: 0, discarded: 2, onHand: 1 }]);
+    expect(mine.clinics).toEqual([{ clinicId: 'clinic-a', shipped: 3, administered: 0, discarded: 2, returned: 0, recalled: 0, expired: 0, onHand: 1 }]);
     expect((await t.http.get(`/v1/lots/${lot.id}/shipments`).set(...auth(clinicA))).body.items).toHaveLength(1);
     expect((await t.http.get(`/v1/lots/${lot.id}/discards`).set(...auth())).body.items).toHaveLength(1);
   });

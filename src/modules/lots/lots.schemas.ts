@@ -43,8 +43,25 @@ export const LotCreate = z
     storageTempC: z.number().min(-200).max(40).meta({ example: -80 }),
     vialVolumeMl: Positive(1000).meta({ example: 1 }),
     vialCount: z.int().min(1).max(1_000_000),
+    vialBarcodes: z
+      .array(NonEmpty(100))
+      .min(1)
+      .max(100_000)
+      .optional()
+      .meta({
+        description:
+          'The label barcode of each vial, in sequence order (e.g. ISBT 128 product code + division): as many as vialCount, each once, unique per manufacturer. Default: `{lotNumber}-{sequence, 4 digits}`.',
+      }),
   })
   .superRefine((l, ctx) => {
+    if (l.vialBarcodes) {
+      if (l.vialBarcodes.length !== l.vialCount) ctx.addIssue({ code: 'custom', path: ['vialBarcodes'], message: `${l.vialBarcodes.length} barcodes for ${l.vialCount} vials` });
+      const seen = new Set<string>();
+      l.vialBarcodes.forEach((b, i) => {
+        if (seen.has(b)) ctx.addIssue({ code: 'custom', path: ['vialBarcodes', i], message: 'a barcode given twice' });
+        seen.add(b);
+      });
+    }
     if (l.expiresOn <= l.manufacturedOn) ctx.addIssue({ code: 'custom', path: ['expiresOn'], message: 'must be after manufacturedOn' });
   })
   .meta({ example: {"lotNumber": "EVX-2026-0142", "manufacturer": "Vesicle Biologics Inc.", "productName": "MSC-EV knee injection 2.5e11/mL", "donorIds": ["0193a5b2-7c1e-7d3a-9f10-2b4c6d8e0f12"], "isolationMethod": "tangential-flow-filtration", "characterization": {"particlesPerMl": 250000000000, "meanSizeNm": 112, "sizeMethod": "nta", "positiveMarkers": ["CD63", "CD81", "TSG101"], "negativeMarkers": ["calnexin"]}, "releaseTests": {"sterility": "pass", "mycoplasma": "pass", "endotoxinEuPerMl": 0.12}, "manufacturedOn": "2026-02-01", "expiresOn": "2028-02-01", "storageTempC": -80, "vialVolumeMl": 1, "vialCount": 100}, id: 'LotCreate' });

@@ -84,6 +84,18 @@ export interface LotsDeps {
   recipients: LotRecipients;
   /** "This lot was recalled": the recall-notices module notifies each clinic that received it, in the recall's transaction. */
   notices: LotRecallNotices;
+  /** The lot's vials, one row each (the vials module): made with the lot, released with it, marked by its recall. */
+  vials: LotVials;
+}
+
+/** The reactions of a lot's vials to the lot's life, each in the lot's transaction. */
+export interface LotVials {
+  /** `vialCount` vials, barcodes as given (in sequence order) or the defaults; 409 `barcode-taken`. */
+  createForLot(tx: Tx, lot: { id: string; manufacturer: string; lotNumber: string; vialCount: number }, barcodes?: string[]): Promise<void>;
+  /** The vials in stock are released at `at` (custody). */
+  released(tx: Tx, actor: Actor, lotId: string, at: Date): Promise<void>;
+  /** Every unused vial is recalled at `at`. */
+  recalled(tx: Tx, actor: Actor, lotId: string, at: Date, reason: string): Promise<unknown>;
 }
 
 /** The reaction to a recall: notices to the clinics that received the lot; answers how many. */
@@ -167,12 +179,13 @@ export function createLotsService(deps: LotsDeps) {
           throw new RuleViolation('unknown-donor', `No donor with id ${unknown.join(', ')}.`, unknown.map((id) => ({ path: 'body.donorIds', message: `unknown donor ${id}` })));
         }
         const now = clock.now();
-        const { donorIds, characterization, ...rest } = input;
+        const { donorIds, characterization, vialBarcodes, ...rest } = input;
         const row = await q.insertLot(
           tx,
           { id: newId(), ...rest, characterization: (characterization ?? null), status: 'quarantine', createdAt: now, updatedAt: now, createdBy: actor.sub, updatedBy: actor.sub },
           donorIds,
         );
+        await deps.vials.createForLot(tx, row, vialBarcodes);
         // Quarantine from manufacture: a late-entered lot can still be released at a past date.
         await q.insertStatusChange(tx, {
           id: newId(),
@@ -291,6 +304,7 @@ export function createLotsService(deps: LotsDeps) {
         if (unmet.length) {
           throw new RuleViolation('lot-release-criteria-unmet', `The lot cannot be released: ${unmet.map((u) => `${u.path}: ${u.message}`).join('; ')}.`, unmet);
         }
+        await deps.vials.released(tx, actor, id, at);
         return changeStatus(tx, actor, lot, 'released', at, input.reason ?? null, 'manual');
       });
     },
@@ -312,6 +326,7 @@ export function createLotsService(deps: LotsDeps) {
         if (lot.status === 'recalled') throw new Conflict('The lot is already recalled.', 'lot-already-recalled');
         await assertInOrder(tx, id, at, 'recalledAt');
         const dto = await changeStatus(tx, actor, lot, 'recalled', at, input.reason, 'manual');
+        await deps.vials.recalled(tx, actor, id, at, input.reason);
         const affectedClinics = await deps.notices.createForRecall(tx, id, input.reason, at);
         const affectedRecipients = await deps.recipients.countForLot(tx, id);
         return { ...dto, affectedRecipients, affectedClinics };

@@ -1,23 +1,49 @@
-import { and, asc, eq, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, gt, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { fromRaw } from '../../db/raw.js';
-import { builder, columnKeys, gather, part, presentEqualities, setKeys, shapedPart, statement, type Part } from '../../db/statement.js';
+import { builder, columnKeys, gather, part, presentEqualities, rewritten, setKeys, shapedPart, statement, type Part } from '../../db/statement.js';
 import { onceStatement } from '../../db/unit-of-work.js';
 import type { ProcedureFilters } from './procedures.schemas.js';
 import { procedures } from './procedures.table.js';
 import { searchable } from '../../db/search.js';
+import { vials } from '../vials/vials.table.js';
 
 export type ProcedureRow = typeof procedures.$inferSelect;
+
+/** A vial a procedure used, as its answer lists it. */
+export interface UsedVial {
+  id: string;
+  barcode: string;
+}
+
+/** The vials the procedure uses now, as a json array `[{ id, barcode }]` in sequence order (a column of its reads). */
+const usedVials = sql<UsedVial[]>`(select coalesce(json_agg(json_build_object('id', v.id, 'barcode', v.barcode) order by v.sequence), '[]'::json)
+  from ${vials} v where v.procedure_id = ${sql.identifier('procedures')}.${sql.identifier('id')})`.as('vials');
+
+/** A procedure row with the vials it uses. */
+const withVials = { ...getTableColumns(procedures), vials: usedVials };
+
+/** The vials of a raw procedure row read with them. */
+export const vialsFromRaw = (r: Record<string, unknown>): UsedVial[] | undefined => r.vials as UsedVial[] | undefined;
 
 export function insertProcedure(exec: Executor, row: ProcedureRow) {
   return exec.insert(procedures).values(row);
 }
 
-/** One procedure of the clinic, as a named query (AuditLog.readStatement audits it; an outcome's gate reads it). */
+/** One procedure of the clinic, as a named query (an outcome's gate and the history reads use it). */
 export const byId = part<{ clinicId: string; id: string }>({ clinicId: true, id: true }, (p) =>
   builder
     .select()
+    .from(procedures)
+    .where(and(eq(procedures.id, p.id), eq(procedures.clinicId, p.clinicId)))
+    .limit(1),
+);
+
+/** One procedure of the clinic with the vials it uses (`vials` column), as a read answers it. */
+export const withVialsById = part<{ clinicId: string; id: string }>({ clinicId: true, id: true }, (p) =>
+  builder
+    .select(withVials)
     .from(procedures)
     .where(and(eq(procedures.id, p.id), eq(procedures.clinicId, p.clinicId)))
     .limit(1),
@@ -57,13 +83,18 @@ export function gateStatement(parts: { patient: Part<PatientAt>; lot: Part<LotAt
 
 const insertPart = part<{ row: ProcedureRow }>({ row: columnKeys(procedures) }, (p) => builder.insert(procedures).values(p.row));
 
+/** The prepared answer (json) with the vials the statement's `used_vials` write claimed. */
+const withClaimedVials = (prepared: unknown) =>
+  sql`(${prepared}::jsonb || jsonb_build_object('vials', (select coalesce(jsonb_agg(jsonb_build_object('id', c.id, 'barcode', c.barcode) order by c.sequence), '[]'::jsonb) from ${sql.identifier('used_vials')} c)))`;
+
 /**
- * A new procedure in one statement (UnitOfWork.once): the vials off the clinic's hand (`stock`), the
- * procedure, its first version and its audit entry; then, in this order, the guards: the lot still released
- * at performedAt (share-locking the lot row before the stock row, as a status change locks them), the
- * vials were on hand, consent still in force.
+ * A new procedure in one statement (UnitOfWork.once): the vials it uses claimed (`used_vials`: a part returning
+ * `{ id, barcode, sequence }` per vial, none when it could not take them all), the procedure, its first
+ * version and its audit entry; then, in this order, the guards: the lot still released at performedAt
+ * (share-locking the lot row before any vial, as a recall locks them), the vials were claimed, consent still
+ * in force. The version and the answer are the prepared procedure with the claimed vials.
  */
-export function createStatement<S, Ve, A>(parts: {
+export function createStatement<S, Ve extends { body: object }, A>(parts: {
   administered: Part<S>;
   version: Part<Ve>;
   audit: Part<A>;
@@ -71,8 +102,9 @@ export function createStatement<S, Ve, A>(parts: {
   consent: Part<PatientAt>;
 }) {
   return onceStatement(
-    { stock: parts.administered, procedure: insertPart, version: parts.version, audit: parts.audit },
-    { 'lot-released': parts.lotReleased, vials: { returned: 'stock' }, consent: parts.consent },
+    { used_vials: parts.administered, procedure: insertPart, version: rewritten(parts.version, 'body', withClaimedVials), audit: parts.audit },
+    { 'lot-released': parts.lotReleased, vials: { returned: 'used_vials' }, consent: parts.consent },
+    { result: withClaimedVials },
   );
 }
 
@@ -129,7 +161,7 @@ export const search = shapedPart<ProcedureSearchValues>(
   { clinicId: true, patientId: true, lotId: true, performedFrom: true, performedBefore: true, after: true, limit: true },
   (p, present) =>
     builder
-      .select()
+      .select(withVials)
       .from(procedures)
       .where(and(...procedureWhere(p, present), present.has('after') ? gt(procedures.id, p.after!) : undefined))
       .orderBy(asc(procedures.id))

@@ -4,9 +4,9 @@ import { actorOf } from '../../http/auth.js';
 import { ifMatchVersion, setEtag } from '../../http/etag.js';
 import { IdempotencyHeaders, OptionalIfMatchHeaders } from '../../http/headers.js';
 import { idempotencyOf } from '../../http/idempotency.js';
-import { pageBody, pageRequest } from '../../http/pagination.js';
+import { pageBody, pageRequest, versionPageRequest } from '../../http/pagination.js';
 import { problemResponses } from '../../http/problem.js';
-import { EnteredInErrorRequest, Procedure, ProcedureCreate, ProcedurePage, ProcedureParams, ProcedureSearch } from './procedures.schemas.js';
+import { EnteredInErrorRequest, Procedure, ProcedureCreate, ProcedureHistory, ProcedureHistoryQuery, ProcedurePage, ProcedureParams, ProcedureSearch } from './procedures.schemas.js';
 import type { ProceduresService } from './procedures.service.js';
 
 const tags = ['procedures'];
@@ -75,4 +75,16 @@ export function proceduresRoutes(app: FastifyInstance, { procedures }: { procedu
     setEtag(reply, dto.version);
     return dto;
   });
+
+  r.get('/procedures/:id/history', {
+    config: { scope: 'clinical:read' },
+    schema: {
+      operationId: 'getProcedureHistory',
+      tags,
+      summary: 'Every version of a procedure, oldest first (entered-in-error is a new version)',
+      params: ProcedureParams,
+      querystring: ProcedureHistoryQuery,
+      response: { 200: ProcedureHistory, ...problemResponses(404) },
+    },
+  }, async (req) => pageBody(await procedures.history(actorOf(req), req.params.id, versionPageRequest(req.query))));
 }

@@ -34,9 +34,21 @@ export const ProcedureCreate = z
         .meta({ description: 'Whole number of vesicles (1e9 to 1.5e10 is usual for a knee); exceeds 2^31', example: 2500000000 }),
       volumeMl: z.number().positive().max(1000).meta({ example: 0.01 }),
     }),
-    vialsUsed: z.int().min(1).max(1000),
+    vialsUsed: z.int().min(1).max(1000).optional().meta({ description: 'How many vials were given; with vialIds or vialBarcodes it must equal their number (it may be left out)' }),
+    vialIds: z.array(Uuid).min(1).max(1000).refine((xs) => new Set(xs).size === xs.length, 'each vial once').optional()
+      .meta({ description: 'The vials given, by id: each of this lot, at the patient\'s clinic and unused' }),
+    vialBarcodes: z.array(NonEmpty(100)).min(1).max(1000).refine((xs) => new Set(xs).size === xs.length, 'each barcode once').optional()
+      .meta({ description: 'The vials given, by label barcode as scanned at the point of care: each of this lot, at the patient\'s clinic and unused' }),
     doseDeviationReason: FreeText(1000).optional().meta({ description: 'Why the dose differs from volumeMl × particlesPerMl by more than 10 %' }),
     notes: z.string().max(4000).optional().meta({ description: 'Free text, kept exactly as sent' }),
+  })
+  .superRefine((p, ctx) => {
+    if (p.vialIds && p.vialBarcodes) ctx.addIssue({ code: 'custom', path: ['vialBarcodes'], message: 'give vialIds or vialBarcodes, not both' });
+    const named = p.vialIds ?? p.vialBarcodes;
+    if (!named && p.vialsUsed === undefined) ctx.addIssue({ code: 'custom', path: ['vialsUsed'], message: 'give vialsUsed, vialIds or vialBarcodes' });
+    if (named && p.vialsUsed !== undefined && p.vialsUsed !== named.length) {
+      ctx.addIssue({ code: 'custom', path: ['vialsUsed'], message: `${named.length} vial(s) named; vialsUsed must match` });
+    }
   })
   .meta({
     id: 'ProcedureCreate',
@@ -69,6 +81,10 @@ export const Procedure = z
     imagingGuidance: z.enum(IMAGING_GUIDANCE),
     dose: z.object({ particles: z.int(), volumeMl: z.number() }),
     vialsUsed: z.int(),
+    vials: z
+      .array(z.object({ id: Uuid, barcode: z.string() }))
+      .optional()
+      .meta({ description: 'The vials the procedure uses, in sequence order (absent only from versions recorded before vials had identities)' }),
     doseDeviationReason: z.string().nullable(),
     notes: z.string().nullable(),
     status: z.enum(['completed', 'entered-in-error']),
@@ -82,6 +98,10 @@ export const Procedure = z
 export type ProcedureDto = z.infer<typeof Procedure>;
 
 export const ProcedurePage = pageOf(Procedure).meta({ id: 'ProcedurePage' });
+export const ProcedureHistory = pageOf(z.object({ version: Version, recordedAt: DateTimeOutput, recordedBy: z.string(), resource: Procedure })).meta({
+  id: 'ProcedureHistory',
+});
+export const ProcedureHistoryQuery = z.strictObject(pageQuery);
 export const ProcedureSearch = z.strictObject({
   ...pageQuery,
   patientId: Uuid.optional(),

@@ -20,7 +20,8 @@ import type { ProcedureDto, ProcedureFilters, ProcedureInput } from './procedure
 
 export const PROCEDURE = 'procedure';
 
-export function toProcedureDto(p: q.ProcedureRow): ProcedureDto {
+/** A procedure as the API answers it; `vials` when read with them (every read and answer of this service is). */
+export function toProcedureDto(p: q.ProcedureRow, vials?: q.UsedVial[]): ProcedureDto {
   return {
     id: p.id,
     clinicId: p.clinicId,
@@ -36,6 +37,7 @@ export function toProcedureDto(p: q.ProcedureRow): ProcedureDto {
     imagingGuidance: p.imagingGuidance as ProcedureDto['imagingGuidance'],
     dose: { particles: p.doseParticles, volumeMl: p.doseVolumeMl },
     vialsUsed: p.vialsUsed,
+    ...(vials ? { vials } : {}),
     doseDeviationReason: p.doseDeviationReason,
     notes: p.notes,
     status: p.status as ProcedureDto['status'],
@@ -56,18 +58,18 @@ export interface ProceduresDeps {
   clock: Clock;
   patients: Pick<PatientsService, 'withConsentAt' | 'withConsentFromRaw' | 'consentInForceAt'>;
   lots: Pick<LotsService, 'forUseAt' | 'forUseFromRaw' | 'releasedAt'>;
-  vials: Pick<VialsService, 'administered' | 'returnToStock' | 'onHand'>;
+  vials: Pick<VialsService, 'administered' | 'administeredValues' | 'restock' | 'claimable' | 'unavailable' | 'ofProcedures'>;
 }
 
 export type ProceduresService = ReturnType<typeof createProceduresService>;
 
 export function createProceduresService({ db, uow, audit, history, clock, patients, lots, vials }: ProceduresDeps) {
-  const readProcedure = audit.readStatement({ resourceType: PROCEDURE, details: q.readDetails }, q.byId);
+  const readProcedure = audit.readStatement({ resourceType: PROCEDURE, details: q.readDetails }, q.withVialsById);
   const searchProcedures = audit.searchStatement(PROCEDURE, q.search);
   const versionReads = historyReads(db, audit, { resourceType: PROCEDURE, noun: 'procedure', record: q.byId, details: q.readDetails });
   /** What a procedure is judged on: the clinic's patient with consent, the lot with its status, at performedAt. */
   const gateStatement = q.gateStatement({ patient: patients.withConsentAt, lot: lots.forUseAt });
-  /** A new procedure: the vials off the clinic's hand, the procedure, its first version and its audit entry, guarded. */
+  /** A new procedure: the vials it uses claimed, the procedure, its first version and its audit entry, guarded. */
   const createStatement = q.createStatement({
     administered: vials.administered,
     version: history.version,
@@ -122,6 +124,8 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
         if (!particlesPerMl) throw new RuleViolation('lot-not-characterized', 'The lot has no particle concentration to check the dose against.');
         checkDose(input, particlesPerMl);
         const now = clock.now();
+        const named = input.vialIds ? { vialIds: input.vialIds } : input.vialBarcodes ? { barcodes: input.vialBarcodes } : undefined;
+        const count = input.vialIds?.length ?? input.vialBarcodes?.length ?? input.vialsUsed!;
         const row: q.ProcedureRow = {
           id: newId(),
           clinicId,
@@ -136,7 +140,7 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
           imagingGuidance: input.imagingGuidance,
           doseParticles: input.dose.particles,
           doseVolumeMl: input.dose.volumeMl,
-          vialsUsed: input.vialsUsed,
+          vialsUsed: count,
           doseDeviationReason: input.doseDeviationReason ?? null,
           notes: input.notes ?? null,
           status: 'completed',
@@ -149,24 +153,38 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
           updatedAt: now,
           createdBy: actor.sub,
         };
+        // The answer and the first version get the claimed vials in the statement (q.createStatement).
         const dto = toProcedureDto(row);
         return {
           statement: createStatement,
           values: {
-            stock: { lotId: row.lotId, clinicId, vials: row.vialsUsed },
+            used_vials: vials.administeredValues({ lotId: row.lotId, clinicId, count, procedureId: row.id, at: performedAt, by: actor.sub, ...named }),
             procedure: { row },
             version: { resourceType: PROCEDURE, resourceId: row.id, version: 1, clinicId, body: dto, by: row.createdBy },
             audit: {
               actor,
-              entry: { action: 'create' as const, resourceType: PROCEDURE, resourceId: row.id, clinicId, details: { patientId: row.patientId, lotId: row.lotId, vialsUsed: row.vialsUsed } },
+              entry: { action: 'create' as const, resourceType: PROCEDURE, resourceId: row.id, clinicId, details: { patientId: row.patientId, lotId: row.lotId, vialsUsed: count } },
             },
             'lot-released': { lotId: row.lotId, at: performedAt },
             consent: { clinicId, patientId: row.patientId, at: performedAt },
           },
           refused: {
+            // Named vials: refused when one is not this lot's, at this clinic and unused; a number: when the clinic
+            // holds fewer once concurrent claims have ended. Otherwise a claim that lost a race is tried again.
             vials: async () => {
-              const onHand = await vials.onHand(db, input.lotId, clinicId);
-              return new RuleViolation('insufficient-vials', `Your clinic holds ${onHand} vial(s) of this lot on hand; ${input.vialsUsed} needed.`, [
+              if (named) {
+                const missing = await vials.unavailable(input.lotId, clinicId, named);
+                if (!missing.length) return undefined;
+                const field = input.vialIds ? 'body.vialIds' : 'body.vialBarcodes';
+                return new RuleViolation(
+                  'vial-not-available',
+                  `${missing.length === 1 ? 'Vial' : 'Vials'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not an unused vial of this lot at your clinic.`,
+                  missing.map((m) => ({ path: field, message: `${m}: not an unused vial of this lot at your clinic` })),
+                );
+              }
+              const onHand = await vials.claimable(input.lotId, clinicId, count);
+              if (onHand >= count) return undefined;
+              return new RuleViolation('insufficient-vials', `Your clinic holds ${onHand} vial(s) of this lot on hand; ${count} needed.`, [
                 { path: 'body.vialsUsed', message: 'more than on hand' },
               ]);
             },
@@ -179,7 +197,7 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
     async get(actor: Actor, id: string): Promise<ProcedureDto> {
       const [raw] = await readProcedure(db, actor, { clinicId: clinicOf(actor), id });
       if (!raw) throw new NotFound('procedure');
-      return toProcedureDto(q.procedureFromRaw(raw));
+      return toProcedureDto(q.procedureFromRaw(raw), q.vialsFromRaw(raw));
     },
 
     async list(actor: Actor, filters: ProcedureFilters, page: PageRequest) {
@@ -187,7 +205,7 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
       const named = Object.keys(filters).filter((k) => filters[k as keyof ProcedureFilters] !== undefined);
       const values = q.procedureSearchValues(clinicId, filters, page);
       const rows = await searchProcedures(db, actor, { clinicId, filters: named, limit: page.limit }, values);
-      return toPage(rows.map((r) => toProcedureDto(q.procedureFromRaw(r))), page.limit);
+      return toPage(rows.map((r) => toProcedureDto(q.procedureFromRaw(r), q.vialsFromRaw(r))), page.limit);
     },
 
     /**
@@ -230,9 +248,11 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
         if (input.vialsReturned > current.vialsUsed) {
           throw new RuleViolation('too-many-vials-returned', `The procedure used ${current.vialsUsed} vial(s).`, [{ path: 'body.vialsReturned', message: 'more than used' }]);
         }
-        if (input.vialsReturned > 0) await vials.returnToStock(tx, current.lotId, clinicId, input.vialsReturned);
+        if (input.vialsReturned > 0) {
+          await vials.restock(tx, actor, id, input.vialsReturned, `Procedure ${id} entered in error: ${input.reason}`);
+        }
         const row = await q.markEnteredInError(tx, id, { reason: input.reason, at: clock.now(), by: actor.sub, vialsReturned: input.vialsReturned });
-        const dto = toProcedureDto(row);
+        const dto = toProcedureDto(row, (await vials.ofProcedures(tx, [id])).get(id) ?? []);
         await history.record(tx, { resourceType: PROCEDURE, resourceId: id, version: row.version, clinicId, body: dto, by: actor.sub });
         await audit.record(tx, actor, {
           action: 'state-change',

@@ -1,22 +1,29 @@
-import { and, asc, eq, gt, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, isNotNull, sql } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { recallNotices } from './recall-notices.table.js';
-import { lotStock } from '../vials/vials.table.js';
+import { vials } from '../vials/vials.table.js';
 
 export type NoticeRow = typeof recallNotices.$inferSelect;
 
-/** One notice per clinic that received vials of the lot. Returns how many clinics were notified. */
+/**
+ * One notice per clinic that received vials of the lot, each listing the clinic's vials the recall marked
+ * (to quarantine), as they stand in the recall's transaction. Returns how many clinics were notified.
+ */
 export async function createNotices(tx: Tx, lotId: string, reason: string, recalledAt: Date, ids: () => string): Promise<number> {
   const clinics = await tx
-    .select({ clinicId: lotStock.clinicId })
-    .from(lotStock)
-    .where(and(eq(lotStock.lotId, lotId), gt(lotStock.shipped, 0)))
-    .orderBy(asc(lotStock.clinicId));
+    .select({
+      clinicId: sql<string>`${vials.clinicId}`,
+      barcodes: sql<string[]>`coalesce(array_agg(${vials.barcode} order by ${vials.sequence}) filter (where ${vials.status} = 'recalled'), '{}')`,
+    })
+    .from(vials)
+    .where(and(eq(vials.lotId, lotId), isNotNull(vials.clinicId)))
+    .groupBy(vials.clinicId)
+    .orderBy(asc(vials.clinicId));
   if (clinics.length === 0) return 0;
   await tx
     .insert(recallNotices)
-    .values(clinics.map((c) => ({ id: ids(), lotId, clinicId: c.clinicId, recallReason: reason, recalledAt })))
+    .values(clinics.map((c) => ({ id: ids(), lotId, clinicId: c.clinicId, recallReason: reason, recalledAt, barcodes: c.barcodes })))
     .onConflictDoNothing();
   return clinics.length;
 }

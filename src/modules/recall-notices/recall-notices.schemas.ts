@@ -13,6 +13,7 @@ export const RecallNotice = z
     acknowledged: z.boolean(),
     acknowledgedAt: DateTimeOutput.nullable(),
     acknowledgedBy: z.string().nullable(),
+    barcodes: z.array(z.string()).meta({ description: 'The clinic\'s unused vials the recall marked, to quarantine (as the clinic was told at the recall)' }),
   })
   .meta({ id: 'RecallNotice' });
 export const RecallNoticePage = pageOf(RecallNotice).meta({ id: 'RecallNoticePage' });

@@ -19,6 +19,7 @@ const toNoticeDto = (n: nq.NoticeRow) => ({
   acknowledged: n.acknowledgedAt !== null,
   acknowledgedAt: n.acknowledgedAt?.toISOString() ?? null,
   acknowledgedBy: n.acknowledgedBy,
+  barcodes: n.barcodes,
 });
 
 export interface RecallNoticesDeps {

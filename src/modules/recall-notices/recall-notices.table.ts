@@ -14,6 +14,8 @@ export const recallNotices = pgTable(
     clinicId: text('clinic_id').notNull(),
     recallReason: text('recall_reason').notNull(),
     recalledAt: instant('recalled_at').notNull(),
+    /** The clinic's vials the recall marked, to quarantine: what the clinic was told, kept as told. */
+    barcodes: text('barcodes').array().notNull().default(sql`'{}'::text[]`),
     createdAt: instant('created_at').notNull().default(sql`now()`),
     acknowledgedAt: instant('acknowledged_at'),
     acknowledgedBy: text('acknowledged_by'),

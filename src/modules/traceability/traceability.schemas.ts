@@ -20,6 +20,7 @@ export const Recipient = z.object({
   imagingGuidance: z.string(),
   dose: z.object({ particles: z.int(), volumeMl: z.number() }),
   vialsUsed: z.int(),
+  vialBarcodes: z.array(z.string()).meta({ description: 'The barcodes of the vials given, in sequence order' }),
   status: z.enum(['completed', 'entered-in-error']),
 });
 
@@ -80,6 +81,7 @@ export const PatientExposures = z
         site: z.object({ bodySite: z.string(), laterality: z.string().nullable() }).nullable(),
         dose: z.object({ particles: z.int() }),
         vialsUsed: z.int(),
+        vialBarcodes: z.array(z.string()),
         status: z.enum(['completed', 'entered-in-error']),
         lot: Lot,
         donors: z.array(Donor),

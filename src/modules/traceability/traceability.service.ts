@@ -38,6 +38,7 @@ const RECIPIENT_CSV_COLUMNS = [
   'dose_particles',
   'dose_volume_ml',
   'vials_used',
+  'vial_barcodes',
   'status',
 ];
 /** Written by the service as numbers; every other column is text, neutralised against formulas (csv.ts). */
@@ -49,12 +50,13 @@ function toRecipient(r: q.RecipientRow) {
     clinicId: r.clinic_id,
     patientId: r.patient_id,
     mrn: r.mrn,
-    performedAt: r.performed_at.toISOString(),
+    performedAt: r.performed_at,
     route: r.route,
     site: r.body_site ? { bodySite: r.body_site, laterality: r.laterality } : null,
     imagingGuidance: r.imaging_guidance,
     dose: { particles: Number(r.dose_particles), volumeMl: Number(r.dose_volume_ml) },
     vialsUsed: r.vials_used,
+    vialBarcodes: r.vial_barcodes,
     status: r.status as 'completed' | 'entered-in-error',
   };
 }
@@ -214,6 +216,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
             site: e.body_site ? { bodySite: e.body_site, laterality: e.laterality } : null,
             dose: { particles: Number(e.dose_particles) },
             vialsUsed: e.vials_used,
+            vialBarcodes: e.vial_barcodes,
             status: e.status as 'completed' | 'entered-in-error',
             lot,
             donors: lot.donorIds.map((id) => donorDtos.get(id)!),
