@@ -141,19 +141,48 @@ const steps: Step[] = [
         from s_procedures sp join s_patients pt on pt.n = sp.patient_n join s_lots l on l.n = sp.lot_n;`,
   },
   {
-    name: 'vial stock, shipments, vial counts',
+    name: 'vials, shipments, custody',
     sql: (p) => `
-      insert into lot_stock (lot_id, clinic_id, shipped, administered, discarded)
-        select l.id, c.clinic_id, coalesce(a.used, 0) + ${SPARE_VIALS}, coalesce(a.used, 0), 0
-        from s_lots l
-        cross join (select distinct ${clinicExpr('n', p.clinics)} as clinic_id from generate_series(1, ${p.clinics}) n) c
-        left join (select lot_id, clinic_id, sum(vials_used)::int as used from procedures group by 1, 2) a on a.lot_id = l.id and a.clinic_id = c.clinic_id;
-      insert into shipments (id, lot_id, clinic_id, vials, shipped_at, recorded_by, recorded_at)
-        select gen_random_uuid(), lot_id, clinic_id, shipped, timestamptz '2024-02-02T08:00:00Z', 'seed', timestamptz '2024-02-02T08:00:00Z' from lot_stock
-        where lot_id in (select id from s_lots);
-      update lots l set vials_shipped = s.total, vial_count = s.total + 100
-        from (select lot_id, sum(shipped)::int as total from lot_stock group by lot_id) s
-        where s.lot_id = l.id and l.id in (select id from s_lots);`,
+      -- Per lot: one vial per procedure (administered), ${SPARE_VIALS} spare at each clinic, 100 in stock; sequences by clinic.
+      create temp table s_vials as
+        select x.lot_id, x.clinic_id, x.procedure_id, x.performed_at,
+               row_number() over (partition by x.lot_id order by x.clinic_id nulls last, x.procedure_id nulls last) as sequence
+        from (
+          select lot_id, clinic_id, id as procedure_id, performed_at from procedures where lot_id in (select id from s_lots)
+          union all
+          select l.id, ${clinicExpr('c.n', p.clinics)}, null::uuid, null::timestamptz from s_lots l cross join generate_series(1, ${p.clinics}) c(n) cross join generate_series(1, ${SPARE_VIALS}) g
+          union all
+          select l.id, null, null, null from s_lots l cross join generate_series(1, 100) g
+        ) x;
+      -- ids as the service makes them: the lot's base uuid with the sequence in its last 20 bits (vials.queries vialIdSql)
+      alter table s_vials add column id uuid;
+      update s_vials v set id = overlay(b.base placing lpad(to_hex(v.sequence), 5, '0') from 32 for 5)::uuid
+        from (select id, gen_random_uuid()::text as base from s_lots) b where b.id = v.lot_id;
+      create temp table s_shipments as
+        select gen_random_uuid() as id, lot_id, clinic_id, array_agg(id order by sequence) as vial_ids from s_vials where clinic_id is not null group by lot_id, clinic_id;
+      insert into vials (id, lot_id, manufacturer, sequence, barcode, status, clinic_id, procedure_id, moved_action, moved_at, moved_by, movement_id)
+        select v.id, v.lot_id, '${SEED_MANUFACTURER}', v.sequence, 'SEED-' || lpad(l.n::text, 5, '0') || '-' || lpad(v.sequence::text, greatest(4, length(v.sequence::text)), '0'),
+               case when v.procedure_id is not null then 'administered' when l.n = ${p.lots} then 'recalled' when v.clinic_id is null then 'in-stock' else 'at-clinic' end,
+               v.clinic_id, v.procedure_id,
+               case when v.procedure_id is not null then 'administered' when l.n = ${p.lots} then 'recalled' when v.clinic_id is null then 'released' else 'shipped' end,
+               case when v.procedure_id is not null then v.performed_at when l.n = ${p.lots} then timestamptz '2026-06-01T00:00:00Z'
+                    when v.clinic_id is null then timestamptz '2024-02-01T09:00:00Z' else timestamptz '2024-02-02T08:00:00Z' end,
+               'seed', v.procedure_id
+        from s_vials v join s_lots l on l.id = v.lot_id;
+      insert into shipments (id, lot_id, clinic_id, vials, vial_ids, shipped_at, recorded_by, recorded_at)
+        select id, lot_id, clinic_id, cardinality(vial_ids), vial_ids, timestamptz '2024-02-02T08:00:00Z', 'seed', timestamptz '2024-02-02T08:00:00Z' from s_shipments;
+      insert into vial_custody (vial_id, at, action, clinic_id, by, procedure_id, shipment_id, reason)
+        select v.id, timestamptz '2024-02-01T09:00:00Z', 'released', null, 'seed', null::uuid, null::uuid, null::text from s_vials v
+        union all
+        select u.vial_id, timestamptz '2024-02-02T08:00:00Z', 'shipped', s.clinic_id, 'seed', null, s.id, null from s_shipments s cross join unnest(s.vial_ids) u(vial_id)
+        union all
+        select v.id, v.performed_at, 'administered', v.clinic_id, 'seed', v.procedure_id, null, null from s_vials v where v.procedure_id is not null
+        union all
+        select v.id, timestamptz '2026-06-01T00:00:00Z', 'recalled', v.clinic_id, 'seed', null, null, 'Seeded recall drill'
+        from s_vials v join s_lots l on l.id = v.lot_id where l.n = ${p.lots} and v.procedure_id is null;
+      update lots l set vial_count = s.total, vials_shipped = s.shipped
+        from (select lot_id, count(*)::int as total, count(clinic_id)::int as shipped from s_vials group by lot_id) s
+        where s.lot_id = l.id;`,
   },
   {
     name: 'outcome scores (baseline, week 6, month 3)',
