@@ -172,6 +172,7 @@ ALTER TABLE "vial_returns" ADD CONSTRAINT "vial_returns_lot_id_lots_id_fk" FOREI
 --> statement-breakpoint
 ALTER TABLE "vials" ADD CONSTRAINT "vials_lot_id_lots_id_fk" FOREIGN KEY ("lot_id") REFERENCES "public"."lots"("id") ON DELETE no action ON UPDATE no action;
 --> statement-breakpoint
+-- Declared here only (not in vials.table.ts), so the vials module does not import the procedures module.
 ALTER TABLE "vials" ADD CONSTRAINT "vials_procedure_id_procedures_id_fk" FOREIGN KEY ("procedure_id") REFERENCES "public"."procedures"("id") ON DELETE no action ON UPDATE no action;
 --> statement-breakpoint
 CREATE INDEX "vial_custody_vial_idx" ON "vial_custody" USING btree ("vial_id","id");

@@ -952,3 +952,46 @@ describe('property: the inventory is the vials', () => {
     );
   }, 180_000);
 });
+
+describe('idempotent vial movements', () => {
+  it('a retried shipment, discard or return with the same Idempotency-Key answers the first result and moves nothing more; another body is 422', async () => {
+    const s = await clinicSetup(t, { vials: 6 });
+    const lotVials = async () =>
+      ((await t.http.get(`/v1/lots/${s.lot.id}/vials?limit=200`).set(...auth(supplier))).body.items as Vial[]).map((v) => `${v.sequence}:${v.status}`);
+    const shipKey = `ship-${uniq()}`;
+    const ship = () => t.http.post(`/v1/lots/${s.lot.id}/shipments`).set(...auth(supplier)).set('Idempotency-Key', shipKey).send({ clinicId: s.clinic, vials: 2 });
+    const first = await ship();
+    expect(first.status).toBe(201);
+    const again = await ship();
+    expect(again.status).toBe(201);
+    expect(again.body).toEqual(first.body);
+    const barcodes = first.body.barcodes as string[];
+    const before = await lotVials();
+
+    const discardKey = `discard-${uniq()}`;
+    const discard = (body: object) => t.http.post(`/v1/lots/${s.lot.id}/discards`).set(...auth(supplier)).set('Idempotency-Key', discardKey).send(body);
+    const d1 = await discard({ clinicId: s.clinic, barcodes: [barcodes[0]], reason: 'Cracked' });
+    expect(d1.status).toBe(201);
+    const d2 = await discard({ clinicId: s.clinic, barcodes: [barcodes[0]], reason: 'Cracked' });
+    expect(d2.status).toBe(201);
+    expect(d2.body).toEqual(d1.body);
+    expect((await discard({ clinicId: s.clinic, barcodes: [barcodes[1]], reason: 'Cracked' })).status).toBe(422);
+
+    const returnKey = `return-${uniq()}`;
+    const giveBack = () => t.http.post(`/v1/lots/${s.lot.id}/returns`).set(...auth(supplier)).set('Idempotency-Key', returnKey).send({ clinicId: s.clinic, barcodes: [barcodes[1]], reason: 'Not needed' });
+    const r1 = await giveBack();
+    expect(r1.status).toBe(201);
+    const r2 = await giveBack();
+    expect(r2.status).toBe(201);
+    expect(r2.body).toEqual(r1.body);
+    expect(r2.body).toMatchObject({ vials: 1, barcodes: [barcodes[1]], reason: 'Not needed' });
+
+    const after = await lotVials();
+    // Two more vials moved than before the discard, each once: one discarded, one returned.
+    expect(after.filter((x) => x.endsWith(':discarded'))).toHaveLength(1);
+    expect(after.filter((x) => x.endsWith(':returned'))).toHaveLength(1);
+    expect(before.filter((x) => x.endsWith(':at-clinic')).length - after.filter((x) => x.endsWith(':at-clinic')).length).toBe(2);
+    const inv = (await t.http.get(`/v1/lots/${s.lot.id}/inventory`).set(...auth(supplier))).body.clinics as ClinicStock[];
+    expect(inv.find((c) => c.clinicId === s.clinic)).toMatchObject({ discarded: 1, returned: 1 });
+  });
+});

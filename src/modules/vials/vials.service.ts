@@ -166,6 +166,35 @@ export function createVialsService({ db, uow, audit, clock, lots }: VialsDeps) {
     return locked;
   }
 
+  /**
+   * Vials that leave a clinic's hands unused (discarded, returned): named or the lowest it holds, each of this
+   * lot, at that clinic and unused; moved, recorded (`record`: the row written and the answer made from it, in the
+   * transaction, so an idempotent retry gets the same answer) and audited in one transaction.
+   */
+  async function leaveClinic<R>(
+    actor: Actor,
+    lotId: string,
+    input: VialChoice & { clinicId: string; reason: string; at?: string; field: string },
+    action: 'discarded' | 'returned',
+    idem: IdempotencyRequest | undefined,
+    record: (tx: Tx, r: { id: string; lotId: string; clinicId: string; vials: number; vialIds: string[]; reason: string; at: Date; recordedBy: string; recordedAt: Date }) => Promise<R>,
+  ): Promise<R> {
+    assertOwnClinic(actor, input.clinicId);
+    const at = effectiveTime(clock, input.at, input.field);
+    const selection = selectionOf(input);
+    await existingLot(lotId);
+    return uow.run(async (tx) => {
+      const taken = await take(tx, lotId, selection, vq.AT_CLINIC, input.clinicId, `unused at ${input.clinicId} in this lot`);
+      const id = newId();
+      const ids = taken.map((v) => v.id);
+      await vq.moveVials(tx, ids, { status: action }, { action, at, by: actor.sub, reason: input.reason, movementId: id });
+      const answer = await record(tx, { id, lotId, clinicId: input.clinicId, vials: ids.length, vialIds: ids, reason: input.reason, at, recordedBy: actor.sub, recordedAt: clock.now() });
+      const resourceType = action === 'discarded' ? 'discard' : 'vial-return';
+      await audit.record(tx, actor, { action: 'create', resourceType, resourceId: id, clinicId: input.clinicId, details: { lotId, vials: ids.length } });
+      return answer;
+    }, idem);
+  }
+
   return {
     /**
      * Ships vials to a clinic: named (`vialIds`, `barcodes`) or the lowest `vials` sequences in stock. Only a
@@ -202,36 +231,16 @@ export function createVialsService({ db, uow, audit, clock, lots }: VialsDeps) {
 
     /** Vials a clinic wasted: named, or the lowest `vials` sequences it holds (recalled ones included: destroyed). */
     async discard(actor: Actor, lotId: string, input: VialChoice & { clinicId: string; reason: string; discardedAt?: string }, idem?: IdempotencyRequest): Promise<DiscardDto> {
-      assertOwnClinic(actor, input.clinicId);
-      const discardedAt = effectiveTime(clock, input.discardedAt, 'discardedAt');
-      const selection = selectionOf(input);
-      await existingLot(lotId);
-      return uow.run(async (tx) => {
-        const taken = await take(tx, lotId, selection, vq.AT_CLINIC, input.clinicId, `unused at ${input.clinicId} in this lot`);
-        const id = newId();
-        const ids = taken.map((v) => v.id);
-        await vq.moveVials(tx, ids, { status: 'discarded' }, { action: 'discarded', at: discardedAt, by: actor.sub, reason: input.reason, movementId: id });
-        const row = await vq.insertDiscard(tx, { id, lotId, clinicId: input.clinicId, vials: ids.length, vialIds: ids, reason: input.reason, discardedAt, recordedBy: actor.sub, recordedAt: clock.now() });
-        await audit.record(tx, actor, { action: 'create', resourceType: 'discard', resourceId: id, clinicId: input.clinicId, details: { lotId, vials: ids.length } });
-        return toDiscardDto(tx, row);
-      }, idem);
+      return leaveClinic(actor, lotId, { ...input, at: input.discardedAt, field: 'discardedAt' }, 'discarded', idem, async (tx, r) =>
+        toDiscardDto(tx, await vq.insertDiscard(tx, { ...r, discardedAt: r.at })),
+      );
     },
 
     /** Unused vials a clinic sends back to the manufacturer (a recall's usual end), named by id or barcode. */
     async returnVials(actor: Actor, lotId: string, input: VialChoice & { clinicId: string; reason: string; returnedAt?: string }, idem?: IdempotencyRequest): Promise<ReturnDto> {
-      assertOwnClinic(actor, input.clinicId);
-      const returnedAt = effectiveTime(clock, input.returnedAt, 'returnedAt');
-      const selection = selectionOf(input);
-      await existingLot(lotId);
-      return uow.run(async (tx) => {
-        const taken = await take(tx, lotId, selection, vq.AT_CLINIC, input.clinicId, `unused at ${input.clinicId} in this lot`);
-        const id = newId();
-        const ids = taken.map((v) => v.id);
-        await vq.moveVials(tx, ids, { status: 'returned' }, { action: 'returned', at: returnedAt, by: actor.sub, reason: input.reason, movementId: id });
-        const row = await vq.insertReturn(tx, { id, lotId, clinicId: input.clinicId, vials: ids.length, vialIds: ids, reason: input.reason, returnedAt, recordedBy: actor.sub, recordedAt: clock.now() });
-        await audit.record(tx, actor, { action: 'create', resourceType: 'vial-return', resourceId: id, clinicId: input.clinicId, details: { lotId, vials: ids.length } });
-        return toReturnDto(tx, row);
-      }, idem);
+      return leaveClinic(actor, lotId, { ...input, at: input.returnedAt, field: 'returnedAt' }, 'returned', idem, async (tx, r) =>
+        toReturnDto(tx, await vq.insertReturn(tx, { ...r, returnedAt: r.at })),
+      );
     },
 
     /**

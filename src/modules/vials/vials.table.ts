@@ -2,7 +2,6 @@ import { sql } from 'drizzle-orm';
 import { bigint, check, index, integer, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { instant } from '../../db/columns.js';
 import { lots } from '../lots/lots.table.js';
-import { procedures } from '../procedures/procedures.table.js';
 
 /**
  * A lot's vials, one row each, made with the lot (21 CFR 1271.290: every unit tracked from the donor to the
@@ -23,7 +22,8 @@ export const vials = pgTable(
     barcode: text('barcode').notNull(),
     status: text('status').notNull().default('in-stock'),
     clinicId: text('clinic_id'),
-    procedureId: uuid('procedure_id').references(() => procedures.id),
+    /** The procedure that used it. References procedures (foreign key declared in migration 0015, not here: vials sit below procedures). */
+    procedureId: uuid('procedure_id'),
     receivedAt: instant('received_at'),
     /** The last movement: what, when (its effective time), by whom, why, and the record it belongs to. */
     movedAction: text('moved_action'),
