@@ -88,11 +88,15 @@ export function onceStatement<W extends Record<string, AnyPart>, G extends Recor
   type V = ChangeValues<W, G>;
   return {
     plain: statement(change(writes, guards) as unknown as Part<V>),
+    // The claim goes first, so a concurrent twin waits on the key before writing anything. A claim whose answer
+    // reads the writes (`result`) can only come after them: it is then the last write and the last guard, and
+    // a twin that fails an earlier guard finds the stored answer all the same (UnitOfWork.once).
     claiming: statement(
-      change(
-        { idempotency_claim: result ? rewritten(claim, 'body', result) : claim, ...writes },
-        { idempotency: { returned: 'idempotency_claim' }, ...guards },
-      ) as unknown as Part<V & { idempotency_claim: Claim }>,
+      (result
+        ? change({ ...writes, idempotency_claim: rewritten(claim, 'body', result) }, { ...guards, idempotency: { returned: 'idempotency_claim' } })
+        : change({ idempotency_claim: claim, ...writes }, { idempotency: { returned: 'idempotency_claim' }, ...guards })) as unknown as Part<
+        V & { idempotency_claim: Claim }
+      >,
     ),
     completes: result !== undefined,
   };
@@ -207,11 +211,13 @@ export function createUnitOfWork(db: Db): UnitOfWork {
         } catch (err) {
           const guard = failedGuard(err);
           if (guard === undefined) throw err;
-          if (guard === 'idempotency' && idem) {
+          // A refusal may wait for concurrent writers to finish (a claim counting vials), so it is asked first;
+          // then, with a key, a twin of this request that committed meanwhile answers instead.
+          const refusal = guard === 'idempotency' ? undefined : await change.refused?.[guard]?.();
+          if (idem) {
             const stored = await storedResult(db, idem);
             if (stored) return stored.body as typeof change.result;
           }
-          const refusal = await change.refused?.[guard]?.();
           if (refusal) throw refusal;
           if (attempt >= ONCE_ATTEMPTS) {
             throw new Conflict('The records this change depends on kept changing while it was written; send it again.', 'concurrent-change');

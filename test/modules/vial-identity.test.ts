@@ -995,3 +995,39 @@ describe('idempotent vial movements', () => {
     expect(inv.find((c) => c.clinicId === s.clinic)).toMatchObject({ discarded: 1, returned: 1 });
   });
 });
+
+describe('idempotent procedures with vials', () => {
+  it('a procedure with an Idempotency-Key answers 201 with its vials; a retry and parallel twins answer the same and take no other vial', async () => {
+    const s = await clinicSetup(t, { vials: 5 });
+    const key = `proc-${uniq()}`;
+    const post = (body: object) => t.http.post('/v1/procedures').set(...auth(s.clinician)).set('Idempotency-Key', key).send(body);
+    const body = procedureBody(s.patientId, s.lot.id, { vialsUsed: 2 });
+    const results = await Promise.all(Array.from({ length: 8 }, () => post(body)));
+    expect(results.map((r) => r.status)).toEqual(Array(8).fill(201));
+    const first = results[0]!.body;
+    expect(first.vials).toHaveLength(2);
+    for (const r of results) expect(r.body).toEqual(first);
+    const retry = await post(body);
+    expect(retry.status).toBe(201);
+    expect(retry.body).toEqual(first);
+    const other = await post({ ...body, notes: 'another request' });
+    expect(other.status).toBe(422);
+    expect(other.body.code).toBe('idempotency-key-reused');
+    const inv = (await t.http.get(`/v1/lots/${s.lot.id}/inventory`).set(...auth(supplier))).body.clinics as ClinicStock[];
+    expect(inv.find((c) => c.clinicId === s.clinic)).toMatchObject({ administered: 2, onHand: 3 });
+    const listed = await t.http.get(`/v1/procedures?lotId=${s.lot.id}`).set(...auth(s.clinician));
+    expect(listed.body.items).toHaveLength(1);
+    expect(listed.body.items[0].vials).toEqual(first.vials);
+  });
+
+  it('twins naming the last vial by barcode both answer the one procedure that took it', async () => {
+    const s = await clinicSetup(t, { vials: 1 });
+    const vial = ((await t.http.get(`/v1/lots/${s.lot.id}/vials`).set(...auth(supplier))).body.items as Vial[])[0]!;
+    const key = `proc-${uniq()}`;
+    const body = procedureBody(s.patientId, s.lot.id, { vialsUsed: undefined, vialBarcodes: [vial.barcode] });
+    const results = await Promise.all(Array.from({ length: 6 }, () => t.http.post('/v1/procedures').set(...auth(s.clinician)).set('Idempotency-Key', key).send(body)));
+    expect(results.map((r) => r.status)).toEqual(Array(6).fill(201));
+    expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
+    expect(results[0]!.body.vials).toEqual([{ id: vial.id, barcode: vial.barcode }]);
+  });
+});
