@@ -2,7 +2,11 @@ import { z } from 'zod';
 
 /** Common zod schemas shared by every module's request and response schemas. */
 
-export const Uuid = z.uuid().meta({ description: 'Server-chosen UUID', example: '0193a5b2-7c1e-7d3a-9f10-2b4c6d8e0f12' });
+/** A UUID (RFC 9562): read in either case, always held and compared in lower case (as the server writes them). */
+export const Uuid = z
+  .uuid()
+  .overwrite((s) => s.toLowerCase())
+  .meta({ description: 'Server-chosen UUID', example: '0193a5b2-7c1e-7d3a-9f10-2b4c6d8e0f12' });
 
 /**
  * Every date and instant of this domain lies in [1900-01-01, 9999-12-31] (contract: "Dates and instants"):

@@ -1031,3 +1031,18 @@ describe('idempotent procedures with vials', () => {
     expect(results[0]!.body.vials).toEqual([{ id: vial.id, barcode: vial.barcode }]);
   });
 });
+
+describe('vial ids in either case', () => {
+  it('takes an upper-case vial id as the vial it names, and the same vial twice in two cases is 400', async () => {
+    const { lot } = await releasedLot(t.http, supplier, { vialCount: 4 });
+    const vials = (await t.http.get(`/v1/lots/${lot.id}/vials`).set(...auth(supplier))).body.items as Vial[];
+    const shipped = await t.http.post(`/v1/lots/${lot.id}/shipments`).set(...auth(supplier)).send({ clinicId: 'clinic-a', vialIds: [vials[0]!.id.toUpperCase()] });
+    expect(shipped.status).toBe(201);
+    expect(shipped.body.vialIds).toEqual([vials[0]!.id]);
+    const twice = await t.http.post(`/v1/lots/${lot.id}/shipments`).set(...auth(supplier)).send({ clinicId: 'clinic-a', vialIds: [vials[1]!.id.toUpperCase(), vials[1]!.id] });
+    expect(twice.status).toBe(400);
+    const discarded = await t.http.post(`/v1/lots/${lot.id}/discards`).set(...auth(supplier)).send({ clinicId: 'clinic-a', vialIds: [vials[0]!.id.toUpperCase()], reason: 'Dropped' });
+    expect(discarded.status).toBe(201);
+    expect((await t.http.get(`/v1/vials/${vials[0]!.id.toUpperCase()}`).set(...auth(supplier))).body.status).toBe('discarded');
+  });
+});
