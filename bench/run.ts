@@ -292,8 +292,9 @@ async function oneLotAtOneClinic(client: pg.Client, clinicId: string): Promise<{
        where f.sequence = b.sequence`,
   );
   for (const text of [
-    `insert into vials (id, lot_id, manufacturer, sequence, barcode, status, clinic_id, moved_action, moved_at, moved_by, movement_id)
-       select b.id, l.id, l.manufacturer, b.sequence, l.lot_number || '-' || lpad(b.sequence::text, 6, '0'), 'at-clinic', $2, 'shipped', timestamptz '2024-02-02T08:00:00Z', 'bench', b.shipment_id
+    `insert into vials (id, lot_id, manufacturer, sequence, barcode, status, clinic_id, shipped_at, moved_action, moved_at, moved_by, movement_id)
+       select b.id, l.id, l.manufacturer, b.sequence, l.lot_number || '-' || lpad(b.sequence::text, 6, '0'), 'at-clinic', $2, timestamptz '2024-02-02T08:00:00Z',
+              'shipped', timestamptz '2024-02-02T08:00:00Z', 'bench', b.shipment_id
        from b_vials b cross join lots l where l.id = $1`,
     `insert into shipments (id, lot_id, clinic_id, vials, vial_ids, shipped_at, recorded_by, recorded_at)
        select shipment_id, $1, $2, count(*), array_agg(id order by sequence), timestamptz '2024-02-02T08:00:00Z', 'bench', now() from b_vials group by shipment_id`,

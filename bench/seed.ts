@@ -160,10 +160,10 @@ const steps: Step[] = [
         from (select id, gen_random_uuid()::text as base from s_lots) b where b.id = v.lot_id;
       create temp table s_shipments as
         select gen_random_uuid() as id, lot_id, clinic_id, array_agg(id order by sequence) as vial_ids from s_vials where clinic_id is not null group by lot_id, clinic_id;
-      insert into vials (id, lot_id, manufacturer, sequence, barcode, status, clinic_id, procedure_id, moved_action, moved_at, moved_by, movement_id)
+      insert into vials (id, lot_id, manufacturer, sequence, barcode, status, clinic_id, procedure_id, shipped_at, moved_action, moved_at, moved_by, movement_id)
         select v.id, v.lot_id, '${SEED_MANUFACTURER}', v.sequence, 'SEED-' || lpad(l.n::text, 5, '0') || '-' || lpad(v.sequence::text, greatest(4, length(v.sequence::text)), '0'),
                case when v.procedure_id is not null then 'administered' when l.n = ${p.lots} then 'recalled' when v.clinic_id is null then 'in-stock' else 'at-clinic' end,
-               v.clinic_id, v.procedure_id,
+               v.clinic_id, v.procedure_id, case when v.clinic_id is not null then timestamptz '2024-02-02T08:00:00Z' end,
                case when v.procedure_id is not null then 'administered' when l.n = ${p.lots} then 'recalled' when v.clinic_id is null then 'released' else 'shipped' end,
                case when v.procedure_id is not null then v.performed_at when l.n = ${p.lots} then timestamptz '2026-06-01T00:00:00Z'
                     when v.clinic_id is null then timestamptz '2024-02-01T09:00:00Z' else timestamptz '2024-02-02T08:00:00Z' end,

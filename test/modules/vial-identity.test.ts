@@ -1046,3 +1046,32 @@ describe('vial ids in either case', () => {
     expect((await t.http.get(`/v1/vials/${vials[0]!.id.toUpperCase()}`).set(...auth(supplier))).body.status).toBe('discarded');
   });
 });
+
+describe('custody in time order', () => {
+  it('refuses to give, discard or return a vial at a time before it was shipped to the clinic', async () => {
+    const s = await clinicSetup(t, { vials: 3 }); // shipped 2026-03-02T08:00:00Z
+    const vials = (await t.http.get(`/v1/lots/${s.lot.id}/vials?status=at-clinic`).set(...auth(supplier))).body.items as Vial[];
+    const early = '2026-03-02T07:00:00Z';
+    const named = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id, { performedAt: early, vialsUsed: undefined, vialBarcodes: [vials[0]!.barcode] }));
+    expect(named.status).toBe(422);
+    expect(named.body.code).toBe('vial-not-available');
+    expect(named.body.detail).toContain(vials[0]!.barcode);
+    const counted = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id, { performedAt: early }));
+    expect(counted.status).toBe(422);
+    expect(counted.body.code).toBe('insufficient-vials');
+    for (const [path, extra] of [
+      ['discards', { discardedAt: early }],
+      ['returns', { returnedAt: early }],
+    ] as const) {
+      const res = await t.http.post(`/v1/lots/${s.lot.id}/${path}`).set(...auth(supplier)).send({ clinicId: s.clinic, barcodes: [vials[1]!.barcode], reason: 'Test', ...extra });
+      expect(res.status, path).toBe(422);
+      expect(res.body.code, path).toBe('vial-not-available');
+    }
+    const byNumber = await t.http.post(`/v1/lots/${s.lot.id}/discards`).set(...auth(supplier)).send({ clinicId: s.clinic, vials: 1, reason: 'Test', discardedAt: early });
+    expect(byNumber.status).toBe(422);
+    expect(byNumber.body.code).toBe('insufficient-vials');
+    // Nothing moved; at the shipment's time or later everything works.
+    expect(((await t.http.get(`/v1/lots/${s.lot.id}/vials?status=at-clinic`).set(...auth(supplier))).body.items as Vial[]).length).toBe(3);
+    expect((await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id, { performedAt: '2026-03-02T08:00:00Z' }))).status).toBe(201);
+  });
+});

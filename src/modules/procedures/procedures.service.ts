@@ -173,18 +173,18 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
             // holds fewer once concurrent claims have ended. Otherwise a claim that lost a race is tried again.
             vials: async () => {
               if (named) {
-                const missing = await vials.unavailable(input.lotId, clinicId, named);
+                const missing = await vials.unavailable(input.lotId, clinicId, performedAt, named);
                 if (!missing.length) return undefined;
                 const field = input.vialIds ? 'body.vialIds' : 'body.vialBarcodes';
                 return new RuleViolation(
                   'vial-not-available',
-                  `${missing.length === 1 ? 'Vial' : 'Vials'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not an unused vial of this lot at your clinic.`,
-                  missing.map((m) => ({ path: field, message: `${m}: not an unused vial of this lot at your clinic` })),
+                  `${missing.length === 1 ? 'Vial' : 'Vials'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not an unused vial of this lot at your clinic by performedAt.`,
+                  missing.map((m) => ({ path: field, message: `${m}: not an unused vial of this lot at your clinic by performedAt` })),
                 );
               }
-              const onHand = await vials.claimable(input.lotId, clinicId, count);
+              const onHand = await vials.claimable(input.lotId, clinicId, performedAt, count);
               if (onHand >= count) return undefined;
-              return new RuleViolation('insufficient-vials', `Your clinic holds ${onHand} vial(s) of this lot on hand; ${count} needed.`, [
+              return new RuleViolation('insufficient-vials', `Your clinic holds ${onHand} unused vial(s) of this lot shipped to it by performedAt; ${count} needed.`, [
                 { path: 'body.vialsUsed', message: 'more than on hand' },
               ]);
             },

@@ -1,4 +1,4 @@
-import { and, asc, eq, getTableColumns, gt, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, gt, inArray, lte, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import { pgCode, pgConstraint } from '../../db/errors.js';
 import { shapedPart } from '../../db/statement.js';
@@ -97,16 +97,22 @@ export async function lockSelected(
   from: readonly string[],
   clinicId: string | null,
   selection: Selection,
-): Promise<(VialRef & { status: string; clinicId: string | null })[]> {
+  shippedBy?: Date,
+): Promise<(VialRef & { status: string; clinicId: string | null; shippedAt: Date | null })[]> {
   const named: SQL | undefined =
     'vialIds' in selection ? inArray(vials.id, selection.vialIds) : 'barcodes' in selection ? inArray(vials.barcode, selection.barcodes) : undefined;
   const q = tx
-    .select({ id: vials.id, barcode: vials.barcode, sequence: vials.sequence, status: vials.status, clinicId: vials.clinicId })
+    .select({ id: vials.id, barcode: vials.barcode, sequence: vials.sequence, status: vials.status, clinicId: vials.clinicId, shippedAt: vials.shippedAt })
     .from(vials)
     .where(
       and(
         eq(vials.lotId, lotId),
-        named ?? and(inArray(vials.status, [...from]), clinicId === null ? sql`${vials.clinicId} is null` : eq(vials.clinicId, clinicId)),
+        named ??
+          and(
+            inArray(vials.status, [...from]),
+            clinicId === null ? sql`${vials.clinicId} is null` : eq(vials.clinicId, clinicId),
+            shippedBy ? lte(vials.shippedAt, shippedBy) : undefined,
+          ),
       ),
     )
     .orderBy(asc(vials.sequence))
@@ -120,6 +126,7 @@ export async function moveVials(tx: Tx, ids: string[], set: { status: string; cl
     update ${vials} set status = ${set.status},
       ${set.clinicId !== undefined ? sql`clinic_id = ${set.clinicId}, ` : sql``}
       ${set.procedureId !== undefined ? sql`procedure_id = ${set.procedureId}, ` : sql``}
+      ${m.action === 'shipped' ? sql`shipped_at = ${m.at}, ` : sql``}
       ${moved(m)}
     where id = any(${sql.param(ids)}::uuid[])`);
 }
@@ -189,7 +196,7 @@ export const administeredPart = shapedPart<AdministeredValues>(
     return sql`
       with picked as materialized (
         select id from ${vials}
-        where lot_id = ${p.lotId} and clinic_id = ${p.clinicId} and status in ('at-clinic', 'recalled')${named}
+        where lot_id = ${p.lotId} and clinic_id = ${p.clinicId} and status in ('at-clinic', 'recalled') and shipped_at <= ${p.at}${named}
         order by sequence limit ${limit} ${lock}
       )
       update ${vials} v set status = 'administered', procedure_id = ${p.procedureId}, moved_action = 'administered', moved_at = ${p.at},
@@ -199,17 +206,17 @@ export const administeredPart = shapedPart<AdministeredValues>(
   },
 );
 
-/** The vials a clinic could give now, lowest sequence first, at most `limit`: waits for concurrent claims to end (FOR SHARE). */
-export async function claimableCount(exec: Executor, lotId: string, clinicId: string, limit: number): Promise<number> {
+/** The vials a clinic could give at `at`, lowest sequence first, at most `limit`: waits for concurrent claims to end (FOR SHARE). */
+export async function claimableCount(exec: Executor, lotId: string, clinicId: string, at: Date, limit: number): Promise<number> {
   const result = await exec.execute(sql`
     select count(*)::int as n from (
-      select 1 from ${vials} where lot_id = ${lotId} and clinic_id = ${clinicId} and status in ('at-clinic', 'recalled')
+      select 1 from ${vials} where lot_id = ${lotId} and clinic_id = ${clinicId} and status in ('at-clinic', 'recalled') and shipped_at <= ${at}
       order by sequence limit ${limit} for share) s`);
   return (result.rows[0] as { n: number }).n;
 }
 
-/** Of the named vials, those the clinic cannot give from this lot: unknown, of another lot or clinic, or used. */
-export async function unavailable(exec: Executor, lotId: string, clinicId: string, selection: { vialIds: string[] } | { barcodes: string[] }): Promise<string[]> {
+/** Of the named vials, those the clinic cannot give from this lot at `at`: unknown, of another lot or clinic, used, or not yet shipped. */
+export async function unavailable(exec: Executor, lotId: string, clinicId: string, at: Date, selection: { vialIds: string[] } | { barcodes: string[] }): Promise<string[]> {
   const byId = 'vialIds' in selection;
   const wanted = byId ? selection.vialIds : selection.barcodes;
   const found = await exec
@@ -220,6 +227,7 @@ export async function unavailable(exec: Executor, lotId: string, clinicId: strin
         eq(vials.lotId, lotId),
         eq(vials.clinicId, clinicId),
         inArray(vials.status, [...AT_CLINIC]),
+        lte(vials.shippedAt, at),
         byId ? inArray(vials.id, wanted) : inArray(vials.barcode, wanted),
       ),
     );

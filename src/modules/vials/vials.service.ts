@@ -107,7 +107,12 @@ const fieldOf = (s: vq.Selection, numberField = 'vials') => ('vialIds' in s ? 'b
  * The named vials that may not move (unknown, of another lot, at another clinic, or not in a status `from`
  * allows): 422 `vial-not-available` naming each by what the request named it with.
  */
-function refuseUnavailable(selection: vq.Selection, locked: { id: string; barcode: string; status: string; clinicId: string | null }[], ok: (v: { status: string; clinicId: string | null }) => boolean, where: string) {
+function refuseUnavailable(
+  selection: vq.Selection,
+  locked: { id: string; barcode: string; status: string; clinicId: string | null; shippedAt: Date | null }[],
+  ok: (v: { status: string; clinicId: string | null; shippedAt: Date | null }) => boolean,
+  where: string,
+) {
   if ('count' in selection) return;
   const byId = 'vialIds' in selection;
   const wanted = byId ? selection.vialIds : selection.barcodes;
@@ -151,9 +156,11 @@ export function createVialsService({ db, uow, audit, clock, lots }: VialsDeps) {
   const today = () => todayIso(clock);
 
   /** Locks the vials a movement names or takes and refuses any that may not move: answers them in sequence order. */
-  async function take(tx: Tx, lotId: string, selection: vq.Selection, from: readonly string[], clinicId: string | null, where: string, numberField = 'vials') {
-    const locked = await vq.lockSelected(tx, lotId, from, clinicId, selection);
-    refuseUnavailable(selection, locked, (v) => from.includes(v.status) && v.clinicId === clinicId, where);
+  async function take(tx: Tx, lotId: string, selection: vq.Selection, from: readonly string[], clinicId: string | null, where: string, shippedBy?: Date) {
+    const numberField = 'vials';
+    const locked = await vq.lockSelected(tx, lotId, from, clinicId, selection, shippedBy);
+    const inTime = (v: { shippedAt: Date | null }) => !shippedBy || (v.shippedAt !== null && v.shippedAt <= shippedBy);
+    refuseUnavailable(selection, locked, (v) => from.includes(v.status) && v.clinicId === clinicId && inTime(v), where);
     if ('count' in selection && locked.length < selection.count) {
       throw new RuleViolation(
         'insufficient-vials',
@@ -184,7 +191,8 @@ export function createVialsService({ db, uow, audit, clock, lots }: VialsDeps) {
     const selection = selectionOf(input);
     await existingLot(lotId);
     return uow.run(async (tx) => {
-      const taken = await take(tx, lotId, selection, vq.AT_CLINIC, input.clinicId, `unused at ${input.clinicId} in this lot`);
+      // Nothing leaves a clinic before it got there: each vial must have been shipped by `at`.
+      const taken = await take(tx, lotId, selection, vq.AT_CLINIC, input.clinicId, `unused at ${input.clinicId} in this lot by ${at.toISOString()}`, at);
       const id = newId();
       const ids = taken.map((v) => v.id);
       await vq.moveVials(tx, ids, { status: action }, { action, at, by: actor.sub, reason: input.reason, movementId: id });
@@ -357,14 +365,14 @@ export function createVialsService({ db, uow, audit, clock, lots }: VialsDeps) {
     administered: vq.administeredPart,
     administeredValues: vq.administeredValues,
 
-    /** How many of `limit` vials the clinic holds now (after concurrent claims end). */
-    claimable(lotId: string, clinicId: string, limit: number) {
-      return vq.claimableCount(db, lotId, clinicId, limit);
+    /** How many of `limit` vials the clinic held at `at` and holds now (after concurrent claims end). */
+    claimable(lotId: string, clinicId: string, at: Date, limit: number) {
+      return vq.claimableCount(db, lotId, clinicId, at, limit);
     },
 
-    /** Which named vials the clinic cannot give from the lot. */
-    unavailable(lotId: string, clinicId: string, selection: { vialIds: string[] } | { barcodes: string[] }) {
-      return vq.unavailable(db, lotId, clinicId, selection);
+    /** Which named vials the clinic cannot give from the lot at `at`. */
+    unavailable(lotId: string, clinicId: string, at: Date, selection: { vialIds: string[] } | { barcodes: string[] }) {
+      return vq.unavailable(db, lotId, clinicId, at, selection);
     },
 
     /** A procedure entered in error gave `count` vials back: the clinic holds them again (custody `received`). */

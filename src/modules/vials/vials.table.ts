@@ -24,6 +24,8 @@ export const vials = pgTable(
     clinicId: text('clinic_id'),
     /** The procedure that used it. References procedures (foreign key declared in migration 0015, not here: vials sit below procedures). */
     procedureId: uuid('procedure_id'),
+    /** When it left for its clinic (the shipment's effective time): nothing done to it there can be earlier. */
+    shippedAt: instant('shipped_at'),
     receivedAt: instant('received_at'),
     /** The last movement: what, when (its effective time), by whom, why, and the record it belongs to. */
     movedAction: text('moved_action'),
