@@ -147,7 +147,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       recalled: (tx, actor, lotId, at, reason) => vials.recalled(tx, actor, lotId, at, reason),
     },
   });
-  const vials = createVialsService({ db, uow, audit, clock, lots });
+  const vials = createVialsService({ db, uow, audit, clock, lots, notices: { addToNotice: (tx, lotId, clinicId, barcodes) => notices.addToNotice(tx, lotId, clinicId, barcodes) } });
   const notices = createRecallNoticesService({ db, uow, audit, clock, lots });
   const procedures = createProceduresService({ db, uow, audit, history, clock, patients, lots, vials });
   const outcomes = createOutcomesService({ db, uow, audit, clock, patients, procedures });

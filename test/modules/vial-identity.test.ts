@@ -1075,3 +1075,31 @@ describe('custody in time order', () => {
     expect((await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id, { performedAt: '2026-03-02T08:00:00Z' }))).status).toBe(201);
   });
 });
+
+describe('recall notices name every recalled vial a clinic holds', () => {
+  it('a shipment entered after the recall (made before it) and a vial given back after it are added to the clinic notice, made if there was none', async () => {
+    const s = await clinicSetup(t, { vials: 3 }); // clinic-a, shipped 2026-03-02
+    const done = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id));
+    expect(done.status).toBe(201);
+    const given = done.body.vials[0].barcode as string;
+    expect((await t.http.post(`/v1/lots/${s.lot.id}/recall`).set(...auth(supplier)).send({ reason: 'Endotoxin', recalledAt: '2026-06-01T00:00:00Z' })).status).toBe(200);
+    const late = await t.http.post(`/v1/lots/${s.lot.id}/shipments`).set(...auth(supplier)).send({ clinicId: 'clinic-late', vials: 2, shippedAt: '2026-05-01T00:00:00Z' });
+    expect(late.status).toBe(201);
+    const notices = async () =>
+      Object.fromEntries(((await t.http.get(`/v1/lots/${s.lot.id}/recall-notices`).set(...auth(supplier))).body.items as { clinicId: string; barcodes: string[]; recallReason: string }[]).map((n) => [n.clinicId, n]));
+    let byClinic = await notices();
+    expect(byClinic['clinic-late']).toMatchObject({ barcodes: late.body.barcodes, recallReason: 'Endotoxin' });
+    expect(byClinic[s.clinic]!.barcodes).toHaveLength(2);
+    expect(byClinic[s.clinic]!.barcodes).not.toContain(given);
+
+    const eie = await t.http.post(`/v1/procedures/${done.body.id}/entered-in-error`).set(...auth(s.clinician)).send({ reason: 'Not given', vialsReturned: 1 });
+    expect(eie.status).toBe(200);
+    byClinic = await notices();
+    expect(byClinic[s.clinic]!.barcodes).toHaveLength(3);
+    expect(byClinic[s.clinic]!.barcodes).toContain(given);
+    const vial = ((await t.http.get(`/v1/vials?barcode=${encodeURIComponent(given)}`).set(...auth(supplier))).body.items as Vial[])[0]!;
+    expect(vial).toMatchObject({ status: 'recalled', usedBy: null });
+    const custody = (await t.http.get(`/v1/vials/${vial.id}/custody`).set(...auth(supplier))).body.items as Custody[];
+    expect(custody.at(-1)).toMatchObject({ action: 'received', clinicId: s.clinic, procedureId: done.body.id });
+  });
+});

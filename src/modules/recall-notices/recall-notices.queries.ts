@@ -3,6 +3,7 @@ import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { recallNotices } from './recall-notices.table.js';
 import { vials } from '../vials/vials.table.js';
+import { lotStatusChanges } from '../lots/lots.table.js';
 
 export type NoticeRow = typeof recallNotices.$inferSelect;
 
@@ -26,6 +27,20 @@ export async function createNotices(tx: Tx, lotId: string, reason: string, recal
     .values(clinics.map((c) => ({ id: ids(), lotId, clinicId: c.clinicId, recallReason: reason, recalledAt, barcodes: c.barcodes })))
     .onConflictDoNothing();
   return clinics.length;
+}
+
+/**
+ * Recalled vials that reached a clinic after the recall was recorded (a shipment entered late, a procedure's
+ * vial given back): added to the clinic's notice, which is made (with the lot's recall) if it had none.
+ */
+export async function addToNotice(tx: Tx, lotId: string, clinicId: string, barcodes: string[], id: string): Promise<void> {
+  await tx.execute(sql`
+    insert into ${recallNotices} (id, lot_id, clinic_id, recall_reason, recalled_at, barcodes)
+    select ${id}, ${lotId}, ${clinicId}, coalesce(c.reason, 'Recalled'), c.effective_at, ${sql.param(barcodes)}::text[]
+    from ${lotStatusChanges} c where c.lot_id = ${lotId} and c.status = 'recalled'
+    order by c.effective_at desc, c.id desc limit 1
+    on conflict (lot_id, clinic_id) do update
+      set barcodes = ${recallNotices.barcodes} || array(select b from unnest(excluded.barcodes) b where b <> all(${recallNotices.barcodes}))`);
 }
 
 export async function listNotices(exec: Executor, lotId: string, clinicId: string | null, page: PageRequest): Promise<NoticeRow[]> {

@@ -44,6 +44,11 @@ export function createRecallNoticesService({ db, uow, audit, clock, lots }: Reca
       return nq.createNotices(tx, lotId, reason, recalledAt, newId);
     },
 
+    /** Recalled vials that reached a clinic after the recall: on the clinic's notice (made if it had none). */
+    addToNotice(tx: Tx, lotId: string, clinicId: string, barcodes: string[]) {
+      return nq.addToNotice(tx, lotId, clinicId, barcodes, newId());
+    },
+
     /** The lot's notices (404 for an unknown lot); a clinic token sees its own clinic's only. */
     async list(actor: Actor, lotId: string, page: PageRequest) {
       await lots.counts(lotId);

@@ -239,15 +239,15 @@ export async function unavailable(exec: Executor, lotId: string, clinicId: strin
  * Gives back to the clinic the `count` highest-sequence vials a procedure used (entered in error): at-clinic,
  * or recalled when the lot is recalled by now. Returns them.
  */
-export async function restock(tx: Tx, procedureId: string, count: number, m: Movement): Promise<VialRef[]> {
+export async function restock(tx: Tx, procedureId: string, count: number, m: Movement): Promise<(VialRef & { status: string; lotId: string; clinicId: string | null })[]> {
   const result = await tx.execute(sql`
     with picked as materialized (
       select id from ${vials} where procedure_id = ${procedureId} order by sequence desc limit ${count} for update
     )
     update ${vials} v set status = case when l.status = 'recalled' then 'recalled' else 'at-clinic' end, procedure_id = null, ${moved(m)}
     from picked, ${lots} l where v.id = picked.id and l.id = v.lot_id
-    returning v.id, v.barcode, v.sequence`);
-  return result.rows as unknown as VialRef[];
+    returning v.id, v.barcode, v.sequence, v.status, v.lot_id as "lotId", v.clinic_id as "clinicId"`);
+  return result.rows as unknown as (VialRef & { status: string; lotId: string; clinicId: string | null })[];
 }
 
 /** The vials each procedure uses now, in sequence order. */

@@ -134,6 +134,13 @@ export interface VialsDeps {
   clock: Clock;
   /** The lot a movement concerns: its counts, and locked with its status at an instant for a shipment. */
   lots: Pick<LotsService, 'counts' | 'lockWithStatusAt'>;
+  /** "Recalled vials reached this clinic after the recall": the recall-notices module tells the clinic. */
+  notices: VialRecallNotices;
+}
+
+/** The reaction to recalled vials arriving at a clinic after the recall was recorded, in the same transaction. */
+export interface VialRecallNotices {
+  addToNotice(tx: Tx, lotId: string, clinicId: string, barcodes: string[]): Promise<void>;
 }
 
 export type VialsService = ReturnType<typeof createVialsService>;
@@ -150,7 +157,7 @@ function assertOwnClinic(actor: Actor, clinicId: string) {
  * consignee), received, administered by a procedure, discarded, returned, recalled; each movement appended to
  * the vial's custody (21 CFR 1271.290 tracking). A clinic token sees the vials its clinic holds or held.
  */
-export function createVialsService({ db, uow, audit, clock, lots }: VialsDeps) {
+export function createVialsService({ db, uow, audit, clock, lots, notices }: VialsDeps) {
   /** The lot's vial counts (404 for an unknown lot). */
   const existingLot = (id: string) => lots.counts(id);
   const today = () => todayIso(clock);
@@ -229,7 +236,10 @@ export function createVialsService({ db, uow, audit, clock, lots }: VialsDeps) {
         const recalled = taken.filter((v) => v.status === 'recalled').map((v) => v.id);
         const inStock = taken.filter((v) => v.status !== 'recalled').map((v) => v.id);
         if (inStock.length) await vq.moveVials(tx, inStock, { status: 'at-clinic', clinicId: input.clinicId }, m);
-        if (recalled.length) await vq.moveVials(tx, recalled, { status: 'recalled', clinicId: input.clinicId }, m);
+        if (recalled.length) {
+          await vq.moveVials(tx, recalled, { status: 'recalled', clinicId: input.clinicId }, m);
+          await notices.addToNotice(tx, lotId, input.clinicId, taken.filter((v) => v.status === 'recalled').map((v) => v.barcode));
+        }
         await vq.addShipped(tx, lotId, ids.length);
         const row = await vq.insertShipment(tx, { id, lotId, clinicId: input.clinicId, vials: ids.length, vialIds: ids, shippedAt, recordedBy: actor.sub, recordedAt: clock.now() });
         await audit.record(tx, actor, { action: 'create', resourceType: 'shipment', resourceId: id, clinicId: input.clinicId, details: { lotId, vials: ids.length } });
@@ -376,8 +386,11 @@ export function createVialsService({ db, uow, audit, clock, lots }: VialsDeps) {
     },
 
     /** A procedure entered in error gave `count` vials back: the clinic holds them again (custody `received`). */
-    restock(tx: Tx, actor: Actor, procedureId: string, count: number, reason: string) {
-      return vq.restock(tx, procedureId, count, { action: 'received', at: clock.now(), by: actor.sub, reason });
+    async restock(tx: Tx, actor: Actor, procedureId: string, count: number, reason: string) {
+      const back = await vq.restock(tx, procedureId, count, { action: 'received', at: clock.now(), by: actor.sub, reason });
+      const recalled = back.filter((v) => v.status === 'recalled');
+      if (recalled.length) await notices.addToNotice(tx, recalled[0]!.lotId, recalled[0]!.clinicId!, recalled.map((v) => v.barcode));
+      return back;
     },
 
     /** The vials each procedure uses now. */
