@@ -1103,3 +1103,15 @@ describe('recall notices name every recalled vial a clinic holds', () => {
     expect(custody.at(-1)).toMatchObject({ action: 'received', clinicId: s.clinic, procedureId: done.body.id });
   });
 });
+
+describe('receipt without a body', () => {
+  it('a POST /receipt with no body records the arrival now', async () => {
+    const s = await clinicSetup(t, { vials: 1 });
+    const clinicLots = await t.token({ scope: 'lots:read lots:write', clinic: s.clinic, sub: 'store-keeper' });
+    const vial = ((await t.http.get(`/v1/lots/${s.lot.id}/vials`).set(...auth(clinicLots))).body.items as Vial[])[0]!;
+    const res = await t.http.post(`/v1/vials/${vial.id}/receipt`).set(...auth(clinicLots));
+    expect(res.status).toBe(200);
+    expect(res.body.receivedAt).not.toBeNull();
+    expect(Math.abs(Date.parse(res.body.receivedAt) - Date.now())).toBeLessThan(60_000);
+  });
+});

@@ -36,6 +36,14 @@ export interface Movement {
   movementId?: string | null;
 }
 
+/**
+ * A lot's vials all at once (made, released, recalled) can be a million rows: this transaction may take longer
+ * than the pool's statement timeout meant for requests (a recall must not fail because a lot is large).
+ */
+async function allowBulk(tx: Tx) {
+  await tx.execute(sql`set local statement_timeout = '600s'`);
+}
+
 const moved = (m: Movement) => sql`moved_action = ${m.action}, moved_at = ${m.at}, moved_by = ${m.by}, moved_reason = ${m.reason ?? null}, movement_id = ${m.movementId ?? null}`;
 
 /**
@@ -58,6 +66,7 @@ export async function insertForLot(
   const barcode = barcodes
     ? sql`(${sql.param(barcodes)}::text[])[s]`
     : sql`${lot.lotNumber} || '-' || lpad(s::text, greatest(4, length(s::text)), '0')`;
+  if (lot.vialCount > 10_000) await allowBulk(tx);
   try {
     await tx.execute(sql`
       insert into ${vials} (id, lot_id, manufacturer, sequence, barcode, status)
@@ -83,6 +92,7 @@ export async function barcodesTaken(exec: Executor, manufacturer: string, barcod
 
 /** Records a movement of every vial of the lot in one of `from` (released, recalled): answers the vials moved. */
 export async function moveAllOfLot(tx: Tx, lotId: string, from: readonly string[], m: Movement, status?: string): Promise<{ clinicId: string | null; barcode: string }[]> {
+  await allowBulk(tx);
   const result = await tx.execute(sql`
     update ${vials} set ${status ? sql`status = ${status}, ` : sql``}${moved(m)}
     where lot_id = ${lotId} and status = any(${sql.param([...from])}::text[])

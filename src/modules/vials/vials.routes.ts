@@ -166,8 +166,8 @@ export function vialsRoutes(app: FastifyInstance, { vials }: { vials: VialsServi
       summary: 'The clinic confirms the vial arrived (custody `received`)',
       description: 'Needs a clinic token. 409 `vial-already-received` the second time; 409 `vial-not-at-clinic` once it was used, discarded or returned.',
       params: VialParams,
-      body: ReceiptRequest,
+      body: ReceiptRequest.nullish().meta({ description: 'Optional: without a body the vial arrived now' }),
       response: { 200: Vial, ...problemResponses(403, 404, 409, 422) },
     },
-  }, async (req) => vials.receive(actorOf(req), req.params.id, req.body));
+  }, async (req) => vials.receive(actorOf(req), req.params.id, req.body ?? {}));
 }
