@@ -166,7 +166,7 @@ export function vialsRoutes(app: FastifyInstance, { vials }: { vials: VialsServi
       summary: 'The clinic confirms the vial arrived (custody `received`)',
       description: 'Needs a clinic token. 409 `vial-already-received` the second time; 409 `vial-not-at-clinic` once it was used, discarded or returned.',
       params: VialParams,
-      body: ReceiptRequest.nullish().meta({ description: 'Optional: without a body the vial arrived now' }),
+      body: ReceiptRequest.nullish().meta({ description: 'Optional: without a body the vial arrived now', example: { receivedAt: '2026-03-03T10:15:00Z' } }),
       response: { 200: Vial, ...problemResponses(403, 404, 409, 422) },
     },
   }, async (req) => vials.receive(actorOf(req), req.params.id, req.body ?? {}));
