@@ -17,6 +17,9 @@ beforeAll(async () => {
   s = await clinicSetup(t);
   reader = await t.token({ scope: 'patients:read clinical:read lots:read', clinic: 'clinic-a', sub: 'ehr-cursors' });
   other = (await writer(t, s.clinician).patient({ familyName: 'Cursorfam' }, { consent: true })).id;
+  // The first procedure is on 2026-03-01: its vial reached the clinic that morning, just after the release.
+  const early = await t.http.post(`/v1/lots/${s.lot.id}/shipments`).set(...auth(s.supplier)).send({ clinicId: s.clinic, vials: 5, shippedAt: '2026-03-01T09:30:00Z' });
+  expect(early.status).toBe(201);
   for (const [patient, day] of [[s.patientId, 1], [s.patientId, 2], [s.patientId, 3], [other, 4], [other, 5]] as const) {
     const res = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(patient, s.lot.id, { performedAt: `2026-03-0${day}T10:00:00Z` }));
     expect(res.status).toBe(201);

@@ -15,8 +15,9 @@ export default class SummaryReporter implements Reporter {
         else if (state === 'failed') failed++;
         else skipped++;
       }
-      // A file that failed to load has no tests; count it as a failure so it cannot pass silently.
-      if (!any && mod.state() === 'failed') failed++;
+      // A file that failed to load has no tests, and one whose beforeAll failed has only skipped ones: count the
+      // file as a failure, so that neither can pass silently as "0 failed".
+      if (mod.state() === 'failed' && !(any && [...mod.children.allTests()].some((t) => t.result().state === 'failed'))) failed++;
     }
     failed += unhandledErrors.length;
     process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
