@@ -1115,3 +1115,24 @@ describe('receipt without a body', () => {
     expect(Math.abs(Date.parse(res.body.receivedAt) - Date.now())).toBeLessThan(60_000);
   });
 });
+
+describe('entered in error, naming the vials not given', () => {
+  it('gives back exactly the named vial, refuses one the procedure did not use (naming it), and a count with a list that disagree is 400', async () => {
+    const s = await clinicSetup(t, { vials: 4 });
+    const all = (await t.http.get(`/v1/lots/${s.lot.id}/vials?status=at-clinic`).set(...auth(supplier))).body.items as Vial[];
+    const done = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id, { vialsUsed: undefined, vialBarcodes: [all[0]!.barcode, all[1]!.barcode] }));
+    expect(done.status).toBe(201);
+    const eie = (body: object) => t.http.post(`/v1/procedures/${done.body.id}/entered-in-error`).set(...auth(s.clinician)).send({ reason: 'Second vial not opened', ...body });
+    const notOurs = await eie({ returnedBarcodes: [all[2]!.barcode] });
+    expect(notOurs.status).toBe(422);
+    expect(notOurs.body.code).toBe('vial-not-available');
+    expect(notOurs.body.detail).toContain(all[2]!.barcode);
+    expect((await eie({ returnedBarcodes: [all[0]!.barcode], vialsReturned: 2 })).status).toBe(400);
+    const ok = await eie({ returnedBarcodes: [all[0]!.barcode] });
+    expect(ok.status).toBe(200);
+    expect(ok.body.vials).toEqual([{ id: all[1]!.id, barcode: all[1]!.barcode }]);
+    expect(ok.body.enteredInError.vialsReturned).toBe(1);
+    expect((await t.http.get(`/v1/vials/${all[0]!.id}`).set(...auth(supplier))).body).toMatchObject({ status: 'at-clinic', usedBy: null });
+    expect((await t.http.get(`/v1/vials/${all[1]!.id}`).set(...auth(supplier))).body).toMatchObject({ status: 'administered', usedBy: done.body.id });
+  });
+});

@@ -118,7 +118,18 @@ export const EnteredInErrorRequest = z
     vialsReturned: z
       .int()
       .min(0)
-      .default(0)
-      .meta({ description: 'Vials not actually used, returned to the clinic\'s stock; by default they stay counted as used' }),
+      .optional()
+      .meta({ description: 'How many of its vials were not actually used and go back to the clinic (highest sequences first unless named); by default none: they stay counted as used' }),
+    returnedVialIds: z.array(Uuid).min(1).max(1000).refine((xs) => new Set(xs).size === xs.length, 'each vial once').optional()
+      .meta({ description: 'The vials not actually used, by id: each one this procedure used' }),
+    returnedBarcodes: z.array(NonEmpty(100)).min(1).max(1000).refine((xs) => new Set(xs).size === xs.length, 'each barcode once').optional()
+      .meta({ description: 'The vials not actually used, by barcode: each one this procedure used' }),
   })
-  .meta({ example: {"reason": "Recorded against the wrong patient", "vialsReturned": 0}, id: 'EnteredInErrorRequest' });
+  .superRefine((r, ctx) => {
+    if (r.returnedVialIds && r.returnedBarcodes) ctx.addIssue({ code: 'custom', path: ['returnedBarcodes'], message: 'give returnedVialIds or returnedBarcodes, not both' });
+    const named = r.returnedVialIds ?? r.returnedBarcodes;
+    if (named && r.vialsReturned !== undefined && r.vialsReturned !== named.length) {
+      ctx.addIssue({ code: 'custom', path: ['vialsReturned'], message: `${named.length} vial(s) named; vialsReturned must match` });
+    }
+  })
+  .meta({ example: { reason: 'Recorded against the wrong patient', vialsReturned: 0 }, id: 'EnteredInErrorRequest' });

@@ -236,7 +236,17 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
       return versionReads.get<ProcedureDto>(actor, { clinicId: clinicOf(actor), id }, version);
     },
 
-    async enteredInError(actor: Actor, id: string, input: { reason: string; vialsReturned: number }, expectedVersion?: number): Promise<ProcedureDto> {
+    /**
+     * Marks the procedure entered in error (a new version; it stays). The vials it did not actually use go back
+     * to the clinic: named (`returnedVialIds`, `returnedBarcodes`: each one this procedure used, else 422
+     * `vial-not-available` naming it) or a number (`vialsReturned`, highest sequences first).
+     */
+    async enteredInError(
+      actor: Actor,
+      id: string,
+      input: { reason: string; vialsReturned?: number; returnedVialIds?: string[]; returnedBarcodes?: string[] },
+      expectedVersion?: number,
+    ): Promise<ProcedureDto> {
       const clinicId = clinicOf(actor);
       return uow.run(async (tx) => {
         const current = await q.lockProcedure(tx, clinicId, id);
@@ -245,13 +255,29 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
           throw new PreconditionFailed(`The procedure is at version ${current.version}, not ${expectedVersion}.`);
         }
         if (current.status === 'entered-in-error') throw new Conflict('The procedure is already marked entered-in-error.', 'already-entered-in-error');
-        if (input.vialsReturned > current.vialsUsed) {
+        const named: { vialIds: string[] } | { barcodes: string[] } | undefined = input.returnedVialIds
+          ? { vialIds: input.returnedVialIds }
+          : input.returnedBarcodes
+            ? { barcodes: input.returnedBarcodes }
+            : undefined;
+        const returned = input.returnedVialIds?.length ?? input.returnedBarcodes?.length ?? input.vialsReturned ?? 0;
+        if (returned > current.vialsUsed) {
           throw new RuleViolation('too-many-vials-returned', `The procedure used ${current.vialsUsed} vial(s).`, [{ path: 'body.vialsReturned', message: 'more than used' }]);
         }
-        if (input.vialsReturned > 0) {
-          await vials.restock(tx, actor, id, input.vialsReturned, `Procedure ${id} entered in error: ${input.reason}`);
+        if (returned > 0) {
+          const back = await vials.restock(tx, actor, id, named ?? { count: returned }, `Procedure ${id} entered in error: ${input.reason}`);
+          if (named && back.length < returned) {
+            const byId = 'vialIds' in named;
+            const got = new Set(back.map((v) => (byId ? v.id : v.barcode)));
+            const missing = ('vialIds' in named ? named.vialIds : named.barcodes).filter((v) => !got.has(v));
+            throw new RuleViolation(
+              'vial-not-available',
+              `${missing.length === 1 ? 'Vial' : 'Vials'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not one this procedure used.`,
+              missing.map((m) => ({ path: byId ? 'body.returnedVialIds' : 'body.returnedBarcodes', message: `${m}: not used by this procedure` })),
+            );
+          }
         }
-        const row = await q.markEnteredInError(tx, id, { reason: input.reason, at: clock.now(), by: actor.sub, vialsReturned: input.vialsReturned });
+        const row = await q.markEnteredInError(tx, id, { reason: input.reason, at: clock.now(), by: actor.sub, vialsReturned: returned });
         const dto = toProcedureDto(row, (await vials.ofProcedures(tx, [id])).get(id) ?? []);
         await history.record(tx, { resourceType: PROCEDURE, resourceId: id, version: row.version, clinicId, body: dto, by: actor.sub });
         await audit.record(tx, actor, {
@@ -259,7 +285,7 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
           resourceType: PROCEDURE,
           resourceId: id,
           clinicId,
-          details: { status: 'entered-in-error', vialsReturned: input.vialsReturned, patientId: row.patientId },
+          details: { status: 'entered-in-error', vialsReturned: returned, patientId: row.patientId },
         });
         return dto;
       });

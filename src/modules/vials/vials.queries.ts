@@ -246,13 +246,20 @@ export async function unavailable(exec: Executor, lotId: string, clinicId: strin
 }
 
 /**
- * Gives back to the clinic the `count` highest-sequence vials a procedure used (entered in error): at-clinic,
- * or recalled when the lot is recalled by now. Returns them.
+ * Gives back to the clinic vials a procedure used (entered in error), named or the `count` highest sequences:
+ * at-clinic, or recalled when the lot is recalled by now. Returns them (a named vial the procedure did not use
+ * is not among them).
  */
-export async function restock(tx: Tx, procedureId: string, count: number, m: Movement): Promise<(VialRef & { status: string; lotId: string; clinicId: string | null })[]> {
+export async function restock(tx: Tx, procedureId: string, which: Selection, m: Movement): Promise<(VialRef & { status: string; lotId: string; clinicId: string | null })[]> {
+  const chosen =
+    'vialIds' in which
+      ? sql`and id = any(${sql.param(which.vialIds)}::uuid[]) order by sequence`
+      : 'barcodes' in which
+        ? sql`and barcode = any(${sql.param(which.barcodes)}::text[]) order by sequence`
+        : sql`order by sequence desc limit ${which.count}`;
   const result = await tx.execute(sql`
     with picked as materialized (
-      select id from ${vials} where procedure_id = ${procedureId} order by sequence desc limit ${count} for update
+      select id from ${vials} where procedure_id = ${procedureId} ${chosen} for update
     )
     update ${vials} v set status = case when l.status = 'recalled' then 'recalled' else 'at-clinic' end, procedure_id = null, ${moved(m)}
     from picked, ${lots} l where v.id = picked.id and l.id = v.lot_id

@@ -385,9 +385,13 @@ export function createVialsService({ db, uow, audit, clock, lots, notices }: Via
       return vq.unavailable(db, lotId, clinicId, at, selection);
     },
 
-    /** A procedure entered in error gave `count` vials back: the clinic holds them again (custody `received`). */
-    async restock(tx: Tx, actor: Actor, procedureId: string, count: number, reason: string) {
-      const back = await vq.restock(tx, procedureId, count, { action: 'received', at: clock.now(), by: actor.sub, reason });
+    /**
+     * A procedure entered in error gave vials back (named, or a number: its highest sequences): the clinic holds
+     * them again (custody `received`, with the procedure); answers the vials given back (fewer when a named one
+     * was not this procedure's).
+     */
+    async restock(tx: Tx, actor: Actor, procedureId: string, which: vq.Selection, reason: string) {
+      const back = await vq.restock(tx, procedureId, which, { action: 'received', at: clock.now(), by: actor.sub, reason });
       const recalled = back.filter((v) => v.status === 'recalled');
       if (recalled.length) await notices.addToNotice(tx, recalled[0]!.lotId, recalled[0]!.clinicId!, recalled.map((v) => v.barcode));
       return back;
