@@ -58,7 +58,7 @@ export interface ProceduresDeps {
   clock: Clock;
   patients: Pick<PatientsService, 'withConsentAt' | 'withConsentFromRaw' | 'consentInForceAt'>;
   lots: Pick<LotsService, 'forUseAt' | 'forUseFromRaw' | 'releasedAt'>;
-  vials: Pick<VialsService, 'administered' | 'administeredValues' | 'restock' | 'claimable' | 'unavailable' | 'ofProcedures'>;
+  vials: Pick<VialsService, 'administered' | 'administeredValues' | 'restock' | 'claimable' | 'unavailable' | 'notAvailable' | 'ofProcedures'>;
 }
 
 export type ProceduresService = ReturnType<typeof createProceduresService>;
@@ -175,12 +175,7 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
               if (named) {
                 const missing = await vials.unavailable(input.lotId, clinicId, performedAt, named);
                 if (!missing.length) return undefined;
-                const field = input.vialIds ? 'body.vialIds' : 'body.vialBarcodes';
-                return new RuleViolation(
-                  'vial-not-available',
-                  `${missing.length === 1 ? 'Vial' : 'Vials'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not an unused vial of this lot at your clinic by performedAt.`,
-                  missing.map((m) => ({ path: field, message: `${m}: not an unused vial of this lot at your clinic by performedAt` })),
-                );
+                return vials.notAvailable(missing, 'an unused vial of this lot at your clinic by performedAt', input.vialIds ? 'body.vialIds' : 'body.vialBarcodes');
               }
               const onHand = await vials.claimable(input.lotId, clinicId, performedAt, count);
               if (onHand >= count) return undefined;
@@ -270,11 +265,7 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
             const byId = 'vialIds' in named;
             const got = new Set(back.map((v) => (byId ? v.id : v.barcode)));
             const missing = ('vialIds' in named ? named.vialIds : named.barcodes).filter((v) => !got.has(v));
-            throw new RuleViolation(
-              'vial-not-available',
-              `${missing.length === 1 ? 'Vial' : 'Vials'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not one this procedure used.`,
-              missing.map((m) => ({ path: byId ? 'body.returnedVialIds' : 'body.returnedBarcodes', message: `${m}: not used by this procedure` })),
-            );
+            throw vials.notAvailable(missing, 'one this procedure used', byId ? 'body.returnedVialIds' : 'body.returnedBarcodes');
           }
         }
         const row = await q.markEnteredInError(tx, id, { reason: input.reason, at: clock.now(), by: actor.sub, vialsReturned: returned });

@@ -397,30 +397,23 @@ export async function addShipped(tx: Tx, lotId: string, count: number) {
   await tx.update(lots).set({ vialsShipped: sql`${lots.vialsShipped} + ${count}` }).where(eq(lots.id, lotId));
 }
 
-export async function listShipments(exec: Executor, lotId: string, clinicId: string | null, page: PageRequest): Promise<ShipmentRow[]> {
-  return exec
-    .select()
-    .from(shipments)
-    .where(and(eq(shipments.lotId, lotId), clinicId ? eq(shipments.clinicId, clinicId) : undefined, page.after ? gt(shipments.id, page.after) : undefined))
-    .orderBy(asc(shipments.id))
-    .limit(page.limit + 1);
+/** A record of vials moving: a shipment, a discard or a return. */
+type MovementTable = typeof shipments | typeof discards | typeof vialReturns;
+
+/** A lot's movements of one kind in id order, a page at a time; a clinic token's own clinic only. */
+function listMovements<T extends MovementTable>(table: T) {
+  // The three tables share the columns read here; drizzle cannot select from a union of tables.
+  const t = table as unknown as typeof shipments;
+  return (exec: Executor, lotId: string, clinicId: string | null, page: PageRequest): Promise<T['$inferSelect'][]> =>
+    exec
+      .select()
+      .from(t)
+      .where(and(eq(t.lotId, lotId), clinicId ? eq(t.clinicId, clinicId) : undefined, page.after ? gt(t.id, page.after) : undefined))
+      .orderBy(asc(t.id))
+      .limit(page.limit + 1);
 }
 
-export async function listDiscards(exec: Executor, lotId: string, clinicId: string | null, page: PageRequest): Promise<DiscardRow[]> {
-  return exec
-    .select()
-    .from(discards)
-    .where(and(eq(discards.lotId, lotId), clinicId ? eq(discards.clinicId, clinicId) : undefined, page.after ? gt(discards.id, page.after) : undefined))
-    .orderBy(asc(discards.id))
-    .limit(page.limit + 1);
-}
-
-export async function listReturns(exec: Executor, lotId: string, clinicId: string | null, page: PageRequest): Promise<ReturnRow[]> {
-  return exec
-    .select()
-    .from(vialReturns)
-    .where(and(eq(vialReturns.lotId, lotId), clinicId ? eq(vialReturns.clinicId, clinicId) : undefined, page.after ? gt(vialReturns.id, page.after) : undefined))
-    .orderBy(asc(vialReturns.id))
-    .limit(page.limit + 1);
-}
+export const listShipments = listMovements(shipments);
+export const listDiscards = listMovements(discards);
+export const listReturns = listMovements(vialReturns);
 

@@ -101,7 +101,19 @@ function selectionOf(input: VialChoice): vq.Selection {
 }
 
 /** The body field a selection came from, for the 422's `errors`. */
-const fieldOf = (s: vq.Selection, numberField = 'vials') => ('vialIds' in s ? 'body.vialIds' : 'barcodes' in s ? 'body.barcodes' : `body.${numberField}`);
+const fieldOf = (s: vq.Selection) => ('vialIds' in s ? 'body.vialIds' : 'barcodes' in s ? 'body.barcodes' : 'body.vials');
+
+/**
+ * 422 `vial-not-available` naming each of `missing` as the request named it (an id or a barcode), each `where`
+ * it is not (e.g. "unused at clinic-a in this lot"), under the body `field` that named it.
+ */
+export function vialsNotAvailable(missing: string[], where: string, field: string): RuleViolation {
+  return new RuleViolation(
+    'vial-not-available',
+    `${missing.length === 1 ? 'Vial' : 'Vials'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not ${where}.`,
+    missing.map((m) => ({ path: field, message: `${m}: not ${where}` })),
+  );
+}
 
 /**
  * The named vials that may not move (unknown, of another lot, at another clinic, or not in a status `from`
@@ -118,13 +130,7 @@ function refuseUnavailable(
   const wanted = byId ? selection.vialIds : selection.barcodes;
   const good = new Set(locked.filter(ok).map((v) => (byId ? v.id : v.barcode)));
   const missing = wanted.filter((w) => !good.has(w));
-  if (missing.length) {
-    throw new RuleViolation(
-      'vial-not-available',
-      `${missing.length === 1 ? 'Vial' : 'Vials'} ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not ${where}.`,
-      missing.map((m) => ({ path: fieldOf(selection), message: `${m}: not ${where}` })),
-    );
-  }
+  if (missing.length) throw vialsNotAvailable(missing, where, fieldOf(selection));
 }
 
 export interface VialsDeps {
@@ -164,7 +170,6 @@ export function createVialsService({ db, uow, audit, clock, lots, notices }: Via
 
   /** Locks the vials a movement names or takes and refuses any that may not move: answers them in sequence order. */
   async function take(tx: Tx, lotId: string, selection: vq.Selection, from: readonly string[], clinicId: string | null, where: string, shippedBy?: Date) {
-    const numberField = 'vials';
     const locked = await vq.lockSelected(tx, lotId, from, clinicId, selection, shippedBy);
     const inTime = (v: { shippedAt: Date | null }) => !shippedBy || (v.shippedAt !== null && v.shippedAt <= shippedBy);
     refuseUnavailable(selection, locked, (v) => from.includes(v.status) && v.clinicId === clinicId && inTime(v), where);
@@ -174,7 +179,7 @@ export function createVialsService({ db, uow, audit, clock, lots, notices }: Via
         clinicId
           ? `${clinicId} holds ${locked.length} vial(s) of this lot; ${selection.count} requested.`
           : `Only ${locked.length} of the lot's vials are in stock; ${selection.count} requested.`,
-        [{ path: `body.${numberField}`, message: clinicId ? 'more than on hand' : 'more than remain unshipped' }],
+        [{ path: 'body.vials', message: clinicId ? 'more than on hand' : 'more than remain unshipped' }],
       );
     }
     return locked;
@@ -370,6 +375,9 @@ export function createVialsService({ db, uow, audit, clock, lots, notices }: Via
     async recalled(tx: Tx, actor: Actor, lotId: string, at: Date, reason: string) {
       return vq.moveAllOfLot(tx, lotId, ['in-stock', 'at-clinic'], { action: 'recalled', at, by: actor.sub, reason }, 'recalled');
     },
+
+    /** 422 `vial-not-available` naming each vial of `missing` (see vialsNotAvailable). */
+    notAvailable: vialsNotAvailable,
 
     /** The vials a procedure uses, claimed in its statement: a named part (see vials.queries administeredPart), and its values. */
     administered: vq.administeredPart,
