@@ -16,6 +16,11 @@ import { healthRoutes } from './http/health.js';
 import { lingeringClosePlugin } from './http/lingering-close.js';
 import { negotiationPlugin } from './http/negotiation.js';
 import { createAuditLog } from './modules/audit/audit.service.js';
+import { createEventFeed, createEventLog } from './modules/events/events.service.js';
+import { eventsRoutes } from './modules/events/events.routes.js';
+import { createWebhooksService } from './modules/webhooks/webhooks.service.js';
+import { webhooksRoutes } from './modules/webhooks/webhooks.routes.js';
+import { createDispatcher, type DispatchOptions } from './modules/webhooks/dispatcher.js';
 import { createAuditLogService } from './modules/audit/audit-log.service.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { createTraceabilityService } from './modules/traceability/traceability.service.js';
@@ -59,6 +64,18 @@ export interface AppOptions {
   auditSealIntervalMs?: number;
   /** Lot release limit for endotoxin (EU/mL). */
   endotoxinLimitEuPerMl?: number;
+  /**
+   * Webhooks: the URL rule (`allowPrivateUrls`) and how this instance delivers; `pollIntervalMs: 0` (the
+   * default) leaves delivery to other instances. Default: https to public addresses only, no delivery.
+   */
+  webhooks?: DispatchOptions;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** This instance's webhook dispatcher (tests drive `tick()` and `idle()` themselves). */
+    webhookDispatcher: import('./modules/webhooks/dispatcher.js').Dispatcher;
+  }
 }
 
 export const BODY_LIMIT_BYTES = 1024 * 1024;
@@ -117,6 +134,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const clock = opts.clock ?? systemClock;
   const uow = createUnitOfWork(db);
   const audit = createAuditLog();
+  // The transactional outbox: services emit events in the transaction of the change they tell (modules/events).
+  const events = createEventLog();
   const history = createHistory();
   const patients = createPatientsService({ db, uow, audit, history, clock });
   const consents = createConsentsService({ db, uow, audit, history, clock, patients });
@@ -127,6 +146,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     db,
     uow,
     audit,
+    events,
     history,
     clock,
     onIneligible: { quarantineLotsOfDonor: (tx, actor, id, at, reason) => lots.quarantineLotsOfDonor(tx, actor, id, at, reason) },
@@ -135,6 +155,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     db,
     uow,
     audit,
+    events,
     history,
     clock,
     donors,
@@ -147,12 +168,23 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       recalled: (tx, actor, lotId, at, reason) => vials.recalled(tx, actor, lotId, at, reason),
     },
   });
-  const vials = createVialsService({ db, uow, audit, clock, lots, notices: { addToNotice: (tx, lotId, clinicId, barcodes) => notices.addToNotice(tx, lotId, clinicId, barcodes) } });
-  const notices = createRecallNoticesService({ db, uow, audit, clock, lots });
-  const procedures = createProceduresService({ db, uow, audit, history, clock, patients, lots, vials });
-  const outcomes = createOutcomesService({ db, uow, audit, clock, patients, procedures });
-  const adverseEvents = createAdverseEventsService({ db, uow, audit, history, clock, procedures });
+  const vials = createVialsService({ db, uow, audit, events, clock, lots, notices: { addToNotice: (tx, lotId, clinicId, barcodes) => notices.addToNotice(tx, lotId, clinicId, barcodes) } });
+  const notices = createRecallNoticesService({ db, uow, audit, events, clock, lots });
+  const procedures = createProceduresService({ db, uow, audit, events, history, clock, patients, lots, vials });
+  const outcomes = createOutcomesService({ db, uow, audit, events, clock, patients, procedures });
+  const adverseEvents = createAdverseEventsService({ db, uow, audit, events, history, clock, procedures });
   const auditLog = createAuditLogService({ db, audit });
+  const feed = createEventFeed({ db });
+  const webhookOptions: DispatchOptions = opts.webhooks ?? { allowPrivateUrls: false, pollIntervalMs: 0 };
+  const webhooks = createWebhooksService({ db, uow, audit, clock, allowPrivateUrls: webhookOptions.allowPrivateUrls, positionOf: (id, clinicId) => feed.positionOf(id, clinicId) });
+
+  // Every instance may deliver; PostgreSQL hands each delivery to one of them at a time (modules/webhooks/dispatcher.ts).
+  const dispatcher = createDispatcher(db, app.log, webhookOptions);
+  if ((webhookOptions.pollIntervalMs ?? 0) > 0) {
+    app.addHook('onReady', async () => dispatcher.start());
+    app.addHook('onClose', async () => dispatcher.stop());
+  }
+  app.decorate('webhookDispatcher', dispatcher);
   const reports = createTraceabilityService({ db, pool: opts.pool, audit, clock, lots, donors, vials, patients });
   const fhirSearch = createFhirSearch({ patients, procedures, outcomes, adverseEvents, lots, donors });
   const fhir = createFhirService({ patients, procedures, outcomes, adverseEvents, lots, search: fhirSearch });
@@ -213,6 +245,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       outcomesRoutes(v1, { outcomes });
       adverseEventsRoutes(v1, { adverseEvents });
       auditRoutes(v1, { auditLog });
+      eventsRoutes(v1, { feed });
+      webhooksRoutes(v1, { webhooks });
       traceabilityRoutes(v1, { reports });
     },
     { prefix: '/v1' },

@@ -64,6 +64,7 @@ async function main() {
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     endotoxinLimitEuPerMl: env.ENDOTOXIN_LIMIT_EU_PER_ML,
     auditSealIntervalMs: env.AUDIT_SEAL_INTERVAL_MS,
+    webhooks: { allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS, pollIntervalMs: env.WEBHOOK_POLL_INTERVAL_MS, attemptTimeoutMs: env.WEBHOOK_ATTEMPT_TIMEOUT_MS },
   });
   await app.listen({ port: env.PORT, host: env.HOST });
   log.info(

@@ -9,6 +9,9 @@ export const SCOPES = [
   'lots:write',
   'reports:read',
   'audit:read',
+  'events:read',
+  'webhooks:read',
+  'webhooks:write',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 

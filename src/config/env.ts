@@ -32,6 +32,11 @@ export const envSchema = z
     RATE_LIMIT_PER_MINUTE: intFrom(60000, 0),
     ENDOTOXIN_LIMIT_EU_PER_ML: z.coerce.number().positive().default(0.5),
     AUDIT_SEAL_INTERVAL_MS: intFrom(250, 0, 60_000),
+    WEBHOOK_ALLOW_PRIVATE_URLS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+    /** How often an idle instance looks for webhook deliveries to make; 0 leaves delivery to other instances. */
+    WEBHOOK_POLL_INTERVAL_MS: intFrom(250, 0, 60_000),
+    /** One delivery attempt's limit (the contract's 10 s; shorter only for tests). */
+    WEBHOOK_ATTEMPT_TIMEOUT_MS: intFrom(10_000, 100, 60_000),
   })
   .superRefine((env, ctx) => {
     if (env.AUTH_JWKS_URL && env.AUTH_PUBLIC_KEY_FILE) {
@@ -48,6 +53,9 @@ export const envSchema = z
       }
       if (!env.AUTH_ISSUER) ctx.addIssue({ code: 'custom', path: ['AUTH_ISSUER'], message: 'required with external keys and in production' });
       if (!env.AUTH_AUDIENCE) ctx.addIssue({ code: 'custom', path: ['AUTH_AUDIENCE'], message: 'required with external keys and in production' });
+    }
+    if (env.NODE_ENV === 'production' && env.WEBHOOK_ALLOW_PRIVATE_URLS) {
+      ctx.addIssue({ code: 'custom', path: ['WEBHOOK_ALLOW_PRIVATE_URLS'], message: 'is for development and tests; production webhooks must be https to public addresses' });
     }
     if (env.NODE_ENV === 'production' && !env.DATABASE_URL) {
       ctx.addIssue({ code: 'custom', path: ['DATABASE_URL'], message: 'required in production (the embedded database is for development)' });

@@ -65,7 +65,7 @@ export interface TestApp {
 
 /** A real app on this file's own cloned database, with tokens from a test key. */
 export async function createTestApp(
-  opts: { clock?: Clock; rateLimitPerMinute?: number; databaseUrl?: string; auditSealIntervalMs?: number } = {},
+  opts: { clock?: Clock; rateLimitPerMinute?: number; databaseUrl?: string; auditSealIntervalMs?: number; webhooks?: AppOptions['webhooks'] } = {},
 ): Promise<TestApp> {
   const databaseUrl = opts.databaseUrl ?? (await cloneTemplateDatabase()).url;
   const pool = createPool(databaseUrl, { max: 20, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
@@ -85,6 +85,7 @@ export async function createTestApp(
     clock: opts.clock,
     rateLimitPerMinute: opts.rateLimitPerMinute ?? 0,
     auditSealIntervalMs: opts.auditSealIntervalMs ?? 0,
+    webhooks: opts.webhooks,
   };
   const app = await buildApp(base);
   await app.ready();

@@ -12,6 +12,7 @@ import { clinicOf } from '../../auth/principal.js';
 import type { Condition, SearchQuery, SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
+import type { EventLog, NewEvent } from '../events/events.service.js';
 import { historyReads, type History, type VersionPage } from '../history/history.service.js';
 import type { ProceduresService } from '../procedures/procedures.service.js';
 import * as q from './adverse-events.queries.js';
@@ -40,10 +41,23 @@ export function toAdverseEventDto(a: q.AdverseEventRow): AdverseEventDto {
   };
 }
 
+/** An adverse event's event: codes only (grade, seriousness, relatedness), never the description text. */
+function adverseEventEvent(type: 'adverse-event.created' | 'adverse-event.updated', a: q.AdverseEventRow): NewEvent {
+  return {
+    type,
+    clinicId: a.clinicId,
+    subject: { type: 'AdverseEvent', id: a.id },
+    lotIds: [a.lotId],
+    data: { adverseEventId: a.id, patientId: a.patientId, procedureId: a.procedureId, grade: a.severityGrade, serious: a.serious, relatedness: a.relatedness, version: a.version },
+  };
+}
+
 export interface AdverseEventsDeps {
   db: Db;
   uow: UnitOfWork;
   audit: AuditLog;
+  /** Recording one tells `adverse-event.created`, a change to it `adverse-event.updated`, in its transaction. */
+  events: EventLog;
   history: History;
   clock: Clock;
   procedures: Pick<ProceduresService, 'findInClinic'>;
@@ -51,7 +65,7 @@ export interface AdverseEventsDeps {
 
 export type AdverseEventsService = ReturnType<typeof createAdverseEventsService>;
 
-export function createAdverseEventsService({ db, uow, audit, history, clock, procedures }: AdverseEventsDeps) {
+export function createAdverseEventsService({ db, uow, audit, events, history, clock, procedures }: AdverseEventsDeps) {
   const readAdverseEvent = audit.readStatement({ resourceType: ADVERSE_EVENT, details: q.readDetails }, q.byId);
   const searchAdverseEvents = audit.searchStatement(ADVERSE_EVENT, q.search);
   const versionReads = historyReads(db, audit, { resourceType: ADVERSE_EVENT, noun: 'adverse event', record: q.byId, details: q.readDetails });
@@ -90,6 +104,7 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
           clinicId,
           details: { procedureId: row.procedureId, patientId: row.patientId, lotId: row.lotId, serious: row.serious, severityGrade: row.severityGrade },
         });
+        await events.emit(tx, adverseEventEvent('adverse-event.created', row));
         return dto;
       }, idem);
     },
@@ -152,6 +167,7 @@ export function createAdverseEventsService({ db, uow, audit, history, clock, pro
         const dto = toAdverseEventDto(row);
         await history.record(tx, { resourceType: ADVERSE_EVENT, resourceId: id, version: row.version, clinicId, body: dto, by: actor.sub });
         await audit.record(tx, actor, { action: 'update', resourceType: ADVERSE_EVENT, resourceId: id, clinicId, details: { changedFields: Object.keys(changes), version: row.version, patientId: row.patientId } });
+        await events.emit(tx, adverseEventEvent('adverse-event.updated', row));
         return dto;
       });
     },

@@ -9,6 +9,7 @@ import { NotFound, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
 import { effectiveTime, todayIso } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
+import type { EventLog } from '../events/events.service.js';
 import type { History } from '../history/history.service.js';
 import * as q from './donors.queries.js';
 import type { DonorCreate, DonorDto, EligibilityCreate, EligibilityDto, ScreeningTestCreate, ScreeningTestDto } from './donors.schemas.js';
@@ -60,17 +61,19 @@ function toDonorDto(d: q.DonorRow, tests: q.TestRow[], determinations: q.Determi
 
 /**
  * The reaction to "a donor was found ineligible": the lots module quarantines the donor's released lots in the
- * same transaction and answers their ids (wired once in app.ts; required, so a determination never goes
- * without it).
+ * same transaction and answers their ids, and the ids of every lot made from the donor (wired once in app.ts;
+ * required, so a determination never goes without it).
  */
 export interface DonorIneligibleReaction {
-  quarantineLotsOfDonor(tx: Tx, actor: Actor, donorId: string, at: Date, reason: string): Promise<string[]>;
+  quarantineLotsOfDonor(tx: Tx, actor: Actor, donorId: string, at: Date, reason: string): Promise<{ quarantinedLotIds: string[]; lotIds: string[] }>;
 }
 
 export interface DonorsDeps {
   db: Db;
   uow: UnitOfWork;
   audit: AuditLog;
+  /** An ineligible determination tells `donor.ineligible`, in its transaction. */
+  events: EventLog;
   history: History;
   clock: Clock;
   onIneligible: DonorIneligibleReaction;
@@ -78,7 +81,7 @@ export interface DonorsDeps {
 
 export type DonorsService = ReturnType<typeof createDonorsService>;
 
-export function createDonorsService({ db, uow, audit, history, clock, onIneligible }: DonorsDeps) {
+export function createDonorsService({ db, uow, audit, events, history, clock, onIneligible }: DonorsDeps) {
   async function load(exec: Executor, row: q.DonorRow): Promise<DonorDto> {
     const [tests, determinations] = await Promise.all([q.testsOf(exec, [row.id]), q.determinationsOf(exec, [row.id])]);
     return toDonorDto(row, tests, determinations);
@@ -186,8 +189,16 @@ export function createDonorsService({ db, uow, audit, history, clock, onIneligib
           recordedAt: now,
           recordedBy: actor.sub,
         });
-        const quarantinedLotIds =
-          input.status === 'ineligible' ? await onIneligible.quarantineLotsOfDonor(tx, actor, donorId, determinedAt, `Donor ${donor.din} determined ineligible: ${input.reason}`) : [];
+        let quarantinedLotIds: string[] = [];
+        if (input.status === 'ineligible') {
+          const lots = await onIneligible.quarantineLotsOfDonor(tx, actor, donorId, determinedAt, `Donor ${donor.din} determined ineligible: ${input.reason}`);
+          quarantinedLotIds = lots.quarantinedLotIds;
+          // Told when it changes something (the donor was not ineligible, or lots went back to quarantine): a
+          // supplier event about every lot of the donor, so each clinic that received one sees it.
+          if (latest?.status !== 'ineligible' || quarantinedLotIds.length) {
+            await events.emit(tx, { type: 'donor.ineligible', clinicId: null, subject: { type: 'Donor', id: donorId }, lotIds: lots.lotIds, data: { donorId, quarantinedLotIds } });
+          }
+        }
         const row = await q.bumpDonorVersion(tx, donorId, now);
         await recordChange(tx, actor, row, { determination: determination.id, status: input.status, quarantinedLotIds });
         return { ...toEligibilityDto(determination), quarantinedLotIds };

@@ -172,6 +172,12 @@ export async function updateLot(tx: Tx, id: string, changes: Partial<typeof lots
   return row!;
 }
 
+/** The ids of every lot made from the donor, in id order. */
+export async function lotIdsOfDonor(exec: Executor, donorId: string): Promise<string[]> {
+  const rows = await exec.select({ lotId: lotDonors.lotId }).from(lotDonors).where(eq(lotDonors.donorId, donorId)).orderBy(asc(lotDonors.lotId));
+  return rows.map((r) => r.lotId);
+}
+
 /** Released lots made from the donor, locked for a status change. */
 export async function lockReleasedLotsOfDonor(tx: Tx, donorId: string): Promise<LotRow[]> {
   return tx

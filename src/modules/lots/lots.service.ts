@@ -10,6 +10,7 @@ import { newId } from '../../shared/ids.js';
 import { effectiveTime, todayIso } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { DonorsService } from '../donors/donors.service.js';
+import type { EventLog, EventType } from '../events/events.service.js';
 import { historyReads, type History, type VersionPage } from '../history/history.service.js';
 import * as q from './lots.queries.js';
 import { CharacterizationInput, ReleaseTestsInput, type LotCreate, type LotDto, type LotFilters, type LotPatch, type LotSummary } from './lots.schemas.js';
@@ -22,6 +23,9 @@ import { pageOf, type Condition, type SearchQuery, type SearchResult } from '../
 export const LOT = 'lot';
 
 type StatusCause = 'created' | 'manual' | 'donor-ineligible';
+
+/** The event each status change tells (contract "Events and webhooks"). */
+const STATUS_EVENT: Record<LotStatus, EventType> = { released: 'lot.released', quarantine: 'lot.quarantined', recalled: 'lot.recalled' };
 
 function toLotDto(l: q.LotRow, donorIds: string[], changes: q.StatusChangeRow[]): LotDto {
   return {
@@ -73,6 +77,8 @@ export interface LotsDeps {
   db: Db;
   uow: UnitOfWork;
   audit: AuditLog;
+  /** Each status change tells `lot.released` / `lot.quarantined` / `lot.recalled`, in its transaction. */
+  events: EventLog;
   history: History;
   clock: Clock;
   donors: Pick<DonorsService, 'statusesAt' | 'existingIds'>;
@@ -155,10 +161,21 @@ export function createLotsService(deps: LotsDeps) {
     }
   }
 
+  /**
+   * The one place a lot's status changes after it is recorded: the change, the new version, its audit entry and
+   * its event (a supplier event, seen by the clinics the lot was shipped to; codes only, never the reason text).
+   */
   async function changeStatus(tx: Tx, actor: Actor, lot: q.LotRow, to: LotStatus, at: Date, reason: string | null, cause: StatusCause) {
     const now = clock.now();
     await q.insertStatusChange(tx, { id: newId(), lotId: lot.id, status: to, effectiveAt: at, reason, cause, changedBy: actor.sub, recordedAt: now });
     const row = await q.updateLot(tx, lot.id, { status: to, updatedAt: now, updatedBy: actor.sub });
+    await deps.events.emit(tx, {
+      type: STATUS_EVENT[to],
+      clinicId: null,
+      subject: { type: 'Lot', id: lot.id },
+      lotIds: [lot.id],
+      data: { lotId: lot.id, lotNumber: lot.lotNumber, productName: lot.productName, status: to, cause, effectiveAt: at.toISOString() },
+    });
     return recordVersion(tx, actor, row, 'state-change', { status: to, from: lot.status, cause, effectiveAt: at.toISOString() });
   }
 
@@ -333,15 +350,18 @@ export function createLotsService(deps: LotsDeps) {
       });
     },
 
-    /** A donor became ineligible at `at`: its released lots go back to quarantine, in the caller's transaction. */
-    async quarantineLotsOfDonor(tx: Tx, actor: Actor, donorId: string, at: Date, reason: string): Promise<string[]> {
+    /**
+     * A donor became ineligible at `at`: its released lots go back to quarantine, in the caller's transaction.
+     * Answers their ids (`quarantinedLotIds`) and the ids of every lot made from the donor (`lotIds`).
+     */
+    async quarantineLotsOfDonor(tx: Tx, actor: Actor, donorId: string, at: Date, reason: string): Promise<{ quarantinedLotIds: string[]; lotIds: string[] }> {
       const affected = await q.lockReleasedLotsOfDonor(tx, donorId);
       for (const lot of affected) {
         const last = await q.lastStatusChange(tx, lot.id);
         const effective = last && last.effectiveAt > at ? last.effectiveAt : at;
         await changeStatus(tx, actor, lot, 'quarantine', effective, reason, 'donor-ineligible');
       }
-      return affected.map((l) => l.id);
+      return { quarantinedLotIds: affected.map((l) => l.id), lotIds: await q.lotIdsOfDonor(tx, donorId) };
     },
 
     /**

@@ -70,11 +70,11 @@ export function gateStatement(procedure: Part<{ clinicId: string; id: string }>)
 const insertPart = part<{ row: OutcomeRow }>({ row: columnKeys(outcomes) }, (p) => builder.insert(outcomes).values(p.row));
 
 /**
- * A new score and its audit entry in one statement (UnitOfWork.once), while its procedure stands: marked
- * entered-in-error since it was read, the guard `procedure-completed` fails and the change is prepared again.
+ * A new score, its audit entry and its event in one statement (UnitOfWork.once), while its procedure stands:
+ * marked entered-in-error since it was read, the guard `procedure-completed` fails and the change is prepared again.
  */
-export function createStatement<A>(parts: { audit: Part<A>; procedureCompleted: Part<{ clinicId: string; id: string }> }) {
-  return onceStatement({ outcome: insertPart, audit: parts.audit }, { 'procedure-completed': parts.procedureCompleted });
+export function createStatement<A, E>(parts: { audit: Part<A>; event: Part<E>; procedureCompleted: Part<{ clinicId: string; id: string }> }) {
+  return onceStatement({ outcome: insertPart, audit: parts.audit, event: parts.event }, { 'procedure-completed': parts.procedureCompleted });
 }
 
 /** Rows of selectBaselines (raw or from json_agg) keyed `procedureId|instrument`. */

@@ -10,6 +10,7 @@ import { clinicOf } from '../../auth/principal.js';
 import type { Condition, SearchQuery, SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
+import type { EventLog } from '../events/events.service.js';
 import type { PatientsService } from '../patients/patients.service.js';
 import type { ProceduresService } from '../procedures/procedures.service.js';
 import { INSTRUMENTS, changeFromBaseline, daysAfter, inWindow, isResponder, type InstrumentCode, type Timepoint } from './instruments.js';
@@ -22,6 +23,8 @@ export interface OutcomesDeps {
   db: Db;
   uow: UnitOfWork;
   audit: AuditLog;
+  /** A score recorded tells `outcome.created` (codes only, never the score), in its statement. */
+  events: EventLog;
   clock: Clock;
   patients: Pick<PatientsService, 'visiblePatient'>;
   procedures: Pick<ProceduresService, 'visible' | 'performedAtOf' | 'completed' | 'byId' | 'fromRaw'>;
@@ -29,12 +32,12 @@ export interface OutcomesDeps {
 
 export type OutcomesService = ReturnType<typeof createOutcomesService>;
 
-export function createOutcomesService({ db, uow, audit, clock, patients, procedures }: OutcomesDeps) {
+export function createOutcomesService({ db, uow, audit, events, clock, patients, procedures }: OutcomesDeps) {
   const readOutcome = audit.readStatement({ resourceType: OUTCOME, details: q.readDetails }, q.byId);
   /** What a new score is judged on, in one statement: the clinic's procedure and its latest baselines. */
   const gateStatement = q.gateStatement(procedures.byId);
-  /** A new score and its audit entry, while its procedure stands. */
-  const createStatement = q.createStatement({ audit: audit.entry, procedureCompleted: procedures.completed });
+  /** A new score, its audit entry and its event, while its procedure stands. */
+  const createStatement = q.createStatement({ audit: audit.entry, event: events.part, procedureCompleted: procedures.completed });
 
   /** Adds the derived fields: days after the procedure, window, change from baseline, responder. */
   async function derive(exec: Executor, clinicId: string, rows: q.OutcomeRow[]): Promise<OutcomeDto[]> {
@@ -123,6 +126,13 @@ export function createOutcomesService({ db, uow, audit, clock, patients, procedu
               actor,
               entry: { action: 'create' as const, resourceType: OUTCOME, resourceId: row.id, clinicId, details: { procedureId: row.procedureId, patientId: row.patientId, instrument: row.instrument } },
             },
+            event: events.values({
+              type: 'outcome.created',
+              clinicId,
+              subject: { type: 'Outcome', id: row.id },
+              lotIds: [procedure.lotId],
+              data: { outcomeId: row.id, patientId: row.patientId, procedureId: row.procedureId, instrument: row.instrument, timepoint: row.timepoint },
+            }),
             'procedure-completed': { clinicId, id: row.procedureId },
           },
           result: toDto(row, procedure.performedAt, baselines),

@@ -90,19 +90,20 @@ const withClaimedVials = (prepared: unknown) =>
 /**
  * A new procedure in one statement (UnitOfWork.once): the vials it uses claimed (`used_vials`: a part returning
  * `{ id, barcode, sequence }` per vial, none when it could not take them all), the procedure, its first
- * version and its audit entry; then, in this order, the guards: the lot still released at performedAt
+ * version, its audit entry and its event; then, in this order, the guards: the lot still released at performedAt
  * (share-locking the lot row before any vial, as a recall locks them), the vials were claimed, consent still
  * in force. The version and the answer are the prepared procedure with the claimed vials.
  */
-export function createStatement<S, Ve extends { body: object }, A>(parts: {
+export function createStatement<S, Ve extends { body: object }, A, E>(parts: {
   administered: Part<S>;
   version: Part<Ve>;
   audit: Part<A>;
+  event: Part<E>;
   lotReleased: Part<LotAt>;
   consent: Part<PatientAt>;
 }) {
   return onceStatement(
-    { used_vials: parts.administered, procedure: insertPart, version: rewritten(parts.version, 'body', withClaimedVials), audit: parts.audit },
+    { used_vials: parts.administered, procedure: insertPart, version: rewritten(parts.version, 'body', withClaimedVials), audit: parts.audit, event: parts.event },
     { 'lot-released': parts.lotReleased, vials: { returned: 'used_vials' }, consent: parts.consent },
     { result: withClaimedVials },
   );

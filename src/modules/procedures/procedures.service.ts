@@ -10,6 +10,7 @@ import { clinicOf } from '../../auth/principal.js';
 import type { Condition, SearchQuery, SearchResult } from '../../shared/search.js';
 import { effectiveTime } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
+import type { EventLog } from '../events/events.service.js';
 import { historyReads, type History, type VersionPage } from '../history/history.service.js';
 import type { LotsService } from '../lots/lots.service.js';
 import type { VialsService } from '../vials/vials.service.js';
@@ -54,6 +55,8 @@ export interface ProceduresDeps {
   db: Db;
   uow: UnitOfWork;
   audit: AuditLog;
+  /** A procedure recorded tells `procedure.created`, one entered in error `procedure.entered-in-error`, with the change. */
+  events: EventLog;
   history: History;
   clock: Clock;
   patients: Pick<PatientsService, 'withConsentAt' | 'withConsentFromRaw' | 'consentInForceAt'>;
@@ -63,17 +66,18 @@ export interface ProceduresDeps {
 
 export type ProceduresService = ReturnType<typeof createProceduresService>;
 
-export function createProceduresService({ db, uow, audit, history, clock, patients, lots, vials }: ProceduresDeps) {
+export function createProceduresService({ db, uow, audit, events, history, clock, patients, lots, vials }: ProceduresDeps) {
   const readProcedure = audit.readStatement({ resourceType: PROCEDURE, details: q.readDetails }, q.withVialsById);
   const searchProcedures = audit.searchStatement(PROCEDURE, q.search);
   const versionReads = historyReads(db, audit, { resourceType: PROCEDURE, noun: 'procedure', record: q.byId, details: q.readDetails });
   /** What a procedure is judged on: the clinic's patient with consent, the lot with its status, at performedAt. */
   const gateStatement = q.gateStatement({ patient: patients.withConsentAt, lot: lots.forUseAt });
-  /** A new procedure: the vials it uses claimed, the procedure, its first version and its audit entry, guarded. */
+  /** A new procedure: the vials it uses claimed, the procedure, its first version, its audit entry and its event, guarded. */
   const createStatement = q.createStatement({
     administered: vials.administered,
     version: history.version,
     audit: audit.entry,
+    event: events.part,
     lotReleased: lots.releasedAt,
     consent: patients.consentInForceAt,
   });
@@ -165,6 +169,13 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
               actor,
               entry: { action: 'create' as const, resourceType: PROCEDURE, resourceId: row.id, clinicId, details: { patientId: row.patientId, lotId: row.lotId, vialsUsed: count } },
             },
+            event: events.values({
+              type: 'procedure.created',
+              clinicId,
+              subject: { type: 'Procedure', id: row.id },
+              lotIds: [row.lotId],
+              data: { procedureId: row.id, patientId: row.patientId, lotId: row.lotId, status: row.status },
+            }),
             'lot-released': { lotId: row.lotId, at: performedAt },
             consent: { clinicId, patientId: row.patientId, at: performedAt },
           },
@@ -277,6 +288,13 @@ export function createProceduresService({ db, uow, audit, history, clock, patien
           resourceId: id,
           clinicId,
           details: { status: 'entered-in-error', vialsReturned: returned, patientId: row.patientId },
+        });
+        await events.emit(tx, {
+          type: 'procedure.entered-in-error',
+          clinicId,
+          subject: { type: 'Procedure', id },
+          lotIds: [row.lotId],
+          data: { procedureId: id, patientId: row.patientId, lotId: row.lotId, status: 'entered-in-error', version: row.version },
         });
         return dto;
       });

@@ -8,6 +8,7 @@ import { Conflict, Forbidden, NotFound, RuleViolation } from '../../shared/error
 import { newId } from '../../shared/ids.js';
 import { effectiveTime, todayIso } from '../../shared/time.js';
 import type { AuditLog } from '../audit/audit.service.js';
+import type { EventLog } from '../events/events.service.js';
 import type { LotsService } from '../lots/lots.service.js';
 import type { CustodyEntryDto, DiscardDto, ReturnDto, ShipmentDto, VialDto, VialListFilters } from './vials.schemas.js';
 import * as vq from './vials.queries.js';
@@ -137,6 +138,8 @@ export interface VialsDeps {
   db: Db;
   uow: UnitOfWork;
   audit: AuditLog;
+  /** A shipment tells `shipment.created` to its clinic, in its transaction. */
+  events: EventLog;
   clock: Clock;
   /** The lot a movement concerns: its counts, and locked with its status at an instant for a shipment. */
   lots: Pick<LotsService, 'counts' | 'lockWithStatusAt'>;
@@ -163,7 +166,7 @@ function assertOwnClinic(actor: Actor, clinicId: string) {
  * consignee), received, administered by a procedure, discarded, returned, recalled; each movement appended to
  * the vial's custody (21 CFR 1271.290 tracking). A clinic token sees the vials its clinic holds or held.
  */
-export function createVialsService({ db, uow, audit, clock, lots, notices }: VialsDeps) {
+export function createVialsService({ db, uow, audit, events, clock, lots, notices }: VialsDeps) {
   /** The lot's vial counts (404 for an unknown lot). */
   const existingLot = (id: string) => lots.counts(id);
   const today = () => todayIso(clock);
@@ -219,7 +222,7 @@ export function createVialsService({ db, uow, audit, clock, lots, notices }: Via
     /**
      * Ships vials to a clinic: named (`vialIds`, `barcodes`) or the lowest `vials` sequences in stock. Only a
      * released, unexpired lot ships, at `shippedAt`; a shipment entered late, made while the lot was released,
-     * takes vials a later recall marked (they stay recalled, now at the clinic).
+     * takes vials a later recall marked (they stay recalled, now at the clinic). Told as `shipment.created`.
      */
     async ship(actor: Actor, lotId: string, input: VialChoice & { clinicId: string; shippedAt?: string }, idem?: IdempotencyRequest): Promise<ShipmentDto> {
       assertOwnClinic(actor, input.clinicId);
@@ -248,6 +251,13 @@ export function createVialsService({ db, uow, audit, clock, lots, notices }: Via
         await vq.addShipped(tx, lotId, ids.length);
         const row = await vq.insertShipment(tx, { id, lotId, clinicId: input.clinicId, vials: ids.length, vialIds: ids, shippedAt, recordedBy: actor.sub, recordedAt: clock.now() });
         await audit.record(tx, actor, { action: 'create', resourceType: 'shipment', resourceId: id, clinicId: input.clinicId, details: { lotId, vials: ids.length } });
+        await events.emit(tx, {
+          type: 'shipment.created',
+          clinicId: input.clinicId,
+          subject: { type: 'Shipment', id },
+          lotIds: [lotId],
+          data: { shipmentId: id, lotId, clinicId: input.clinicId, vialIds: ids, barcodes: taken.map((v) => v.barcode) },
+        });
         return toShipmentDto(tx, row);
       }, idem);
     },
