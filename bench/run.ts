@@ -310,6 +310,97 @@ async function oneLotAtOneClinic(client: pg.Client, clinicId: string): Promise<{
   return { lot_id: lot.id, clinic_id: clinicId };
 }
 
+const RECALL_DRILL = 'Recall to webhooks';
+
+/** A JSON request to the service; throws unless 2xx. */
+async function api<T = unknown>(baseUrl: string, method: string, path: string, token: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const res = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** A webhook receiver in this process on loopback: answers 200 and notes when each delivery arrived. */
+async function startReceiver() {
+  const http = await import('node:http');
+  const arrivals: { at: number; type: string; lotId: string | undefined }[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { type: string; data: { lotId?: string } };
+      arrivals.push({ at: performance.now(), type: body.type, lotId: body.data.lotId });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hooks`,
+    arrivals,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+type Receiver = Awaited<ReturnType<typeof startReceiver>>;
+
+/**
+ * Recalls `n` fresh lots (made, released and shipped to `clinics` through the API), one after the other, with a
+ * subscription per clinic (lot.recalled, recall-notice.created: what it may see) and one of the supplier; answers
+ * the time from each recall request to each of its deliveries reaching the receiver.
+ */
+async function recallDrill(baseUrl: string, receiver: Receiver, supplier: string, clinics: string[], sign: (claims: Record<string, string>, sub: string) => Promise<string>, n: number) {
+  const types = ['lot.recalled', 'recall-notice.created'];
+  const subscriptions: { id: string }[] = [];
+  for (const clinic of clinics) {
+    const token = await sign({ scope: 'webhooks:write', clinic_id: clinic }, `bench-${clinic}-integration`);
+    subscriptions.push(await api<{ id: string }>(baseUrl, 'POST', '/v1/webhook-subscriptions', token, { url: receiver.url, types }));
+  }
+  subscriptions.push(await api<{ id: string }>(baseUrl, 'POST', '/v1/webhook-subscriptions', supplier, { url: receiver.url, types }));
+  const donorId = (await api<{ items: { donorIds: string[] }[] }>(baseUrl, 'GET', '/v1/lots?status=released&limit=1', supplier)).items[0]!.donorIds[0]!;
+  const latencies: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const lot = await api<{ id: string }>(baseUrl, 'POST', '/v1/lots', supplier, {
+      lotNumber: `BENCH-RECALL-${Date.now().toString(36)}-${i}`,
+      manufacturer: 'Vesicle Biologics Inc.',
+      productName: 'MSC-EV 2.5e11/mL',
+      donorIds: [donorId],
+      isolationMethod: 'tangential-flow-filtration',
+      characterization: { particlesPerMl: PARTICLES_PER_ML, meanSizeNm: 112, sizeMethod: 'nta', positiveMarkers: ['CD63', 'CD81', 'TSG101'], negativeMarkers: ['calnexin'] },
+      releaseTests: { sterility: 'pass', mycoplasma: 'pass', endotoxinEuPerMl: 0.1 },
+      manufacturedOn: '2026-01-10',
+      expiresOn: '2030-01-10',
+      storageTempC: -80,
+      vialVolumeMl: 1,
+      vialCount: 10 * clinics.length,
+    });
+    await api(baseUrl, 'POST', `/v1/lots/${lot.id}/release`, supplier, {});
+    for (const clinic of clinics) await api(baseUrl, 'POST', `/v1/lots/${lot.id}/shipments`, supplier, { clinicId: clinic, vials: 10 });
+    // Each clinic: its notice and the recall; the supplier: the recall and every notice.
+    const expected = clinics.length * 2 + 1 + clinics.length;
+    const t0 = performance.now();
+    await api(baseUrl, 'POST', `/v1/lots/${lot.id}/recall`, supplier, { reason: 'Bench recall drill' });
+    const deadline = Date.now() + 30_000;
+    let mine = receiver.arrivals.filter((a) => a.lotId === lot.id);
+    while (mine.length < expected && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+      mine = receiver.arrivals.filter((a) => a.lotId === lot.id);
+    }
+    if (mine.length < expected) throw new Error(`recall drill: ${mine.length} of ${expected} deliveries within 30 s`);
+    latencies.push(...mine.map((a) => a.at - t0));
+  }
+  // Paused afterwards (a token without clinic sees every subscription): the next run makes its own.
+  for (const s of subscriptions) {
+    const current = await api<{ version: number }>(baseUrl, 'GET', `/v1/webhook-subscriptions/${s.id}`, supplier);
+    await api(baseUrl, 'PATCH', `/v1/webhook-subscriptions/${s.id}`, supplier, { status: 'paused' }, { 'if-match': `"${current.version}"` });
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)]!;
+  return { lots: n, clinics: clinics.length, latencies, p50: at(0.5), p99: at(0.99), max: latencies.at(-1)! };
+}
+
 async function main() {
   log(`bench: scale ${scale}, ${seconds} s per scenario and side, ${connections} connections, data under ${path.relative(root, dataDir)}`);
   log('building the production bundle (npm run build)...');
@@ -391,7 +482,9 @@ async function main() {
     'service',
     [...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.join(root, 'bench', 'profiles')] : []), 'dist/server.js'],
     {
-      NODE_ENV: 'production',
+      // NODE_ENV only decides what configuration is refused; development admits the bench's loopback webhook receiver.
+      NODE_ENV: 'development',
+      WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
       DATABASE_URL: db.url,
       PORT: String(servicePort),
       HOST: '127.0.0.1',
@@ -408,6 +501,8 @@ async function main() {
   const baseline = await startProcess('baseline', ['--import', 'tsx', 'bench/baseline.ts'], { DATABASE_URL: db.url, PORT: String(baselinePort), DB_POOL_SIZE: String(connections) }, `http://127.0.0.1:${baselinePort}/health`);
   const serviceUrl = `http://127.0.0.1:${servicePort}`;
   const baselineUrl = `http://127.0.0.1:${baselinePort}`;
+  const receiver = await startReceiver();
+  const supplier = await sign({ scope: 'lots:read lots:write webhooks:read webhooks:write events:read' }, 'bench-supplier');
 
   const now = () => new Date(Date.now() - Math.floor(Math.random() * 3_600_000)).toISOString();
   const oneLotPatients = byClinic.get(oneLot.clinic_id)!;
@@ -435,7 +530,17 @@ async function main() {
   });
 
   /** `goal`: what the scenario must reach (issues' targets), reported met or missed beside the figures. */
-  type Scenario = { name: string; service: Target; baseline?: Target; connections?: number; expected422?: boolean; goal?: Goal };
+  type Scenario = {
+    name: string;
+    service: Target;
+    baseline?: Target;
+    connections?: number;
+    expected422?: boolean;
+    goal?: Goal;
+    /** Set up before the scenario's first run and undone after its last (a webhook subscription, say). */
+    around?: { before: () => Promise<void>; after: () => Promise<void> };
+  };
+  let subscription: { id: string; version: number } | undefined;
   const scenarios: Scenario[] = [
     {
       name: 'GET /v1/patients/{id}',
@@ -450,6 +555,28 @@ async function main() {
     {
       name: SPREAD_LOTS,
       expected422: true,
+      service: { method: 'POST', next: () => { const { clinic, body } = procedureBody(0.02); return { path: '/v1/procedures', token: tokens[clinic], body }; } },
+      baseline: { method: 'POST', next: () => { const { clinic, body } = procedureBody(0); return { path: '/v1/procedures', body: { ...body, clinicId: clinic } }; } },
+    },
+    {
+      // The same writes while a subscription receives every procedure.created (the outbox row is in each write;
+      // the fan-out and delivery run in the same process, to a receiver in this one).
+      name: `${SPREAD_LOTS}, a webhook subscription active`,
+      expected422: true,
+      goal: { shareOf: { scenario: SPREAD_LOTS, share: 0.9 } },
+      around: {
+        before: async () => {
+          subscription = await api<{ id: string; version: number }>(serviceUrl, 'POST', '/v1/webhook-subscriptions', supplier, {
+            url: receiver.url,
+            types: ['procedure.created'],
+            description: 'bench: every procedure',
+          });
+        },
+        after: async () => {
+          // Paused, so its backlog does not run under the next scenarios (pending deliveries stay in the table).
+          await api(serviceUrl, 'PATCH', `/v1/webhook-subscriptions/${subscription!.id}`, supplier, { status: 'paused' }, { 'if-match': `"${subscription!.version}"` });
+        },
+      },
       service: { method: 'POST', next: () => { const { clinic, body } = procedureBody(0.02); return { path: '/v1/procedures', token: tokens[clinic], body }; } },
       baseline: { method: 'POST', next: () => { const { clinic, body } = procedureBody(0); return { path: '/v1/procedures', body: { ...body, clinicId: clinic } }; } },
     },
@@ -511,6 +638,7 @@ async function main() {
   for (const s of selected) {
     const conns = s.connections ?? connections;
     log(`\n${s.name}`);
+    await s.around?.before();
     await drive(serviceUrl, service.pid!, s.service, Math.min(3, seconds), conns); // warm-up
     if (s.baseline) await drive(baselineUrl, baseline.pid!, s.baseline, Math.min(3, seconds), conns);
     const serviceRuns: RunStats[] = [];
@@ -519,6 +647,7 @@ async function main() {
       serviceRuns.push(await drive(serviceUrl, service.pid!, s.service, seconds / 2, conns));
       if (s.baseline) baselineRuns.push(await drive(baselineUrl, baseline.pid!, s.baseline, seconds / 2, conns));
     }
+    await s.around?.after();
     const svc = combine(serviceRuns);
     const base = s.baseline ? combine(baselineRuns) : undefined;
     const ratio = base ? svc.requests / svc.seconds / (base.requests / base.seconds) : undefined;
@@ -534,6 +663,17 @@ async function main() {
       log(`           CPU per request: ${cpuPerRequest(base)}`);
     }
   }
+  let recallLine = '';
+  if (!values.only || RECALL_DRILL.includes(values.only)) {
+    log(`\n${RECALL_DRILL}`);
+    const drill = await recallDrill(serviceUrl, receiver, supplier, clinicIds.slice(0, 3), sign, quick ? 5 : 20);
+    recallLine =
+      `${RECALL_DRILL}: ${drill.lots} recalls of lots held by ${drill.clinics} clinics, each clinic and the supplier subscribed; ` +
+      `${drill.latencies.length} deliveries from the recall request to the receiver: p50 ${drill.p50.toFixed(0)} ms, p99 ${drill.p99.toFixed(0)} ms, max ${drill.max.toFixed(0)} ms ` +
+      `(goal p99 < 2000 ms: ${drill.p99 < 2000 ? 'met' : 'MISSED'}).`;
+    log(`  ${recallLine}`);
+  }
+  await receiver.close();
   const rssEnd = rssMb(service.pid!);
   const elapsed = Math.round((Date.now() - started) / 1000);
   const steady = Math.round((Date.now() - warmAt) / 1000);
@@ -564,7 +704,7 @@ async function main() {
   const summary =
     `Scale ${scale} (${counts.patients.toLocaleString('en')} patients, ${counts.procedures.toLocaleString('en')} procedures, ${counts.outcomes.toLocaleString('en')} outcomes, ` +
     `${counts.audit.toLocaleString('en')} audit entries), ${connections} connections, ${seconds} s per scenario and side in two alternating rounds; ` +
-    `reports with 1 connection. Service RSS ${rssStart} MB at start, ${rssWarm} MB after the first scenario, ${rssEnd} MB after the next ${steady} s. ${os.cpus().length} cores, Node ${process.version}.`;
+    `reports with 1 connection. ${recallLine ? `${recallLine} ` : ''}Service RSS ${rssStart} MB at start, ${rssWarm} MB after the first scenario, ${rssEnd} MB after the next ${steady} s. ${os.cpus().length} cores, Node ${process.version}.`;
   log(`\n${table}\n\nCPU milliseconds per request (the load generator's own share is in the JSON):\n\n${cpuTable}\n\n${summary}`);
 
   const stamp = new Date().toISOString().replace(/[:]/g, '-').slice(0, 19);
