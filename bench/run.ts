@@ -575,6 +575,9 @@ async function main() {
         after: async () => {
           // Paused, so its backlog does not run under the next scenarios (pending deliveries stay in the table).
           await api(serviceUrl, 'PATCH', `/v1/webhook-subscriptions/${subscription!.id}`, supplier, { status: 'paused' }, { 'if-match': `"${subscription!.version}"` });
+          const delivered = receiver.arrivals.filter((a) => a.type === 'procedure.created').length;
+          const pending = await api<{ items: unknown[] }>(serviceUrl, 'GET', `/v1/webhook-subscriptions/${subscription!.id}/deliveries?status=pending&limit=200`, supplier);
+          log(`  webhooks: ${delivered} procedure.created delivered during the runs (in order, one at a time)${pending.items.length === 200 ? '; 200+ still pending' : `; ${pending.items.length} pending`}`);
         },
       },
       service: { method: 'POST', next: () => { const { clinic, body } = procedureBody(0.02); return { path: '/v1/procedures', token: tokens[clinic], body }; } },

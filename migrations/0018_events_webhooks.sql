@@ -9,6 +9,7 @@ CREATE TABLE "events" (
 	"subject_type" text NOT NULL,
 	"subject_id" uuid NOT NULL,
 	"lot_ids" uuid[] DEFAULT '{}'::uuid[] NOT NULL,
+	"audience" text[] DEFAULT '{}'::text[] NOT NULL,
 	"data" jsonb NOT NULL,
 	CONSTRAINT "events_type_ck" CHECK ("events"."type" ~ '^[a-z-]+\.[a-z-]+$')
 );
@@ -53,8 +54,7 @@ CREATE TABLE "webhook_subscriptions" (
 	"status" text NOT NULL,
 	"disabled_reason" text,
 	"secret" text NOT NULL,
-	"previous_secret" text,
-	"previous_secret_expires_at" timestamp with time zone,
+	"previous_secrets" jsonb DEFAULT '[]'::jsonb NOT NULL,
 	"cursor_tx" "xid8" NOT NULL,
 	"cursor_seq" bigint NOT NULL,
 	"failing_since" timestamp with time zone,
@@ -99,11 +99,9 @@ CREATE TRIGGER webhook_deliveries_no_delete BEFORE DELETE ON webhook_deliveries
 --> statement-breakpoint
 -- Who may see an event (contract "Events and webhooks"), defined once for the feed and for webhook deliveries:
 -- a token or subscription with no clinic sees all; a clinic sees its own clinic's events and the supplier
--- events (no clinic) about a lot shipped to it. SQL and STABLE, so the planner inlines it into each query.
+-- events (no clinic) whose audience (the clinics its lots had reached when it was written) names it. Fixed at
+-- write time, so the answer never changes. SQL and IMMUTABLE, so the planner inlines it into each query.
 CREATE FUNCTION event_visible_to(e events, clinic text) RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-  SELECT clinic IS NULL
-      OR e.clinic_id = clinic
-      OR (e.clinic_id IS NULL AND EXISTS (
-            SELECT 1 FROM shipments s WHERE s.clinic_id = clinic AND s.lot_id = ANY (e.lot_ids)))
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT clinic IS NULL OR e.clinic_id = clinic OR (e.clinic_id IS NULL AND clinic = ANY (e.audience))
 $$;

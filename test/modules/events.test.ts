@@ -30,15 +30,15 @@ const bearer = (token: string) => ['authorization', `Bearer ${token}`] as const;
 
 const page = (token: string, query: Record<string, string | number> = {}) => t.http.get('/v1/events').query(query).set(...bearer(token));
 
-/** Every event the token sees (after `after`, of `types`), reading pages of 500 until the feed is caught up. */
+/** Every event the token sees (after `after`, of `types`), reading pages of 200 until the feed is caught up. */
 async function all(token: string, opts: { types?: string; after?: string } = {}): Promise<Event[]> {
   const out: Event[] = [];
   let after = opts.after;
   for (;;) {
-    const res = await page(token, { limit: 500, ...(opts.types ? { types: opts.types } : {}), ...(after ? { after } : {}) });
+    const res = await page(token, { limit: 200, ...(opts.types ? { types: opts.types } : {}), ...(after ? { after } : {}) });
     expect(res.status).toBe(200);
     out.push(...(res.body.items as Event[]));
-    if (res.body.items.length < 500) return out;
+    if (res.body.items.length < 200) return out;
     after = res.body.nextCursor as string;
   }
 }

@@ -100,10 +100,10 @@ async function feed(http: Http, token: string, types?: string): Promise<FeedEven
   const out: FeedEvent[] = [];
   let after: string | undefined;
   for (;;) {
-    const res = await http.get('/v1/events').query({ limit: 500, ...(types ? { types } : {}), ...(after ? { after } : {}) }).set(...bearer(token));
+    const res = await http.get('/v1/events').query({ limit: 200, ...(types ? { types } : {}), ...(after ? { after } : {}) }).set(...bearer(token));
     expect(res.status).toBe(200);
     out.push(...(res.body.items as FeedEvent[]));
-    if (res.body.items.length < 500) return out;
+    if (res.body.items.length < 200) return out;
     after = res.body.nextCursor as string;
   }
 }
@@ -676,8 +676,11 @@ describe('replay and retry', () => {
     expect(newest).toMatchObject({ id: retried.body.id, cause: 'retry', status: 'succeeded', attempts: [{ attempt: 1, statusCode: 200, succeeded: true }] });
     expect((await t.http.post(`/v1/webhook-subscriptions/${sub.id}/deliveries/${randomUUID()}/retry`).set(...bearer(c.admin))).status).toBe(404);
 
-    // A token without clinic may retry too; the clinic's audit trail shows every retry and replay of its subscription.
-    const byOperator = await t.http.post(`/v1/webhook-subscriptions/${sub.id}/deliveries/${original.id}/retry`).set(...bearer(operator));
+    // A token without clinic may not act on a clinic's subscription (403, nothing queued); the clinic retries
+    // again, and its audit trail shows every retry and replay of its subscription.
+    const refused = await t.http.post(`/v1/webhook-subscriptions/${sub.id}/deliveries/${original.id}/retry`).set(...bearer(operator));
+    expect(refused.status).toBe(403);
+    const byOperator = await t.http.post(`/v1/webhook-subscriptions/${sub.id}/deliveries/${original.id}/retry`).set(...bearer(c.admin));
     expect(byOperator.status).toBe(202);
     await waitFor(() => rx.received.length === 8, 'the second retry');
     const auditor = await t.token({ scope: 'audit:read', clinic: c.clinic });
@@ -822,7 +825,7 @@ describe('no server-side request forgery (production settings)', () => {
 
 describe('several instances', () => {
   let multi: TestApp;
-  const options = { allowPrivateUrls: true, pollIntervalMs: 5, concurrency: 8, attemptTimeoutMs: 3000, retryScheduleMs: [50, 50, 50] };
+  const options = { allowPrivateUrls: true, pollIntervalMs: 5, concurrency: 32, attemptTimeoutMs: 3000, retryScheduleMs: [50, 50, 50] };
   beforeAll(async () => {
     multi = await createTestApp({ webhooks: options });
     await multi.another({ webhooks: options });
@@ -884,7 +887,7 @@ describe('several instances', () => {
     const p = await c.procedure();
     await waitFor(() => subjectsOf(rxOther).includes(p), 'the other subscription served while the backlog waits', 1000);
     expect(Date.now() - started).toBeLessThan(1000);
-    // 8 slots on each of two instances; a parallel subscription takes at most a quarter of them on each.
+    // A parallel subscription has at most 4 attempts in flight, on both instances together (its clinic at most 8).
     expect(mostAtOnce).toBeLessThanOrEqual(4);
     expect(mostAtOnce).toBeGreaterThan(1);
   });
@@ -905,5 +908,157 @@ describe('several instances', () => {
     // Meanwhile the slow one is still on its first event.
     expect(rxSlow.inFlight).toBe(1);
     expect(subjectsOf(rxSlow)).toEqual([p1]);
+  });
+});
+
+describe('what an integrator tried (review findings)', () => {
+  it('retry and replay honour Idempotency-Key: the same key answers the first result and queues nothing more', async () => {
+    const c = await clinic(t);
+    const rx = await receiver();
+    const sub = await subscribe(t.http, c.admin, { url: rx.url, types: ['procedure.created'] });
+    await c.procedure();
+    await c.procedure();
+    await waitFor(() => rx.received.length === 2, 'two deliveries');
+    const [first] = await deliveries(t.http, c.admin, sub.id).then((d) => d.slice(-1));
+    const retry = () => t.http.post(`/v1/webhook-subscriptions/${sub.id}/deliveries/${first!.id}/retry`).set(...bearer(c.admin)).set('idempotency-key', 'retry-once');
+    const r1 = await retry();
+    const r2 = await retry();
+    expect(r1.status).toBe(202);
+    expect(r2.status).toBe(202);
+    expect(r2.body.id).toBe(r1.body.id);
+    const replay = () => t.http.post(`/v1/webhook-subscriptions/${sub.id}/replay`).query({ after: first!.eventId }).set(...bearer(c.admin)).set('idempotency-key', 'replay-once');
+    const p1 = await replay();
+    const p2 = await replay();
+    expect(p1.body).toMatchObject({ replayed: 1 });
+    expect(p2.body).toEqual(p1.body);
+    await waitFor(() => rx.received.length === 4, 'the retry and the replay');
+    const list = await deliveries(t.http, c.admin, sub.id);
+    expect(list.map((d) => d.cause).sort()).toEqual(['event', 'event', 'replay', 'retry']);
+  });
+
+  it('POSTs that take no body refuse one with unknown fields (400), changing nothing', async () => {
+    const c = await clinic(t);
+    const rx = await receiver();
+    const sub = await subscribe(t.http, c.admin, { url: rx.url, types: ['procedure.created'] });
+    const rotate = await t.http.post(`/v1/webhook-subscriptions/${sub.id}/rotate-secret`).set(...bearer(c.admin)).send({ x: 1 });
+    expect(rotate.status).toBe(400);
+    expect((await subscription(t.http, c.admin, sub.id)).version).toBe(1);
+    await c.procedure();
+    await waitFor(() => rx.received.length === 1, 'a delivery');
+    const [d] = await deliveries(t.http, c.admin, sub.id);
+    const retry = await t.http.post(`/v1/webhook-subscriptions/${sub.id}/deliveries/${d!.id}/retry`).set(...bearer(c.admin)).send({ foo: 1 });
+    expect(retry.status).toBe(400);
+    expect(await deliveries(t.http, c.admin, sub.id)).toHaveLength(1);
+  });
+
+  it('a URL the parser would change is refused, not cleaned up: what is sent is what is stored', async () => {
+    const c = await clinic(t);
+    for (const url of [
+      'http://127.0.0.1:4200/\r\nX-Injected: 1',
+      'http://127.0.0.1:4200/\thooks',
+      ' http://127.0.0.1:4200/hooks',
+      'http://127.0.0.1:4200/a b',
+      'http:///hooks',
+      'http://127.0.0.1:0/hooks',
+      'http://user:pw@127.0.0.1:4200/hooks',
+      'http://127.0.0.1:4200/hooks#frag',
+      'http://bücher.example/hooks',
+    ]) {
+      const res = await t.http.post('/v1/webhook-subscriptions').set(...bearer(c.admin)).send({ url, types: ['procedure.created'] });
+      expect(res.status, url).toBe(400);
+    }
+    expect(await listed(t.http, c.admin)).toEqual([]);
+    const ok = await subscribe(t.http, c.admin, { url: 'http://127.0.0.1:4200/hooks?x=1', types: ['procedure.created'] });
+    expect(ok.url).toBe('http://127.0.0.1:4200/hooks?x=1');
+  });
+
+  it('two rotations within 24 h: the original secret still verifies beside both new ones', async () => {
+    const c = await clinic(t);
+    const rx = await receiver();
+    const sub = await subscribe(t.http, c.admin, { url: rx.url, types: ['procedure.created'] });
+    const second = await t.http.post(`/v1/webhook-subscriptions/${sub.id}/rotate-secret`).set(...bearer(c.admin));
+    const third = await t.http.post(`/v1/webhook-subscriptions/${sub.id}/rotate-secret`).set(...bearer(c.admin));
+    expect(third.status).toBe(200);
+    await c.procedure();
+    await waitFor(() => rx.received.length === 1, 'a delivery');
+    const r = rx.received[0]!;
+    expect(r.headers['webhook-signature']!.split(' ')).toHaveLength(3);
+    for (const secret of [sub.secret, second.body.secret as string, third.body.secret as string]) {
+      expect(() => new Webhook(secret).verify(r.body, r.headers)).not.toThrow();
+    }
+  });
+
+  it("a token without clinic reads a clinic's subscription but cannot change it (403), so it cannot redirect its deliveries", async () => {
+    const c = await clinic(t);
+    const rx = await receiver();
+    const sub = await subscribe(t.http, c.admin, { url: rx.url, types: ['procedure.created'] });
+    expect((await read(t.http, operator, sub.id)).status).toBe(200);
+    const changed = await patch(t.http, operator, sub.id, '"1"', { url: 'http://127.0.0.1:1/elsewhere' });
+    expect(changed.status).toBe(403);
+    expect(changed.body.code).toBe('clinic-subscription');
+    expect((await t.http.post(`/v1/webhook-subscriptions/${sub.id}/rotate-secret`).set(...bearer(operator))).status).toBe(403);
+    expect((await subscription(t.http, c.admin, sub.id)).url).toBe(rx.url);
+  });
+
+  it('a clinic keeps at most 25 subscriptions that are not disabled (422), also under concurrent creates', async () => {
+    const c = await clinic(t);
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => t.http.post('/v1/webhook-subscriptions').set(...bearer(c.admin)).send({ url: `http://127.0.0.1:4200/h${i}`, types: ['procedure.created'] })),
+    );
+    expect(results.filter((r) => r.status === 201)).toHaveLength(25);
+    expect(results.filter((r) => r.status === 422).every((r) => r.body.code === 'subscription-limit')).toBe(true);
+    expect(await listed(t.http, c.admin)).toHaveLength(25);
+  });
+
+  it('who sees a supplier event is fixed when it is written: the feed never fills in behind a cursor, and webhooks agree', async () => {
+    const supplier = await t.token({ scope: 'lots:read lots:write', clinic: null, sub: 'qa' });
+    const c = await clinic(t);
+    const rx = await receiver();
+    await subscribe(t.http, c.admin, { url: rx.url, types: ['lot.released', 'lot.recalled', 'shipment.created'] });
+    const reader = await t.token({ scope: 'events:read', clinic: c.clinic });
+    // A lot released before it reaches the clinic, then shipped to it, then recalled.
+    const other = await clinicSetup(t, { clinic: `clinic-${uniq()}` });
+    const lotId = other.lot.id;
+    const before = await feed(t.http, reader);
+    const cursor = before.at(-1)!.id;
+    const shipped = await t.http.post(`/v1/lots/${lotId}/shipments`).set(...bearer(supplier)).send({ clinicId: c.clinic, vials: 1 });
+    expect(shipped.status).toBe(201);
+    expect((await t.http.post(`/v1/lots/${lotId}/recall`).set(...bearer(supplier)).send({ reason: 'Sterility failure' })).status).toBe(200);
+    await waitFor(async () => (await feed(t.http, reader)).some((e) => e.type === 'lot.recalled' && e.subject.id === lotId), 'the recall in the feed');
+    const after = await feed(t.http, reader);
+    // Nothing appeared before the cursor; the lot's release (before it reached the clinic) is not the clinic's.
+    expect(after.slice(0, before.length).map((e) => e.id)).toEqual(before.map((e) => e.id));
+    expect(after.map((e) => e.id)).toContain(cursor);
+    const aboutLot = after.filter((e) => e.subject.id === lotId || e.data.lotId === lotId).map((e) => e.type);
+    expect(aboutLot).toEqual(['shipment.created', 'lot.recalled', 'recall-notice.created']);
+    await waitFor(() => rx.bodies().filter((b) => b.data.lotId === lotId).length === 2, 'the same two delivered');
+    expect(rx.bodies().filter((b) => b.data.lotId === lotId).map((b) => b.type)).toEqual(['shipment.created', 'lot.recalled']);
+  });
+});
+
+describe('fairness between subscriptions (default slots)', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await createTestApp({ webhooks: { allowPrivateUrls: true, pollIntervalMs: 20, attemptTimeoutMs: 3000, retryScheduleMs: [200, 200, 200] } });
+  });
+  afterAll(() => app?.close());
+
+  it("one clinic's 25 hanging receivers do not hold up another clinic's recall notice", async () => {
+    const supplier = await app.token({ scope: 'lots:read lots:write', clinic: null, sub: 'qa' });
+    const b = await clinic(app);
+    const hanging = await receiver(() => ({ status: 200, delayMs: 10_000 }));
+    for (let i = 0; i < 25; i++) await subscribe(app.http, b.admin, { url: `${hanging.url}/${i}`, types: ['shipment.created'], parallel: i % 2 === 0 });
+    const a = await clinic(app);
+    const rx = await receiver();
+    await subscribe(app.http, a.admin, { url: rx.url, types: ['recall-notice.created'] });
+    // A backlog for clinic b's hanging receivers, then the recall of a lot both clinics hold.
+    for (let i = 0; i < 6; i++) {
+      expect((await app.http.post(`/v1/lots/${a.lot.id}/shipments`).set(...bearer(supplier)).send({ clinicId: b.clinic, vials: 1 })).status).toBe(201);
+    }
+    await waitFor(() => hanging.inFlight >= 20, 'clinic b hanging', 5000);
+    const started = Date.now();
+    expect((await app.http.post(`/v1/lots/${a.lot.id}/recall`).set(...bearer(supplier)).send({ reason: 'Sterility failure' })).status).toBe(200);
+    await waitFor(() => rx.received.length === 1, "clinic a's notice", 2000);
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 });

@@ -36,7 +36,7 @@ async function feedIds(cluster: Cluster, svc: ServiceProcess, type: string): Pro
   const token = await cluster.signer.token({ scope: 'events:read', clinic: null });
   const ids: string[] = [];
   for (let after: string | null = null; ; ) {
-    const res = await cluster.client(svc).http.get(`/v1/events?types=${type}&limit=500${after ? `&after=${after}` : ''}`).set('authorization', `Bearer ${token}`);
+    const res = await cluster.client(svc).http.get(`/v1/events?types=${type}&limit=200${after ? `&after=${after}` : ''}`).set('authorization', `Bearer ${token}`);
     const page = res.body as { items: { id: string }[]; nextCursor: string | null };
     if (page.items.length === 0) return ids;
     ids.push(...page.items.map((e) => e.id));

@@ -3,6 +3,7 @@ import type { Executor } from '../../db/client.js';
 import { builder, part } from '../../db/statement.js';
 import { fromRaw } from '../../db/raw.js';
 import { events } from './events.table.js';
+import { shipments } from '../vials/vials.table.js';
 
 export type EventRow = typeof events.$inferSelect;
 
@@ -17,8 +18,23 @@ export interface EventInsert {
   data: Record<string, unknown>;
 }
 
+/**
+ * The insert of events. A supplier event's audience is the clinics its lots had been shipped to, read in the
+ * writing transaction: a shipment and a lot's status change lock the lot row, so the one written later sees the
+ * other. A clinic's own events need none.
+ */
 export function eventsInsert(exec: Executor, rows: EventInsert[]) {
-  return exec.insert(events).values(rows);
+  return exec.insert(events).values(
+    rows.map((r) =>
+      r.clinicId === null && r.lotIds.length
+        ? {
+            ...r,
+            audience: sql`(select coalesce(array_agg(distinct s.clinic_id order by s.clinic_id), '{}') from ${shipments} s
+                           where s.lot_id = any(${sql.param(r.lotIds)}::uuid[]))`,
+          }
+        : r,
+    ),
+  );
 }
 
 /** One event as a part of a change written in one statement (UnitOfWork.once): values `{ event }`. */
@@ -33,7 +49,7 @@ export const eventPart = part<{ event: EventInsert }>(
  */
 export const SETTLED = sql`${events.tx} < pg_snapshot_xmin(pg_current_snapshot())`;
 
-/** Where an event is for a reader of `clinicId` (null: every event); the rule is the database's `event_visible_to`. */
+/** Where an event is for a reader of `clinicId` (null: every event); the rule is the database's `event_visible_to`, fixed at write time. */
 export const visibleTo = (clinicId: SQL | string | null): SQL => sql`event_visible_to(${events}, ${clinicId}::text)`;
 
 /** The feed position of an event the reader may see, or undefined. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pageQuery } from '../../http/pagination.js';
 import { DateTimeOutput, Uuid } from '../../shared/schemas.js';
 import { EVENT_TYPES } from './vocabulary.js';
 
@@ -38,5 +39,5 @@ export const EventPage = z
 export const EventListQuery = z.strictObject({
   after: Uuid.optional().meta({ description: 'An event id: the events after it (a `nextCursor`, or a webhook\'s `webhook-id`)' }),
   types: EventTypesParam.optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100).meta({ description: 'At most this many events, 1..500' }),
+  limit: pageQuery.limit,
 });

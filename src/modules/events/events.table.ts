@@ -28,8 +28,14 @@ export const events = pgTable(
     clinicId: text('clinic_id'),
     subjectType: text('subject_type').notNull(),
     subjectId: uuid('subject_id').notNull(),
-    /** The lots a supplier event is about: a clinic sees it when one of them was shipped to it. */
+    /** The lots the event is about. */
     lotIds: uuid('lot_ids').array().notNull().default(sql`'{}'::uuid[]`),
+    /**
+     * For a supplier event: the clinics its lots had been shipped to when it was written (fixed then, so who may
+     * see an event never changes after it is settled: the feed and every subscription agree, and no event appears
+     * behind a position a reader has passed).
+     */
+    audience: text('audience').array().notNull().default(sql`'{}'::text[]`),
     data: jsonb('data').$type<Record<string, unknown>>().notNull(),
   },
   (t) => [

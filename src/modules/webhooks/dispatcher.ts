@@ -22,12 +22,14 @@ export interface DispatchOptions {
   retryScheduleMs?: number[];
   /** A subscription failing this long (since its last success) is disabled (ms). Default 3 days. */
   disableAfterMs?: number;
-  /** Attempts in flight per instance. Default 16. */
+  /** Attempts in flight per instance (each is a socket and a timer, not a connection). Default 64. */
   concurrency?: number;
 }
 
 export const DEFAULT_RETRY_SCHEDULE_MS = [5_000, 30_000, 120_000, 600_000, 3_600_000, 14_400_000, 28_800_000, 43_200_000];
 const DAY_MS = 86_400_000;
+/** Most attempts a parallel subscription has in flight at once. */
+const PARALLEL_IN_FLIGHT = 4;
 const USER_AGENT = 'exosome-records-webhooks/1';
 
 /** When to try again after `attempt` failed attempts; null when the schedule is spent. Jitter only lengthens. */
@@ -129,9 +131,12 @@ export function createDispatcher(db: Db, log: Log, opts: DispatchOptions): Dispa
   const timeoutMs = opts.attemptTimeoutMs ?? 10_000;
   const schedule = opts.retryScheduleMs ?? DEFAULT_RETRY_SCHEDULE_MS;
   const disableAfterMs = opts.disableAfterMs ?? 3 * DAY_MS;
-  const concurrency = opts.concurrency ?? 16;
-  // A parallel subscription's share of the slots (on each instance at most): the rest stay for the others.
-  const perSubscription = Math.max(1, Math.floor(concurrency / 4));
+  const concurrency = opts.concurrency ?? 64;
+  // A parallel subscription's attempts in flight, on all instances together: the other slots stay for the others.
+  // A tenant's attempts in flight (a clinic's, or the supplier's), on all instances together: a quarter of the slots;
+  // a parallel subscription's at most half of its tenant's, so the tenant's other subscriptions keep slots too.
+  const perTenant = Math.max(1, Math.floor(concurrency / 4));
+  const perSubscription = Math.min(PARALLEL_IN_FLIGHT, Math.max(1, Math.floor(perTenant / 2)));
   // Longer than any attempt (which ends at its timeout), so a lease outlives the attempt that holds it.
   const leaseMs = timeoutMs + 5_000;
   const inFlight = new Set<Promise<void>>();
@@ -175,7 +180,7 @@ export function createDispatcher(db: Db, log: Log, opts: DispatchOptions): Dispa
     if (fanOut) await q.fanOut(db);
     const free = concurrency - inFlight.size;
     if (free <= 0) return 0;
-    const claimed = await q.claimDue(db, free, leaseMs, perSubscription);
+    const claimed = await q.claimDue(db, free, leaseMs, perSubscription, perTenant);
     for (const d of claimed) launch(d);
     return claimed.length;
   }

@@ -16,12 +16,21 @@ export const FAN_OUT_BATCH = 1000;
  * A new subscription, starting at the oldest transaction still running: every event committed after it is
  * delivered (and a few committed just before, which at-least-once allows).
  */
-export async function insertSubscription(tx: Tx, row: Omit<SubscriptionRow, 'cursorTx' | 'cursorSeq' | 'version' | 'failingSince' | 'disabledReason' | 'previousSecret' | 'previousSecretExpiresAt'>) {
+export async function insertSubscription(tx: Tx, row: Omit<SubscriptionRow, 'cursorTx' | 'cursorSeq' | 'version' | 'failingSince' | 'disabledReason' | 'previousSecrets'>) {
   const [inserted] = await tx
     .insert(webhookSubscriptions)
     .values({ ...row, cursorTx: sql`pg_snapshot_xmin(pg_current_snapshot())`, cursorSeq: 0 })
     .returning();
   return inserted!;
+}
+
+/** Locks the tenant's creates (an advisory lock on its name) and counts its subscriptions that are not disabled. */
+export async function lockTenantAndCount(tx: Tx, clinicId: string | null): Promise<number> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`webhook-subscriptions:${clinicId ?? ''}`}, 0))`);
+  const result = await tx.execute(sql`
+    select count(*)::int as n from webhook_subscriptions
+    where clinic_id is not distinct from ${clinicId}::text and status <> 'disabled'`);
+  return Number((result.rows[0] as { n: number }).n);
 }
 
 const ownedBy = (clinicId: string | null) => (clinicId === null ? undefined : eq(webhookSubscriptions.clinicId, clinicId));
@@ -121,13 +130,14 @@ export interface ClaimedDelivery {
  * an ordered one offers only its first pending delivery (by `seq`), and only when it is due and not leased, so
  * nothing overtakes a delivery still being retried; a parallel one offers its due, unleased deliveries. The work
  * is per subscription through the partial indexes, however many deliveries wait behind a failing head. A
- * parallel subscription has at most `perSubscription` attempts in flight across instances. Row locks
+ * parallel subscription has at most `perSubscription` attempts in flight across instances, a tenant (a clinic, or
+ * the supplier) at most `perTenant`, and healthy subscriptions go before failing ones. Row locks
  * with SKIP LOCKED, re-checked after locking, and the lease keep two instances from attempting one delivery at once.
  */
-export async function claimDue(exec: Executor, limit: number, leaseMs: number, perSubscription: number): Promise<ClaimedDelivery[]> {
+export async function claimDue(exec: Executor, limit: number, leaseMs: number, perSubscription: number, perTenant: number): Promise<ClaimedDelivery[]> {
   const result = await exec.execute(sql`
     with offered as (
-      select o.id, o.next_attempt_at, o.seq
+      select o.id, o.next_attempt_at, o.seq, s.clinic_id, s.failing_since is not null as failing
       from webhook_subscriptions s
       cross join lateral (
         select h.id, h.next_attempt_at, h.seq from (
@@ -149,12 +159,27 @@ export async function claimDue(exec: Executor, limit: number, leaseMs: number, p
                                            where l.subscription_id = s.id and l.lease_token is not null and l.lease_until >= now())
       ) o
       where s.status = 'active'
-      order by o.next_attempt_at, o.seq
+    ),
+    -- Attempts in flight per tenant (clinic, or the supplier's null), on every instance together.
+    busy as (
+      select s.clinic_id, count(*) as n from webhook_deliveries l join webhook_subscriptions s on s.id = l.subscription_id
+      where l.lease_token is not null and l.lease_until >= now()
+      group by s.clinic_id
+    ),
+    chosen as (
+      select r.id from (
+        select f.*, row_number() over (partition by f.clinic_id order by f.failing, f.next_attempt_at, f.seq) as n from offered f
+      ) r
+      left join busy b on b.clinic_id is not distinct from r.clinic_id
+      -- At most perTenant in flight per tenant: one clinic's slow receivers leave the other slots to the others.
+      where r.n <= ${perTenant} - coalesce(b.n, 0)
+      -- Healthy subscriptions first: one whose receiver is failing waits for the slots the others leave.
+      order by r.failing, r.next_attempt_at, r.seq
       limit ${limit}
     ),
     due as (
       select d.id from webhook_deliveries d
-      where d.id in (select id from offered) and d.status = 'pending' and (d.lease_until is null or d.lease_until < now())
+      where d.id in (select id from chosen) and d.status = 'pending' and (d.lease_until is null or d.lease_until < now())
       for update of d skip locked
     )
     update webhook_deliveries d
@@ -162,7 +187,7 @@ export async function claimDue(exec: Executor, limit: number, leaseMs: number, p
     from due, webhook_subscriptions s, events e
     where d.id = due.id and s.id = d.subscription_id and e.id = d.event_id
     returning d.id, d.subscription_id, d.attempts, d.lease_token, s.url, s.secret,
-      case when s.previous_secret_expires_at > now() then s.previous_secret end as previous_secret,
+      array(select p->>'secret' from jsonb_array_elements(s.previous_secrets) p where (p->>'expiresAt')::timestamptz > now()) as previous_secrets,
       to_jsonb(e) as event`);
   return result.rows.map((r) => ({
     id: r.id as string,
@@ -170,7 +195,7 @@ export async function claimDue(exec: Executor, limit: number, leaseMs: number, p
     attempt: Number(r.attempts),
     leaseToken: r.lease_token as string,
     url: r.url as string,
-    secrets: [r.secret as string, ...(r.previous_secret ? [r.previous_secret as string] : [])],
+    secrets: [r.secret as string, ...(r.previous_secrets as string[])],
     event: fromRaw(events, { ...(r.event as Record<string, unknown>), occurred_at: String((r.event as { occurred_at: string }).occurred_at) }),
   }));
 }

@@ -12,6 +12,7 @@ import {
   DeliveryListQuery,
   DeliveryPage,
   DeliveryParams,
+  EmptyBody,
   ReplayBody,
   ReplayQuery,
   ReplayResult,
@@ -88,7 +89,7 @@ export function webhooksRoutes(app: FastifyInstance, { webhooks }: { webhooks: W
       headers: IfMatchHeaders,
       params: SubscriptionParams,
       body: SubscriptionPatch,
-      response: { 200: Subscription, ...problemResponses(404, 412, 422, 428) },
+      response: { 200: Subscription, ...problemResponses(403, 404, 412, 422, 428) },
     },
   }, async (req, reply) => {
     const dto = await webhooks.update(actorOf(req), req.params.id, ifMatchVersion(req), req.body);
@@ -103,7 +104,8 @@ export function webhooksRoutes(app: FastifyInstance, { webhooks }: { webhooks: W
       tags,
       summary: 'A new signing secret (shown once); the old one keeps signing beside it for 24 h',
       params: SubscriptionParams,
-      response: { 200: SubscriptionWithSecret, ...problemResponses(404) },
+      body: EmptyBody,
+      response: { 200: SubscriptionWithSecret, ...problemResponses(403, 404) },
     },
   }, async (req, reply) => {
     const dto = await webhooks.rotateSecret(actorOf(req), req.params.id);
@@ -134,10 +136,12 @@ export function webhooksRoutes(app: FastifyInstance, { webhooks }: { webhooks: W
       operationId: 'retryWebhookDelivery',
       tags,
       summary: 'Send one delivery\'s event again now (a new delivery with the same webhook-id)',
+      headers: IdempotencyHeaders,
       params: DeliveryParams,
-      response: { 202: Delivery, ...problemResponses(404) },
+      body: EmptyBody,
+      response: { 202: Delivery, ...problemResponses(403, 404, 422) },
     },
-  }, async (req, reply) => reply.code(202).send(await webhooks.retry(actorOf(req), req.params.id, req.params.deliveryId)));
+  }, async (req, reply) => reply.code(202).send(await webhooks.retry(actorOf(req), req.params.id, req.params.deliveryId, idempotencyOf(req))));
 
   r.post('/webhook-subscriptions/:id/replay', {
     config: { scope: 'webhooks:write' },
@@ -145,10 +149,11 @@ export function webhooksRoutes(app: FastifyInstance, { webhooks }: { webhooks: W
       operationId: 'replayWebhookEvents',
       tags,
       summary: 'Send again, in order, the events after an event id (`?after=` or `{ "after": ... }`)',
+      headers: IdempotencyHeaders,
       params: SubscriptionParams,
       querystring: ReplayQuery,
       body: ReplayBody,
-      response: { 202: ReplayResult, ...problemResponses(400, 404) },
+      response: { 202: ReplayResult, ...problemResponses(400, 403, 404, 422) },
     },
   }, async (req, reply) => {
     const after = req.query.after ?? req.body?.after;
@@ -156,6 +161,6 @@ export function webhooksRoutes(app: FastifyInstance, { webhooks }: { webhooks: W
     if (req.query.after && req.body?.after && req.query.after !== req.body.after) {
       throw new BadRequest('?after= and the body\'s after differ; send one.', [{ path: 'body.after', message: 'differs from query.after' }]);
     }
-    return reply.code(202).send(await webhooks.replay(actorOf(req), req.params.id, after));
+    return reply.code(202).send(await webhooks.replay(actorOf(req), req.params.id, after, idempotencyOf(req)));
   });
 }

@@ -3,9 +3,19 @@ import { pageQuery } from '../../http/pagination.js';
 import { DateTimeOutput, FreeText, Uuid, Version, pageOf } from '../../shared/schemas.js';
 import { EventTypeSchema } from '../events/events.schemas.js';
 
+/**
+ * A receiver URL exactly as it will be used: stored as sent, so it is refused rather than cleaned up when the URL
+ * parser would change what the client sent (white space or control characters, which it strips; no host between
+ * `//` and the path, where it would take the path for the host; port 0). Printable ASCII only: an IDN host is
+ * sent in its ASCII (punycode) form.
+ */
 const Url = z
-  .url({ protocol: /^https?$/, normalize: false })
+  .string()
   .max(2000)
+  .regex(/^[!-~]+$/, 'printable ASCII only, no space or control character (send an IDN host as punycode, a space as %20)')
+  .regex(/^https?:\/\/[^/?#@]+(?:[/?][^#]*)?$/i, 'an http(s) URL with a host after //, no user name or password, no fragment')
+  .refine((u) => URL.canParse(u), 'not a URL')
+  .refine((u) => !URL.canParse(u) || new URL(u).port !== '0', 'port 0 is not a port anything listens on')
   .meta({ description: 'The receiver: https, resolving to a public address (WEBHOOK_ALLOW_PRIVATE_URLS relaxes this for development)', example: 'https://ehr.example.org/hooks/exosome' });
 const Types = z
   .array(EventTypeSchema)
@@ -94,6 +104,8 @@ export const SubscriptionListQuery = z.strictObject(pageQuery);
 export const DeliveryListQuery = z.strictObject({ ...pageQuery, status: z.enum(['pending', 'succeeded', 'failed']).optional() });
 export const ReplayQuery = z.strictObject({ after: Uuid.optional().meta({ description: 'An event id: replay the events after it' }) });
 /** Optional: Fastify validates an absent body as `null`, so a POST with only `?after=` must accept null too. */
+/** A POST that takes no body: none, or `{}` (anything else is 400). */
+export const EmptyBody = z.strictObject({}).nullish();
 export const ReplayBody = z
   .strictObject({ after: Uuid })
   .nullish()

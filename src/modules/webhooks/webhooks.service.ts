@@ -3,7 +3,7 @@ import type { Db } from '../../db/client.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { Clock } from '../../shared/clock.js';
-import { BadRequest, NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
+import { BadRequest, Forbidden, NotFound, PreconditionFailed, RuleViolation } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
 import { toPage, type PageRequest } from '../../shared/paging.js';
 import type { AuditLog } from '../audit/audit.service.js';
@@ -15,6 +15,8 @@ import * as q from './webhooks.queries.js';
 const RESOURCE = 'webhook-subscription';
 /** How long the old secret keeps signing after a rotation. */
 const PREVIOUS_SECRET_GRACE_MS = 24 * 3600_000;
+/** Subscriptions a clinic (or the supplier) may keep, not counting disabled ones: deliveries share each instance's slots. */
+export const MAX_SUBSCRIPTIONS_PER_TENANT = 25;
 /** Most deliveries one replay queues. */
 export const REPLAY_LIMIT = 10_000;
 
@@ -30,7 +32,7 @@ const toSubscriptionDto = (s: q.SubscriptionRow): SubscriptionDto => ({
   disabledReason: s.disabledReason,
   failingSince: iso(s.failingSince),
   clinicId: s.clinicId,
-  previousSecretExpiresAt: s.previousSecret && s.previousSecretExpiresAt ? iso(s.previousSecretExpiresAt) : null,
+  previousSecretExpiresAt: s.previousSecrets.at(-1)?.expiresAt ?? null,
   version: s.version,
   createdAt: s.createdAt.toISOString(),
   createdBy: s.createdBy,
@@ -95,11 +97,28 @@ export function createWebhooksService({ db, uow, audit, clock, allowPrivateUrls,
     return row;
   }
 
+  /**
+   * A subscription the caller may change: its tenant's own. A token without clinic reads every clinic's
+   * subscriptions but cannot change one (it could redirect a clinic's deliveries): 403 `clinic-subscription`.
+   */
+  function assertChangeable(actor: Actor, row: q.SubscriptionRow): void {
+    if (row.clinicId !== actor.clinicId) {
+      throw new Forbidden(`This subscription belongs to ${row.clinicId}; only that clinic's tokens change it.`, 'clinic-subscription');
+    }
+  }
+
   return {
     /** A new subscription of the caller's clinic (or of every event, for a token without clinic); its secret shown once. */
     async create(actor: Actor, input: z.output<typeof SubscriptionCreate>, idem?: IdempotencyRequest): Promise<SubscriptionDto & { secret: string }> {
       await checkUrl(input.url);
       return uow.run(async (tx) => {
+        // Serializes creates of one tenant, so the limit holds under concurrent requests on any instance.
+        if ((await q.lockTenantAndCount(tx, actor.clinicId)) >= MAX_SUBSCRIPTIONS_PER_TENANT) {
+          throw new RuleViolation(
+            'subscription-limit',
+            `A clinic (or the supplier) keeps at most ${MAX_SUBSCRIPTIONS_PER_TENANT} subscriptions that are not disabled; pause is not enough, change an existing one's URL or types instead.`,
+          );
+        }
         const now = clock.now();
         const row = await q.insertSubscription(tx, {
           id: newId(),
@@ -138,6 +157,7 @@ export function createWebhooksService({ db, uow, audit, clock, allowPrivateUrls,
       return uow.run(async (tx) => {
         const current = await q.findSubscription(tx, id, actor.clinicId, true);
         if (!current) throw new NotFound('webhook subscription');
+        assertChangeable(actor, current);
         if (current.version !== expectedVersion) {
           throw new PreconditionFailed(`The subscription is at version ${current.version}, not ${expectedVersion}; read it again and reapply your change.`);
         }
@@ -162,11 +182,13 @@ export function createWebhooksService({ db, uow, audit, clock, allowPrivateUrls,
       return uow.run(async (tx) => {
         const current = await q.findSubscription(tx, id, actor.clinicId, true);
         if (!current) throw new NotFound('webhook subscription');
+        assertChangeable(actor, current);
         const now = clock.now();
+        // Every replaced secret signs for 24 h after its rotation, also when rotations follow each other.
+        const stillValid = current.previousSecrets.filter((p) => new Date(p.expiresAt) > now);
         const row = await q.updateSubscription(tx, id, {
           secret: newSecret(),
-          previousSecret: current.secret,
-          previousSecretExpiresAt: new Date(now.getTime() + PREVIOUS_SECRET_GRACE_MS),
+          previousSecrets: [...stillValid, { secret: current.secret, expiresAt: new Date(now.getTime() + PREVIOUS_SECRET_GRACE_MS).toISOString() }],
           updatedAt: now,
           updatedBy: actor.sub,
         });
@@ -186,23 +208,25 @@ export function createWebhooksService({ db, uow, audit, clock, allowPrivateUrls,
     },
 
     /** Sends one delivery's event again, now (a new delivery, the same `webhook-id`); 404 for another's. */
-    async retry(actor: Actor, id: string, deliveryId: string): Promise<DeliveryDto> {
+    async retry(actor: Actor, id: string, deliveryId: string, idem?: IdempotencyRequest): Promise<DeliveryDto> {
       const sub = await owned(actor, id);
+      assertChangeable(actor, sub);
       const found = await q.findDelivery(db, id, deliveryId);
       if (!found) throw new NotFound('delivery');
       return uow.run(async (tx) => {
         const row = await q.insertDelivery(tx, { id: newId(), subscriptionId: id, eventId: found.d.eventId, cause: 'retry' });
         await audit.record(tx, actor, { action: 'state-change', resourceType: RESOURCE, resourceId: id, clinicId: sub.clinicId, details: { retried: deliveryId, delivery: row.id } });
         return toDeliveryDto(row, found.eventType, []);
-      });
+      }, idem);
     },
 
     /**
      * Queues again, in feed order, the events after `after` (an event id the subscription may see) that it
      * wants, up to where delivery has reached; at most REPLAY_LIMIT (continue after `lastEventId`).
      */
-    async replay(actor: Actor, id: string, after: string) {
+    async replay(actor: Actor, id: string, after: string, idem?: IdempotencyRequest) {
       const sub = await owned(actor, id);
+      assertChangeable(actor, sub);
       const position = await positionOf(after, sub.clinicId);
       if (!position) throw new BadRequest('after is not the id of an event this subscription may receive.', [{ path: 'after', message: 'unknown event' }], 'invalid-cursor');
       return uow.run(async (tx) => {
@@ -210,7 +234,7 @@ export function createWebhooksService({ db, uow, audit, clock, allowPrivateUrls,
         const { count, lastEventId } = await q.replay(tx, locked, position, REPLAY_LIMIT);
         await audit.record(tx, actor, { action: 'state-change', resourceType: RESOURCE, resourceId: id, clinicId: sub.clinicId, details: { replayedAfter: after, replayed: count } });
         return { replayed: count, lastEventId, limit: REPLAY_LIMIT };
-      });
+      }, idem);
     },
   };
 }

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, check, index, integer, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { instant } from '../../db/columns.js';
 import { events, xid8 } from '../events/events.table.js';
 
@@ -21,8 +21,8 @@ export const webhookSubscriptions = pgTable(
     status: text('status').notNull(),
     disabledReason: text('disabled_reason'),
     secret: text('secret').notNull(),
-    previousSecret: text('previous_secret'),
-    previousSecretExpiresAt: instant('previous_secret_expires_at'),
+    /** Secrets replaced by rotations, each signing beside the current one until its `expiresAt` (ISO 8601). */
+    previousSecrets: jsonb('previous_secrets').$type<{ secret: string; expiresAt: string }[]>().notNull().default(sql`'[]'::jsonb`),
     cursorTx: xid8('cursor_tx').notNull(),
     cursorSeq: bigint('cursor_seq', { mode: 'number' }).notNull(),
     failingSince: instant('failing_since'),
