@@ -105,7 +105,7 @@ export const DeliveryListQuery = z.strictObject({ ...pageQuery, status: z.enum([
 export const ReplayQuery = z.strictObject({ after: Uuid.optional().meta({ description: 'An event id: replay the events after it' }) });
 /** Optional: Fastify validates an absent body as `null`, so a POST with only `?after=` must accept null too. */
 /** A POST that takes no body: none, or `{}` (anything else is 400). */
-export const EmptyBody = z.strictObject({}).nullish();
+export const EmptyBody = z.strictObject({}).nullish().meta({ id: 'EmptyBody', description: 'No body, or `{}`', example: {} });
 export const ReplayBody = z
   .strictObject({ after: Uuid })
   .nullish()
