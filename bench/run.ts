@@ -401,6 +401,40 @@ async function recallDrill(baseUrl: string, receiver: Receiver, supplier: string
   return { lots: n, clinics: clinics.length, latencies, p50: at(0.5), p99: at(0.99), max: latencies.at(-1)! };
 }
 
+const BULK_DRILL = 'Bulk export of every Procedure';
+
+/**
+ * A system-level FHIR Bulk Data export of every Procedure (a token without clinic): kick-off, polling the status
+ * URL until the manifest, sampling the service's RSS all along. Answers the wall time, resources and peak RSS.
+ */
+async function bulkDrill(baseUrl: string, servicePid: number, token: string) {
+  const t0 = performance.now();
+  const kick = await fetch(`${baseUrl}/fhir/R4/$export?_type=Procedure`, { headers: { authorization: `Bearer ${token}`, prefer: 'respond-async' } });
+  if (kick.status !== 202) throw new Error(`bulk kick-off: ${kick.status} ${await kick.text()}`);
+  const status = kick.headers.get('content-location')!;
+  let peakRss = rssMb(servicePid);
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, rssMb(servicePid));
+  }, 100);
+  try {
+    for (;;) {
+      const res = await fetch(status, { headers: { authorization: `Bearer ${token}` } });
+      if (res.status === 200) {
+        const manifest = (await res.json()) as { output: { count: number }[] };
+        const seconds = (performance.now() - t0) / 1000;
+        const resources = manifest.output.reduce((n, o) => n + o.count, 0);
+        await fetch(status, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } }); // its files are not kept
+        return { seconds, resources, perSecond: resources / seconds, peakRss };
+      }
+      if (res.status !== 202) throw new Error(`bulk status: ${res.status} ${await res.text()}`);
+      await res.arrayBuffer();
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
 async function main() {
   log(`bench: scale ${scale}, ${seconds} s per scenario and side, ${connections} connections, data under ${path.relative(root, dataDir)}`);
   log('building the production bundle (npm run build)...');
@@ -676,6 +710,16 @@ async function main() {
       `(goal p99 < 2000 ms: ${drill.p99 < 2000 ? 'met' : 'MISSED'}).`;
     log(`  ${recallLine}`);
   }
+  let bulkLine = '';
+  if (!values.only || BULK_DRILL.includes(values.only)) {
+    log(`\n${BULK_DRILL}`);
+    const exporter = await sign({ scope: 'clinical:read' }, 'bench-bulk-exporter');
+    const drill = await bulkDrill(serviceUrl, service.pid!, exporter);
+    bulkLine =
+      `${BULK_DRILL}: ${drill.resources.toLocaleString('en')} Procedures (system-level $export, NDJSON stored in PostgreSQL) in ${drill.seconds.toFixed(0)} s, ` +
+      `${drill.perSecond.toFixed(0)} resources/s, service peak RSS ${drill.peakRss} MB (goal < 300 MB: ${drill.peakRss < 300 ? 'met' : 'MISSED'}).`;
+    log(`  ${bulkLine}`);
+  }
   await receiver.close();
   const rssEnd = rssMb(service.pid!);
   const elapsed = Math.round((Date.now() - started) / 1000);
@@ -707,7 +751,7 @@ async function main() {
   const summary =
     `Scale ${scale} (${counts.patients.toLocaleString('en')} patients, ${counts.procedures.toLocaleString('en')} procedures, ${counts.outcomes.toLocaleString('en')} outcomes, ` +
     `${counts.audit.toLocaleString('en')} audit entries), ${connections} connections, ${seconds} s per scenario and side in two alternating rounds; ` +
-    `reports with 1 connection. ${recallLine ? `${recallLine} ` : ''}Service RSS ${rssStart} MB at start, ${rssWarm} MB after the first scenario, ${rssEnd} MB after the next ${steady} s. ${os.cpus().length} cores, Node ${process.version}.`;
+    `reports with 1 connection. ${recallLine ? `${recallLine} ` : ''}${bulkLine ? `${bulkLine} ` : ''}Service RSS ${rssStart} MB at start, ${rssWarm} MB after the first scenario, ${rssEnd} MB after the next ${steady} s. ${os.cpus().length} cores, Node ${process.version}.`;
   log(`\n${table}\n\nCPU milliseconds per request (the load generator's own share is in the JSON):\n\n${cpuTable}\n\n${summary}`);
 
   const stamp = new Date().toISOString().replace(/[:]/g, '-').slice(0, 19);

@@ -51,6 +51,15 @@ import { createOutcomesService } from './modules/outcomes/outcomes.service.js';
 import { outcomesRoutes } from './modules/outcomes/outcomes.routes.js';
 import { createAdverseEventsService } from './modules/adverse-events/adverse-events.service.js';
 import { adverseEventsRoutes } from './modules/adverse-events/adverse-events.routes.js';
+import { CapabilityRegistry } from './modules/fhir/capability.js';
+import { createBulkService } from './modules/bulk/bulk.service.js';
+import { createBulkWorker, type BulkOptions } from './modules/bulk/bulk.worker.js';
+import { bulkRoutes } from './modules/bulk/bulk.routes.js';
+import type { TokenIssuer } from './auth/signing-key.js';
+import { Unauthorized } from './shared/errors.js';
+import { createClientsService } from './modules/clients/clients.service.js';
+import { clientsRoutes, smartRoutes } from './modules/clients/clients.routes.js';
+import './http/public-url.js';
 
 export interface AppOptions {
   pool: pg.Pool;
@@ -69,12 +78,26 @@ export interface AppOptions {
    * default) leaves delivery to other instances. Default: https to public addresses only, no delivery.
    */
   webhooks?: DispatchOptions;
+  /**
+   * SMART Backend Services: signs the access tokens of POST /auth/token (the verifier must accept them:
+   * auth/from-env.ts). Absent: the token endpoint answers 503 temporarily_unavailable; everything else works.
+   */
+  tokenIssuer?: TokenIssuer;
+  /** PUBLIC_BASE_URL: the origin clients use (token URL, discovery); absent, URLs come from the request. */
+  publicBaseUrl?: string;
+  /**
+   * FHIR Bulk Data export jobs: how many run at once across instances and how this instance runs them;
+   * `pollIntervalMs: 0` (the default) leaves running them to other instances (tests drive the worker).
+   */
+  bulk?: BulkOptions;
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** This instance's webhook dispatcher (tests drive `tick()` and `idle()` themselves). */
     webhookDispatcher: import('./modules/webhooks/dispatcher.js').Dispatcher;
+    /** This instance's bulk export worker (tests drive `tick()` and `idle()` themselves). */
+    bulkWorker: import('./modules/bulk/bulk.worker.js').BulkWorker;
   }
 }
 
@@ -180,6 +203,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // Every instance may deliver; PostgreSQL hands each delivery to one of them at a time (modules/webhooks/dispatcher.ts).
   const dispatcher = createDispatcher(db, app.log, webhookOptions);
+  const clients = createClientsService({ db, uow, audit, clock, tokenIssuer: opts.tokenIssuer });
+  app.decorate('publicBaseUrl', opts.publicBaseUrl ? opts.publicBaseUrl.replace(/\/+$/, '') : null);
+  // A token the service issued to a client stops working once the client is disabled (within seconds on every instance).
+  const verifyToken: TokenVerifier = async (authorization) => {
+    const principal = await opts.verifyToken(authorization);
+    if (principal.clientId !== undefined && !(await clients.isActive(principal.clientId))) throw new Unauthorized('The client this token was issued to is disabled.');
+    return principal;
+  };
   if ((webhookOptions.pollIntervalMs ?? 0) > 0) {
     app.addHook('onReady', async () => dispatcher.start());
     app.addHook('onClose', async () => dispatcher.stop());
@@ -189,6 +220,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const fhirSearch = createFhirSearch({ patients, procedures, outcomes, adverseEvents, lots, donors });
   const fhir = createFhirService({ patients, procedures, outcomes, adverseEvents, lots, search: fhirSearch });
   const fhirVersions = createFhirVersions({ patients, procedures, outcomes, adverseEvents, lots, donors });
+  // Bulk export jobs run on any instance; PostgreSQL hands each job to one at a time (modules/bulk/bulk.worker.ts).
+  const bulk = createBulkService({ db, audit, lots });
+  const bulkOptions: BulkOptions = opts.bulk ?? {};
+  const bulkWorker = createBulkWorker({ db, pool: opts.pool, log: app.log, products: (ids) => fhirSearch.products(ids) }, bulkOptions);
+  if ((bulkOptions.pollIntervalMs ?? 0) > 0) {
+    app.addHook('onReady', async () => bulkWorker.start());
+    app.addHook('onClose', async () => bulkWorker.stop());
+  }
+  app.decorate('bulkWorker', bulkWorker);
+  const capability = new CapabilityRegistry();
 
   // Every instance offers to seal; the database lets one at a time do it (docs/adr/0001-audit-hash-chain.md).
   const sealEvery = opts.auditSealIntervalMs ?? 0;
@@ -217,7 +258,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   await app.register(errorsPlugin);
   await app.register(lingeringClosePlugin);
-  await app.register(authPlugin, { verify: opts.verifyToken });
+  await app.register(authPlugin, { verify: verifyToken });
   if ((opts.rateLimitPerMinute ?? 0) > 0) {
     await app.register(rateLimit, {
       global: true,
@@ -233,6 +274,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(openapiPlugin);
 
   healthRoutes(app, { pool: opts.pool });
+  await smartRoutes(app, { clients, jwks: () => (opts.tokenIssuer ? [opts.tokenIssuer.key.publicJwk] : []) });
   await app.register(
     async (v1) => {
       await v1.register(negotiationPlugin);
@@ -247,6 +289,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       auditRoutes(v1, { auditLog });
       eventsRoutes(v1, { feed });
       webhooksRoutes(v1, { webhooks });
+      clientsRoutes(v1, { clients });
       traceabilityRoutes(v1, { reports });
     },
     { prefix: '/v1' },
@@ -254,7 +297,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(
     async (r4) => {
       await r4.register(negotiationPlugin, { produces: FHIR_MEDIA_TYPES, notAcceptableResponse: operationOutcomeResponses(406), formatParameter: FHIR_FORMAT });
-      fhirRoutes(r4, { fhir, search: fhirSearch, versions: fhirVersions });
+      fhirRoutes(r4, { fhir, search: fhirSearch, versions: fhirVersions, capability });
+      bulkRoutes(r4, { bulk, capability });
     },
     { prefix: '/fhir/R4' },
   );

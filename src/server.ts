@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { buildApp } from './app.js';
-import { verifierFromEnv } from './auth/from-env.js';
+import { signingKeyFromEnv, verifierFromEnv } from './auth/from-env.js';
 import { EnvError, loadEnv, type Env } from './config/env.js';
 import { createPool } from './db/client.js';
 import { openEmbeddedDatabase } from './db/embedded-database.js';
@@ -55,7 +55,7 @@ async function main() {
     { max: env.DB_POOL_SIZE, connectTimeoutMs: env.DB_CONNECT_TIMEOUT_MS, statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS },
     log,
   );
-  const { verify, mode } = await verifierFromEnv(env);
+  const { verify, mode, tokenIssuer } = await verifierFromEnv(env, await signingKeyFromEnv(env));
   const app = await buildApp({
     pool,
     verifyToken: verify,
@@ -64,13 +64,17 @@ async function main() {
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     endotoxinLimitEuPerMl: env.ENDOTOXIN_LIMIT_EU_PER_ML,
     auditSealIntervalMs: env.AUDIT_SEAL_INTERVAL_MS,
+    tokenIssuer,
+    publicBaseUrl: env.PUBLIC_BASE_URL,
     webhooks: { allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS, pollIntervalMs: env.WEBHOOK_POLL_INTERVAL_MS, attemptTimeoutMs: env.WEBHOOK_ATTEMPT_TIMEOUT_MS },
+    bulk: { maxConcurrentJobs: env.BULK_MAX_CONCURRENT_JOBS, pollIntervalMs: env.BULK_POLL_INTERVAL_MS, leaseMs: env.BULK_LEASE_MS },
   });
   await app.listen({ port: env.PORT, host: env.HOST });
   log.info(
     { auth: mode, database: embedded ? 'embedded' : 'external', startupMs: Math.round(performance.now() - started), docs: '/docs' },
     'ready',
   );
+  if (!tokenIssuer) log.warn('AUTH_SIGNING_KEY_FILE is not set: POST /auth/token answers 503 (SMART Backend Services off)');
   if (mode === 'dev-keys') log.info('development keys: get a token with  npm run token -- --scope "patients:read patients:write" --clinic clinic-a');
 
   const shutdown = async (signal: string) => {

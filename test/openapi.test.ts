@@ -53,11 +53,14 @@ describe('the OpenAPI document', () => {
         }
         if (op.requestBody) {
           for (const s of ['400', '413', '415']) expect(statuses, `${where} ${s}`).toContain(s);
-          const schema = (op.requestBody as { content: Record<string, { schema: { $ref?: string; example?: unknown } }> }).content['application/json']!.schema;
+          // JSON everywhere but the OAuth token endpoint (RFC 6749: a form).
+          const content = (op.requestBody as { content: Record<string, { schema: { $ref?: string; example?: unknown } }> }).content;
+          const schema = (content['application/json'] ?? content['application/x-www-form-urlencoded'])!.schema;
           const resolved = schema.$ref ? doc.components.schemas[schema.$ref.split('/').pop()!]! : schema;
           expect(resolved.example, `${where} has an example body`).toBeDefined();
         }
-        const errorType = path.startsWith('/fhir/') ? 'application/fhir+json' : 'application/problem+json';
+        // The OAuth token endpoint answers RFC 6749 §5.2 JSON errors, not problem details.
+        const errorType = path.startsWith('/fhir/') ? 'application/fhir+json' : path === '/auth/token' ? 'application/json' : 'application/problem+json';
         for (const s of statuses.filter((x) => x.startsWith('4') || x.startsWith('5'))) {
           expect(Object.keys(op.responses[s]!.content ?? {}), `${where} ${s}`).toEqual([errorType]);
         }

@@ -1,10 +1,12 @@
+import type { KeyObject } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { createRemoteJWKSet, exportJWK, generateKeyPair, importJWK, importSPKI, type JWK, type JWTVerifyGetKey, type CryptoKey } from 'jose';
 
-export const ALLOWED_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const;
+/** Asymmetric only. ES384 and RS384 are what SMART Backend Services clients sign with (and this service may issue with). */
+export const ALLOWED_ALGORITHMS = ['RS256', 'ES256', 'EdDSA', 'ES384', 'RS384'] as const;
 
-export type VerificationKey = CryptoKey | JWTVerifyGetKey;
+export type VerificationKey = CryptoKey | KeyObject | JWTVerifyGetKey;
 
 const DEV_ALG = 'ES256';
 
@@ -58,12 +60,12 @@ export async function loadPublicKeyFile(file: string): Promise<CryptoKey> {
         errors.push((err as Error).message);
       }
     }
-    throw new Error(`${file}: not an RSA, P-256 or Ed25519 public key`);
+    throw new Error(`${file}: not an RSA, P-256, P-384 or Ed25519 public key`);
   }
   const jwk = JSON.parse(text) as JWK;
   if (jwk.kty === 'oct') throw new Error(`${file}: symmetric keys are refused; use an asymmetric public key`);
   if (jwk.d) throw new Error(`${file}: holds a private key; give the service only the public key`);
-  const alg = jwk.alg ?? (jwk.kty === 'RSA' ? 'RS256' : jwk.kty === 'OKP' ? 'EdDSA' : 'ES256');
+  const alg = jwk.alg ?? (jwk.kty === 'RSA' ? 'RS256' : jwk.kty === 'OKP' ? 'EdDSA' : jwk.crv === 'P-384' ? 'ES384' : 'ES256');
   if (!(ALLOWED_ALGORITHMS as readonly string[]).includes(alg)) throw new Error(`${file}: algorithm ${alg} is not allowed`);
   return (await importJWK(jwk, alg)) as CryptoKey;
 }

@@ -12,6 +12,7 @@ export const SCOPES = [
   'events:read',
   'webhooks:read',
   'webhooks:write',
+  'clients:write',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -20,6 +21,8 @@ export interface Principal {
   sub: string;
   clinicId: string | null;
   scopes: ReadonlySet<string>;
+  /** Set for a token this service issued to a registered client (SMART Backend Services): that client's id (= sub). */
+  clientId?: string;
 }
 
 /** What every service call carries: the principal and the request it came from (for the audit log). */

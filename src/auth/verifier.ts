@@ -1,4 +1,4 @@
-import { errors as joseErrors, jwtVerify } from 'jose';
+import { decodeJwt, errors as joseErrors, jwtVerify } from 'jose';
 import { Unauthorized } from '../shared/errors.js';
 import { NonEmpty } from '../shared/schemas.js';
 import { nfc, textProblem } from '../shared/text.js';
@@ -10,6 +10,12 @@ export interface TokenVerifierOptions {
   issuer: string;
   audience: string;
   clockToleranceSec?: number;
+  /**
+   * Tokens this service issued itself (SMART Backend Services, auth/signing-key.ts): a token whose `iss` is this
+   * issuer is checked against this key and algorithm only (never the external key), and its principal names the
+   * client (`clientId`). Any other `iss` goes to the external key as before.
+   */
+  selfIssued?: { key: VerificationKey; issuer: string; algorithms: readonly string[] };
 }
 
 export type TokenVerifier = (authorization: string | undefined) => Promise<Principal>;
@@ -46,10 +52,12 @@ function createUncachedVerifier(opts: TokenVerifierOptions) {
     const match = /^Bearer[ ]+([A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]+\.[A-Za-z0-9\-_]*)[ ]*$/i.exec(authorization);
     if (!match) throw new Unauthorized('The Authorization header must be "Bearer <JWT>".');
     try {
-      const { payload } = await jwtVerify(match[1]!, opts.key as Parameters<typeof jwtVerify>[1], {
-        issuer: opts.issuer,
+      // Which key: by the (not yet verified) issuer; the signature check below then binds the issuer to that key.
+      const self = opts.selfIssued && decodeJwt(match[1]!).iss === opts.selfIssued.issuer ? opts.selfIssued : undefined;
+      const { payload } = await jwtVerify(match[1]!, (self?.key ?? opts.key) as Parameters<typeof jwtVerify>[1], {
+        issuer: self?.issuer ?? opts.issuer,
         audience: opts.audience,
-        algorithms: [...ALLOWED_ALGORITHMS],
+        algorithms: [...(self?.algorithms ?? ALLOWED_ALGORITHMS)],
         requiredClaims: ['exp', 'sub'],
         clockTolerance: opts.clockToleranceSec ?? 30,
       });
@@ -65,8 +73,10 @@ function createUncachedVerifier(opts: TokenVerifierOptions) {
           throw new Unauthorized(`The ${name} claim must be a string of 1..${max} characters on one line, with no surrounding white space or control character.`);
         }
       }
+      const principal: Principal = { sub: nfc(sub as string), clinicId: clinic === undefined ? null : nfc(clinic as string), scopes: new Set(scope.split(' ').filter(Boolean)) };
+      if (self) principal.clientId = principal.sub;
       return {
-        principal: { sub: nfc(sub as string), clinicId: clinic === undefined ? null : nfc(clinic as string), scopes: new Set(scope.split(' ').filter(Boolean)) },
+        principal,
         exp: payload.exp!,
       };
     } catch (err) {

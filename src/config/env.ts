@@ -28,6 +28,10 @@ export const envSchema = z
     AUTH_PUBLIC_KEY_FILE: optionalString,
     AUTH_ISSUER: optionalString,
     AUTH_AUDIENCE: optionalString,
+    /** The private key (PEM or JWK) that signs POST /auth/token's access tokens; unset outside production: made under DATA_DIR. */
+    AUTH_SIGNING_KEY_FILE: optionalString,
+    /** The service's public origin (https://records.example.org), for the token URL that client assertions name as `aud`. */
+    PUBLIC_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     RATE_LIMIT_PER_MINUTE: intFrom(60000, 0),
     ENDOTOXIN_LIMIT_EU_PER_ML: z.coerce.number().positive().default(0.5),
@@ -37,6 +41,12 @@ export const envSchema = z
     WEBHOOK_POLL_INTERVAL_MS: intFrom(250, 0, 60_000),
     /** One delivery attempt's limit (the contract's 10 s; shorter only for tests). */
     WEBHOOK_ATTEMPT_TIMEOUT_MS: intFrom(10_000, 100, 60_000),
+    /** FHIR Bulk Data export jobs running at once across every instance; more wait, queued. */
+    BULK_MAX_CONCURRENT_JOBS: intFrom(2, 1, 64),
+    /** How often an idle instance looks for an export job to run; 0 leaves running them to other instances. */
+    BULK_POLL_INTERVAL_MS: intFrom(500, 0, 60_000),
+    /** A running export's lease: another instance takes over a job whose runner died after it (shorter only for tests). */
+    BULK_LEASE_MS: intFrom(30_000, 300, 600_000),
   })
   .superRefine((env, ctx) => {
     if (env.AUTH_JWKS_URL && env.AUTH_PUBLIC_KEY_FILE) {
@@ -53,6 +63,12 @@ export const envSchema = z
       }
       if (!env.AUTH_ISSUER) ctx.addIssue({ code: 'custom', path: ['AUTH_ISSUER'], message: 'required with external keys and in production' });
       if (!env.AUTH_AUDIENCE) ctx.addIssue({ code: 'custom', path: ['AUTH_AUDIENCE'], message: 'required with external keys and in production' });
+    }
+    if (env.AUTH_ISSUER === 'urn:exosome-records:smart') {
+      ctx.addIssue({ code: 'custom', path: ['AUTH_ISSUER'], message: 'urn:exosome-records:smart is the issuer of the service\'s own tokens; name the external issuer' });
+    }
+    if (env.PUBLIC_BASE_URL && /[?#]/.test(env.PUBLIC_BASE_URL)) {
+      ctx.addIssue({ code: 'custom', path: ['PUBLIC_BASE_URL'], message: 'an origin with an optional path, no query or fragment' });
     }
     if (env.NODE_ENV === 'production' && env.WEBHOOK_ALLOW_PRIVATE_URLS) {
       ctx.addIssue({ code: 'custom', path: ['WEBHOOK_ALLOW_PRIVATE_URLS'], message: 'is for development and tests; production webhooks must be https to public addresses' });

@@ -9,8 +9,11 @@ declare module 'fastify' {
     /** The scope (or every scope of a list) a route requires. A route with neither `scope` nor `public` refuses everyone. */
     scope?: Scope | readonly Scope[];
     public?: boolean;
-    /** How this route's errors are rendered: problem+json (default) or a FHIR OperationOutcome. */
-    errorFormat?: 'problem' | 'fhir';
+    /**
+     * How this route's errors are rendered: problem+json (default), a FHIR OperationOutcome, or OAuth 2.0 JSON
+     * (RFC 6749 §5.2; the route's own error handler renders them and its schema lists every error response).
+     */
+    errorFormat?: 'problem' | 'fhir' | 'oauth';
   }
   interface FastifyRequest {
     principal: Principal | null;

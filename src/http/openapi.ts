@@ -33,6 +33,7 @@ function completeOperation(route: RouteOptions): void {
   }
   if (schema.body || schema.querystring || schema.params || schema.headers) statuses.push(400);
   if (schema.body) statuses.push(413, 415);
+  if (route.config?.errorFormat === 'oauth') return; // its schema names its own errors (RFC 6749 §5.2 JSON)
   const errors = route.config?.errorFormat === 'fhir' ? operationOutcomeResponses(...statuses) : problemResponses(...statuses);
   schema.response = { ...errors, ...schema.response };
 }

@@ -5,6 +5,8 @@ import type pg from 'pg';
 import supertest from 'supertest';
 import { buildApp, type AppOptions } from '../../src/app.js';
 import { createTokenVerifier } from '../../src/auth/verifier.js';
+import { createTokenIssuer, signingKeyOf, type SigningKey, type TokenIssuer } from '../../src/auth/signing-key.js';
+import { generateKeyPairSync } from 'node:crypto';
 import { createPool } from '../../src/db/client.js';
 import { createLogger } from '../../src/shared/logger.js';
 import type { Clock } from '../../src/shared/clock.js';
@@ -56,6 +58,8 @@ export interface TestApp {
   pool: pg.Pool;
   databaseUrl: string;
   signer: Signer;
+  /** Signs the app's own access tokens (POST /auth/token); undefined when made with `signingKey: null`. */
+  tokenIssuer?: TokenIssuer;
   logLines: string[];
   token(opts: TokenOptions): Promise<string>;
   /** A second app instance on the same database (another "service instance"). */
@@ -65,7 +69,18 @@ export interface TestApp {
 
 /** A real app on this file's own cloned database, with tokens from a test key. */
 export async function createTestApp(
-  opts: { clock?: Clock; rateLimitPerMinute?: number; databaseUrl?: string; auditSealIntervalMs?: number; webhooks?: AppOptions['webhooks'] } = {},
+  opts: {
+    clock?: Clock;
+    rateLimitPerMinute?: number;
+    databaseUrl?: string;
+    auditSealIntervalMs?: number;
+    webhooks?: AppOptions['webhooks'];
+    /** FHIR Bulk Data export jobs (default: no polling; tests drive `app.bulkWorker.tick()`). */
+    bulk?: AppOptions['bulk'];
+    /** The key that signs the app's own tokens (SMART Backend Services): default a fresh ES384 key; null: none (the token endpoint answers 503). */
+    signingKey?: SigningKey | null;
+    publicBaseUrl?: string;
+  } = {},
 ): Promise<TestApp> {
   const databaseUrl = opts.databaseUrl ?? (await cloneTemplateDatabase()).url;
   const pool = createPool(databaseUrl, { max: 20, connectTimeoutMs: 3000, statementTimeoutMs: 10000 });
@@ -77,7 +92,14 @@ export async function createTestApp(
       cb();
     },
   });
-  const verifyToken = createTokenVerifier({ key: signer.publicKey, issuer: TEST_ISSUER, audience: TEST_AUDIENCE });
+  const signingKey = opts.signingKey === undefined ? await signingKeyOf(generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey) : opts.signingKey;
+  const tokenIssuer = signingKey ? createTokenIssuer(signingKey, TEST_AUDIENCE) : undefined;
+  const verifyToken = createTokenVerifier({
+    key: signer.publicKey,
+    issuer: TEST_ISSUER,
+    audience: TEST_AUDIENCE,
+    selfIssued: tokenIssuer ? { key: tokenIssuer.key.publicKey, issuer: tokenIssuer.issuer, algorithms: [tokenIssuer.key.alg] } : undefined,
+  });
   const base: AppOptions = {
     pool,
     verifyToken,
@@ -86,6 +108,9 @@ export async function createTestApp(
     rateLimitPerMinute: opts.rateLimitPerMinute ?? 0,
     auditSealIntervalMs: opts.auditSealIntervalMs ?? 0,
     webhooks: opts.webhooks,
+    bulk: opts.bulk,
+    tokenIssuer,
+    publicBaseUrl: opts.publicBaseUrl,
   };
   const app = await buildApp(base);
   await app.ready();
@@ -97,6 +122,7 @@ export async function createTestApp(
     pool,
     databaseUrl,
     signer,
+    tokenIssuer,
     logLines,
     token: (t) => signer.token(t),
     async another(overrides = {}) {

@@ -196,3 +196,30 @@ export function toFhirProduct(l: LotSummary, dins: string[]): FhirResource {
     storage: [{ description: 'Frozen storage', temperature: l.storageTempC, scale: 'celsius', duration: { end: `${l.expiresOn}T23:59:59Z` } }],
   };
 }
+
+/**
+ * A lot's recipients as an R4 Group (the cohort of a recall, and what `Group/{lotId}/$export` exports): an
+ * actual group of persons, one member per patient with a procedure of the lot that stands (not entered in
+ * error), and the lot as its defining characteristic. Its id is the lot's id.
+ */
+export function toFhirGroup(lot: { id: string; lotNumber: string; manufacturer: string; productName: string }, patientIds: string[]): FhirResource {
+  return {
+    resourceType: 'Group',
+    id: lot.id,
+    identifier: [{ system: OWN_IDENTIFIERS.lotNumber(lot.manufacturer), value: lot.lotNumber }],
+    active: true,
+    type: 'person',
+    actual: true,
+    code: { text: 'Recipients of a product lot' },
+    name: `Recipients of lot ${lot.lotNumber} (${lot.productName})`,
+    quantity: patientIds.length,
+    characteristic: [
+      {
+        code: { text: 'Received product lot' },
+        valueReference: { ...ref('BiologicallyDerivedProduct', lot.id), display: lot.lotNumber },
+        exclude: false,
+      },
+    ],
+    ...(patientIds.length ? { member: patientIds.map((id) => ({ entity: ref('Patient', id) })) } : {}),
+  };
+}

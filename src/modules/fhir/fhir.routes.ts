@@ -34,9 +34,11 @@ const RESULT_PARAM_DOCS: Record<string, string> = {
   _cursor: 'Where the page starts: from the Bundle\'s next link, as given',
 };
 
-export function fhirRoutes(app: FastifyInstance, { fhir, search, versions }: { fhir: FhirService; search: FhirSearch; versions: FhirVersions }) {
+export function fhirRoutes(
+  app: FastifyInstance,
+  { fhir, search, versions, capability = new CapabilityRegistry() }: { fhir: FhirService; search: FhirSearch; versions: FhirVersions; capability?: CapabilityRegistry },
+) {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const capability = new CapabilityRegistry();
   operationOutcomeErrors(app);
 
   /** `GET /{type}/{id}`: a read with ETag and Last-Modified, 304 for a matching If-None-Match (fhir.http.ts sendRead). */

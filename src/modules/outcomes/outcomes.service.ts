@@ -19,6 +19,21 @@ import type { OutcomeDto, OutcomeScore } from './outcomes.schemas.js';
 
 export const OUTCOME = 'outcome';
 
+/** A score as stored (no derived fields): what FHIR maps to an Observation (the read and the bulk export). */
+export function toOutcomeScore(r: q.OutcomeRow): OutcomeScore {
+  return {
+    id: r.id,
+    procedureId: r.procedureId,
+    patientId: r.patientId,
+    instrument: r.instrument as InstrumentCode,
+    score: r.score,
+    assessedAt: r.assessedAt.toISOString(),
+    timepoint: r.timepoint as Timepoint,
+    recordedAt: r.recordedAt.toISOString(),
+    recordedBy: r.recordedBy,
+  };
+}
+
 export interface OutcomesDeps {
   db: Db;
   uow: UnitOfWork;
@@ -46,19 +61,7 @@ export function createOutcomesService({ db, uow, audit, events, clock, patients,
     return rows.map((r) => toDto(r, performed.get(r.procedureId)!, baselines));
   }
 
-  function toScore(r: q.OutcomeRow): OutcomeScore {
-    return {
-      id: r.id,
-      procedureId: r.procedureId,
-      patientId: r.patientId,
-      instrument: r.instrument as InstrumentCode,
-      score: r.score,
-      assessedAt: r.assessedAt.toISOString(),
-      timepoint: r.timepoint as Timepoint,
-      recordedAt: r.recordedAt.toISOString(),
-      recordedBy: r.recordedBy,
-    };
-  }
+  const toScore = toOutcomeScore;
 
   function toDto(r: q.OutcomeRow, performedAt: Date, baselines: Map<string, number>): OutcomeDto {
     const instrument = r.instrument as InstrumentCode;
