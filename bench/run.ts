@@ -324,6 +324,23 @@ async function api<T = unknown>(baseUrl: string, method: string, path: string, t
   return (text ? JSON.parse(text) : undefined) as T;
 }
 
+/**
+ * The bench's subscription of this tenant with this description, pointed at `body.url` and active: the one an
+ * earlier run left (paused), or a new one. Reused so that runs do not pile up subscriptions (25 per tenant).
+ */
+async function benchSubscription(baseUrl: string, token: string, body: { url: string; types: string[]; description: string }) {
+  const mine = await api<{ items: { id: string; version: number; description: string | null; clinicId: string | null }[] }>(baseUrl, 'GET', '/v1/webhook-subscriptions?limit=200', token);
+  const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { clinic_id?: string };
+  const found = mine.items.find((s) => s.description === body.description && s.clinicId === (claims.clinic_id ?? null));
+  if (!found) return api<{ id: string; version: number }>(baseUrl, 'POST', '/v1/webhook-subscriptions', token, body);
+  return api<{ id: string; version: number }>(baseUrl, 'PATCH', `/v1/webhook-subscriptions/${found.id}`, token, { url: body.url, types: body.types, status: 'active' }, { 'if-match': `"${found.version}"` });
+}
+
+async function pauseSubscription(baseUrl: string, token: string, id: string) {
+  const current = await api<{ version: number }>(baseUrl, 'GET', `/v1/webhook-subscriptions/${id}`, token);
+  await api(baseUrl, 'PATCH', `/v1/webhook-subscriptions/${id}`, token, { status: 'paused' }, { 'if-match': `"${current.version}"` });
+}
+
 /** A webhook receiver in this process on loopback: answers 200 and notes when each delivery arrived. */
 async function startReceiver() {
   const http = await import('node:http');
@@ -353,12 +370,12 @@ type Receiver = Awaited<ReturnType<typeof startReceiver>>;
  */
 async function recallDrill(baseUrl: string, receiver: Receiver, supplier: string, clinics: string[], sign: (claims: Record<string, string>, sub: string) => Promise<string>, n: number) {
   const types = ['lot.recalled', 'recall-notice.created'];
-  const subscriptions: { id: string }[] = [];
+  const subscriptions: { id: string; token: string }[] = [];
   for (const clinic of clinics) {
-    const token = await sign({ scope: 'webhooks:write', clinic_id: clinic }, `bench-${clinic}-integration`);
-    subscriptions.push(await api<{ id: string }>(baseUrl, 'POST', '/v1/webhook-subscriptions', token, { url: receiver.url, types }));
+    const token = await sign({ scope: 'webhooks:read webhooks:write', clinic_id: clinic }, `bench-${clinic}-integration`);
+    subscriptions.push({ ...(await benchSubscription(baseUrl, token, { url: receiver.url, types, description: 'bench: recall drill' })), token });
   }
-  subscriptions.push(await api<{ id: string }>(baseUrl, 'POST', '/v1/webhook-subscriptions', supplier, { url: receiver.url, types }));
+  subscriptions.push({ ...(await benchSubscription(baseUrl, supplier, { url: receiver.url, types, description: 'bench: recall drill' })), token: supplier });
   const donorId = (await api<{ items: { donorIds: string[] }[] }>(baseUrl, 'GET', '/v1/lots?status=released&limit=1', supplier)).items[0]!.donorIds[0]!;
   const latencies: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -391,11 +408,8 @@ async function recallDrill(baseUrl: string, receiver: Receiver, supplier: string
     if (mine.length < expected) throw new Error(`recall drill: ${mine.length} of ${expected} deliveries within 30 s`);
     latencies.push(...mine.map((a) => a.at - t0));
   }
-  // Paused afterwards (a token without clinic sees every subscription): the next run makes its own.
-  for (const s of subscriptions) {
-    const current = await api<{ version: number }>(baseUrl, 'GET', `/v1/webhook-subscriptions/${s.id}`, supplier);
-    await api(baseUrl, 'PATCH', `/v1/webhook-subscriptions/${s.id}`, supplier, { status: 'paused' }, { 'if-match': `"${current.version}"` });
-  }
+  // Paused afterwards by their owners, so a dead receiver gets nothing between runs; the next run resumes them.
+  for (const s of subscriptions) await pauseSubscription(baseUrl, s.token, s.id);
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)]!;
   return { lots: n, clinics: clinics.length, latencies, p50: at(0.5), p99: at(0.99), max: latencies.at(-1)! };
@@ -600,15 +614,11 @@ async function main() {
       goal: { shareOf: { scenario: SPREAD_LOTS, share: 0.9 } },
       around: {
         before: async () => {
-          subscription = await api<{ id: string; version: number }>(serviceUrl, 'POST', '/v1/webhook-subscriptions', supplier, {
-            url: receiver.url,
-            types: ['procedure.created'],
-            description: 'bench: every procedure',
-          });
+          subscription = await benchSubscription(serviceUrl, supplier, { url: receiver.url, types: ['procedure.created'], description: 'bench: every procedure' });
         },
         after: async () => {
           // Paused, so its backlog does not run under the next scenarios (pending deliveries stay in the table).
-          await api(serviceUrl, 'PATCH', `/v1/webhook-subscriptions/${subscription!.id}`, supplier, { status: 'paused' }, { 'if-match': `"${subscription!.version}"` });
+          await pauseSubscription(serviceUrl, supplier, subscription!.id);
           const delivered = receiver.arrivals.filter((a) => a.type === 'procedure.created').length;
           const pending = await api<{ items: unknown[] }>(serviceUrl, 'GET', `/v1/webhook-subscriptions/${subscription!.id}/deliveries?status=pending&limit=200`, supplier);
           log(`  webhooks: ${delivered} procedure.created delivered during the runs (in order, one at a time)${pending.items.length === 200 ? '; 200+ still pending' : `; ${pending.items.length} pending`}`);

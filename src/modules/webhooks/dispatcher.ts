@@ -163,7 +163,7 @@ export function createDispatcher(db: Db, log: Log, opts: DispatchOptions): Dispa
       gone,
       retryAt: succeeded || gone ? null : retryAt(new Date(), d.attempt, schedule),
     };
-    await db.transaction((tx) => q.recordAttempt(tx, d, outcome, new Date(at.getTime() - disableAfterMs)));
+    await q.recordAttempt(db, d, outcome, new Date(at.getTime() - disableAfterMs));
   }
 
   function launch(d: q.ClaimedDelivery) {

@@ -218,49 +218,38 @@ export interface AttemptOutcome {
  * subscription's health: a success clears `failing_since`; a failure sets it, and a 410 or failing since
  * before `disableBefore` disables the subscription, saying why. One transaction.
  */
-export async function recordAttempt(tx: Tx, d: ClaimedDelivery, o: AttemptOutcome, disableBefore: Date): Promise<void> {
-  await tx.insert(webhookAttempts).values({
-    deliveryId: d.id,
-    attempt: d.attempt,
-    at: o.at,
-    statusCode: o.statusCode,
-    latencyMs: o.latencyMs,
-    error: o.error,
-    succeeded: o.succeeded,
-  });
+export async function recordAttempt(exec: Executor, d: ClaimedDelivery, o: AttemptOutcome, disableBefore: Date): Promise<void> {
+  const at = sql`${o.at.toISOString()}::timestamptz`;
   const status = o.succeeded ? 'succeeded' : o.retryAt ? 'pending' : 'failed';
-  const [held] = await tx
-    .update(webhookDeliveries)
-    .set({
-      status,
-      nextAttemptAt: o.retryAt ?? o.at,
-      leaseToken: null,
-      leaseUntil: null,
-      lastStatusCode: o.statusCode,
-      lastError: o.error,
-      completedAt: status === 'pending' ? null : sql`now()`,
-    })
-    .where(and(eq(webhookDeliveries.id, d.id), eq(webhookDeliveries.leaseToken, d.leaseToken)))
-    .returning({ id: webhookDeliveries.id });
-  if (!held) return;
-  if (o.succeeded) {
-    await tx
-      .update(webhookSubscriptions)
-      .set({ failingSince: null })
-      .where(and(eq(webhookSubscriptions.id, d.subscriptionId), sql`${webhookSubscriptions.failingSince} is not null`));
-    return;
-  }
   const reason = o.gone
-    ? sql`'The receiver answered 410 Gone at ' || to_char(${o.at.toISOString()}::timestamptz at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || '.'`
-    : sql`'Every delivery failed since ' || to_char(coalesce(failing_since, ${o.at.toISOString()}::timestamptz) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ' (last: ' || ${o.error ?? 'error'}::text || ').'`;
-  const disable = sql`(${o.gone} or coalesce(failing_since, ${o.at.toISOString()}::timestamptz) <= ${disableBefore.toISOString()}::timestamptz) and status = 'active'`;
-  await tx.execute(sql`
-    update webhook_subscriptions set
-      failing_since = coalesce(failing_since, ${o.at.toISOString()}::timestamptz),
-      status = case when ${disable} then 'disabled' else status end,
-      disabled_reason = case when ${disable} then ${reason} else disabled_reason end,
-      version = case when ${disable} then version + 1 else version end
-    where id = ${d.subscriptionId}`);
+    ? sql`'The receiver answered 410 Gone at ' || to_char(${at} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || '.'`
+    : sql`'Every delivery failed since ' || to_char(coalesce(s.failing_since, ${at}) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ' (last: ' || ${o.error ?? 'error'}::text || ').'`;
+  const disable = sql`(not ${o.succeeded} and (${o.gone} or coalesce(s.failing_since, ${at}) <= ${disableBefore.toISOString()}::timestamptz) and s.status = 'active')`;
+  // One statement (one round trip, atomic without BEGIN/COMMIT): the attempt; the delivery's new state if this
+  // attempt still holds its lease; the subscription's health then (a success clears failing_since).
+  await exec.execute(sql`
+    with attempt as (
+      insert into webhook_attempts (delivery_id, attempt, at, status_code, latency_ms, error, succeeded)
+      values (${d.id}, ${d.attempt}, ${at}, ${o.statusCode}, ${o.latencyMs}, ${o.error}, ${o.succeeded})
+      returning 1
+    ),
+    held as (
+      update webhook_deliveries set
+        status = ${status},
+        next_attempt_at = ${o.retryAt ? o.retryAt.toISOString() : o.at.toISOString()}::timestamptz,
+        lease_token = null, lease_until = null,
+        last_status_code = ${o.statusCode}, last_error = ${o.error},
+        completed_at = case when ${status} = 'pending' then null else now() end
+      where id = ${d.id} and lease_token = ${d.leaseToken}
+      returning subscription_id
+    )
+    update webhook_subscriptions s set
+      failing_since = case when ${o.succeeded} then null else coalesce(s.failing_since, ${at}) end,
+      status = case when ${disable} then 'disabled' else s.status end,
+      disabled_reason = case when ${disable} then ${reason} else s.disabled_reason end,
+      version = case when ${disable} then s.version + 1 else s.version end
+    from held
+    where s.id = held.subscription_id and (not ${o.succeeded} or s.failing_since is not null)`);
 }
 
 /** A subscription's deliveries, newest first, each with its attempts (oldest first). */
