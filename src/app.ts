@@ -203,7 +203,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // Every instance may deliver; PostgreSQL hands each delivery to one of them at a time (modules/webhooks/dispatcher.ts).
   const dispatcher = createDispatcher(db, app.log, webhookOptions);
-  const clients = createClientsService({ db, uow, audit, clock, tokenIssuer: opts.tokenIssuer });
+  const clients = createClientsService({ db, uow, audit, clock, tokenIssuer: opts.tokenIssuer, allowPrivateUrls: webhookOptions.allowPrivateUrls });
   app.decorate('publicBaseUrl', opts.publicBaseUrl ? opts.publicBaseUrl.replace(/\/+$/, '') : null);
   // A token the service issued to a client stops working once the client is disabled (within seconds on every instance).
   const verifyToken: TokenVerifier = async (authorization) => {

@@ -71,6 +71,17 @@ const tokenForm = (clientAssertion: string, scope = 'system/Patient.rs') => ({
   scope,
 });
 
+/** A 2048-bit RSA public key as a JWK. */
+function rsaJwk(): Record<string, unknown> {
+  return { ...generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' }), kid: `rsa-${uniq()}` };
+}
+/** The modulus with its lowest bit cleared (an even number: not an RSA modulus). */
+function evenModulus(n: string): string {
+  const bytes = Buffer.from(n, 'base64url');
+  bytes[bytes.length - 1] = bytes[bytes.length - 1]! & 0xfe;
+  return bytes.toString('base64url');
+}
+
 async function register(body: Record<string, unknown>, token = admin) {
   return t.http.post('/v1/clients').set(...bearer(token)).send(body);
 }
@@ -311,9 +322,10 @@ describe('registration', () => {
     expect((await requestToken(tokenForm(await assertion(client.clientId, newKey)))).status).toBe(200);
     const both = await t.http.patch(path).set(...bearer(admin)).set('if-match', '"2"').send({ jwks: { keys: [newKey.publicJwk] }, jwksUri: 'https://keys.example.org/jwks.json' });
     expect(both.status).toBe(400);
-    const toUri = await t.http.patch(path).set(...bearer(admin)).set('if-match', '"2"').send({ jwksUri: 'https://keys.example.org/jwks.json' });
-    expect(toUri.status).toBe(200);
-    expect(toUri.body).toMatchObject({ jwksUri: 'https://keys.example.org/jwks.json', jwks: null, version: 3 });
+    // A public address given as a literal: checked without DNS, and nothing is fetched until a token is asked for.
+    const toUri = await t.http.patch(path).set(...bearer(admin)).set('if-match', '"2"').send({ jwksUri: 'https://93.184.216.34/jwks.json' });
+    expect(toUri.status, JSON.stringify(toUri.body)).toBe(200);
+    expect(toUri.body).toMatchObject({ jwksUri: 'https://93.184.216.34/jwks.json', jwks: null, version: 3 });
   });
 
   it('refuses private keys, both or neither of jwksUri and jwks, unknown scopes, weak or other keys (400)', async () => {
@@ -327,7 +339,12 @@ describe('registration', () => {
       { ...base },
       { ...base, jwks: { keys: [key.publicJwk] }, scopes: ['system/Patient.read'] },
       { ...base, jwks: { keys: [key.publicJwk] }, scopes: [] },
-      { ...base, jwksUri: 'http://keys.example.org/jwks.json' },
+      { ...base, jwksUri: 'ftp://keys.example.org/jwks.json' },
+      { ...base, jwksUri: 'https://keys.example.org/jwks json' },
+      // RSA public exponents that let anyone sign (e = 1, e = 3), an even modulus.
+      { ...base, jwks: { keys: [{ ...rsaJwk(), e: 'AQ' }] } },
+      { ...base, jwks: { keys: [{ ...rsaJwk(), e: 'Aw' }] } },
+      { ...base, jwks: { keys: [{ ...rsaJwk(), n: evenModulus(rsaJwk().n as string) }] } },
       { ...base, jwks: { keys: [{ kty: 'oct', k: 'c2VjcmV0' }] } },
       { ...base, jwks: { keys: [{ ...(await exportJWK((await generateKeyPair('ES256')).publicKey)) }] } },
       { ...base, jwks: { keys: [{ ...generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' }) }] } },
@@ -419,5 +436,112 @@ describe('discovery', () => {
       url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
       extension: [{ url: 'token', valueUri: TOKEN_URL }],
     });
+  });
+});
+
+describe('issuing is audited, and a jwksUri is held to the outbound URL rules', () => {
+  it('each token issued is an audit entry naming the client, the scopes and the lifetime, never the token', async () => {
+    const key = await clientKey('ES384');
+    const client = await registered(key);
+    const res = await requestToken(tokenForm(await assertion(client.clientId, key), 'system/Patient.rs'));
+    expect(res.status).toBe(200);
+    const auditor = await t.token({ scope: 'audit:read', clinic: null, sub: 'auditor' });
+    const audit = await t.http.get('/v1/audit-events').query({ resourceType: 'access-token', actor: client.clientId }).set(...bearer(auditor));
+    expect(audit.status).toBe(200);
+    expect(audit.body.items).toHaveLength(1);
+    expect(audit.body.items[0]).toMatchObject({ action: 'create', clinicId: clinic, details: { clientId: client.clientId, scope: ['patients:read'], expiresIn: res.body.expires_in } });
+    expect(JSON.stringify(audit.body)).not.toContain(res.body.access_token as string);
+  });
+
+  it('refuses a jwksUri on a loopback or private address under production settings (422 jwks-uri-refused), storing nothing', async () => {
+    for (const jwksUri of ['https://127.0.0.1/jwks.json', 'https://localhost/jwks.json', 'https://[::1]/jwks.json', 'https://169.254.169.254/jwks.json', 'https://10.0.0.8/jwks.json']) {
+      const res = await register({ name: `Remote ${uniq()}`, jwksUri, scopes: ['system/Patient.rs'] });
+      expect(res.status, jwksUri).toBe(422);
+      expect(res.body.code).toBe('jwks-uri-refused');
+    }
+  });
+
+  it('fetches a jwksUri (a loopback server, allowed for development) and accepts assertions signed by its keys', async () => {
+    const { createServer } = await import('node:http');
+    const key = await clientKey('ES384');
+    let fetched = 0;
+    const server = createServer((_req, res) => {
+      fetched++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.publicJwk] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const dev = await createTestApp({ publicBaseUrl: BASE, webhooks: { allowPrivateUrls: true } });
+    try {
+      const devAdmin = await dev.token({ scope: ADMIN_SCOPE, clinic, sub: 'clinic-admin' });
+      const port = (server.address() as { port: number }).port;
+      const created = await dev.http.post('/v1/clients').set(...bearer(devAdmin)).send({ name: `Remote ${uniq()}`, jwksUri: `http://127.0.0.1:${port}/jwks.json`, scopes: ['system/Patient.rs'] });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      const token = await dev.http
+        .post('/auth/token')
+        .set('content-type', 'application/x-www-form-urlencoded')
+        .send(form(tokenForm(await assertion(created.body.clientId as string, key))));
+      expect(token.status, JSON.stringify(token.body)).toBe(200);
+      expect(fetched).toBe(1);
+    } finally {
+      await dev.close();
+      server.close();
+    }
+  });
+});
+
+describe('what an integrator tried against the token endpoint (review findings)', () => {
+  it('refuses an assertion without kid, a second authentication method (client_secret, Authorization) and http jwksUri in production', async () => {
+    const key = await clientKey('ES384');
+    const client = await registered(key);
+    const noKid = await new SignJWT({})
+      .setProtectedHeader({ alg: 'ES384', typ: 'JWT' })
+      .setIssuer(client.clientId)
+      .setSubject(client.clientId)
+      .setAudience(TOKEN_URL)
+      .setExpirationTime(Math.floor(Date.now() / 1000) + 240)
+      .setJti(randomUUID())
+      .sign(key.privateKey);
+    expectOAuthError(await requestToken(tokenForm(noKid)), 401, 'invalid_client');
+    expectOAuthError(await requestToken({ ...tokenForm(await assertion(client.clientId, key)), client_secret: 'x' }), 400, 'invalid_request');
+    const basic = await t.http
+      .post('/auth/token')
+      .set('content-type', 'application/x-www-form-urlencoded')
+      .set('authorization', `Basic ${Buffer.from(`${client.clientId}:x`).toString('base64')}`)
+      .send(form(tokenForm(await assertion(client.clientId, key))));
+    expectOAuthError(basic, 400, 'invalid_request');
+    const http = await register({ name: `Remote ${uniq()}`, jwksUri: 'http://93.184.216.34/jwks.json', scopes: ['system/Patient.rs'] });
+    expect(http.status).toBe(422);
+    expect(http.body.code).toBe('jwks-uri-refused');
+  });
+
+  it('a jwksUri that cannot be fetched, or serves only a forgeable key (e = 1), is invalid_client: never a 500 or 503', async () => {
+    const { createServer } = await import('node:http');
+    const forgeable: Record<string, unknown> = { ...rsaJwk(), e: 'AQ', alg: 'RS384' };
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [forgeable] })));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const closed = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const port = (probe.address() as { port: number }).port;
+        probe.close(() => resolve(port));
+      });
+    });
+    const dev = await createTestApp({ publicBaseUrl: BASE, webhooks: { allowPrivateUrls: true } });
+    try {
+      const devAdmin = await dev.token({ scope: ADMIN_SCOPE, clinic, sub: 'clinic-admin' });
+      const port = (server.address() as { port: number }).port;
+      const key = await clientKey('RS384', forgeable.kid as string);
+      for (const jwksUri of [`http://127.0.0.1:${port}/jwks.json`, `http://127.0.0.1:${closed}/jwks.json`]) {
+        const created = await dev.http.post('/v1/clients').set(...bearer(devAdmin)).send({ name: `Remote ${uniq()}`, jwksUri, scopes: ['system/Patient.rs'] });
+        expect(created.status, JSON.stringify(created.body)).toBe(201);
+        const res = await dev.http
+          .post('/auth/token')
+          .set('content-type', 'application/x-www-form-urlencoded')
+          .send(form(tokenForm(await assertion(created.body.clientId as string, key))));
+        expectOAuthError(res, 401, 'invalid_client');
+      }
+    } finally {
+      await dev.close();
+      server.close();
+    }
   });
 });

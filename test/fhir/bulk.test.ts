@@ -144,9 +144,16 @@ describe('Bulk Data kick-off', () => {
     // A type the token may not read: 403.
     const lotsOnly = await t.token({ scope: 'lots:read', clinic: 'clinic-a', sub: 'exporter-a' });
     expect(await bad('/fhir/R4/$export?_type=Patient', true, lotsOnly)).toBe(403);
-    // An unsupported parameter is ignored, but refused with handling=strict.
+    // A Bulk Data parameter this server does not apply (it would narrow the export) is refused unless the client
+    // says Prefer: handling=lenient; an empty _type or an empty member of it is refused.
+    for (const q of ['_typeFilter=Patient%3Fgender%3Dfemale', '_elements=id', 'patient=Patient/x', '_type=', '_type=Patient,,']) {
+      expect(await bad(`/fhir/R4/$export?${q}`), q).toBe(400);
+    }
     const strict = await t.http.get('/fhir/R4/$export?_typeFilter=Patient%3Fgender%3Dfemale').set(...auth(tokenA)).set('prefer', 'respond-async, handling=strict');
     expect(strict.status).toBe(400);
+    const lenient = await t.http.get('/fhir/R4/$export?_type=Patient&_typeFilter=Patient%3Fgender%3Dfemale').set(...auth(tokenA)).set('prefer', 'respond-async, handling=lenient');
+    expect(lenient.status).toBe(202);
+    await t.http.delete(new URL(lenient.headers['content-location']!).pathname).set(...auth(tokenA));
     // The abbreviations of the NDJSON format are accepted.
     for (const f of ['ndjson', 'application/ndjson', 'application/fhir%2Bndjson']) {
       const res = await t.http.get(`/fhir/R4/$export?_type=Patient&_outputFormat=${f}`).set(...auth(tokenA)).set(...ASYNC);
@@ -287,5 +294,22 @@ describe('Bulk Data export', () => {
     expect(await other.app.bulkWorker.tick()).toBe(1);
     await other.app.bulkWorker.idle();
     for (const j of jobs) expect((await t.http.get(j).set(...auth(tokenA))).status).toBe(200);
+  });
+});
+
+describe('one requester cannot fill the export queue', () => {
+  it('at most 5 of its exports queued or running: the 6th is 429 until one is cancelled; another requester is not affected', async () => {
+    const busy = await t.token({ scope: 'patients:read', clinic: 'clinic-a', sub: `busy-${Date.now()}` });
+    const started: string[] = [];
+    for (let i = 0; i < 5; i++) started.push(await kickOff('/fhir/R4/$export?_type=Patient', busy));
+    const sixth = await t.http.get('/fhir/R4/$export?_type=Patient').set(...auth(busy)).set(...ASYNC);
+    expect(sixth.status).toBe(429);
+    expect(sixth.body.resourceType).toBe('OperationOutcome');
+    const other = await t.token({ scope: 'patients:read', clinic: 'clinic-a', sub: `other-${Date.now()}` });
+    const theirs = await kickOff('/fhir/R4/$export?_type=Patient', other);
+    expect((await t.http.delete(started[0]!).set(...auth(busy))).status).toBe(202);
+    const again = await kickOff('/fhir/R4/$export?_type=Patient', busy);
+    for (const path of [...started.slice(1), again]) await t.http.delete(path).set(...auth(busy));
+    await t.http.delete(theirs).set(...auth(other));
   });
 });

@@ -20,6 +20,15 @@ export type JobRow = typeof bulkExportJobs.$inferSelect;
 export type FileRow = typeof bulkExportFiles.$inferSelect;
 export type NewJob = Pick<JobRow, 'id' | 'ownerSub' | 'clinicId' | 'kind' | 'groupId' | 'types' | 'since' | 'requestUrl'>;
 
+/** Locks the requester's kick-offs (an advisory lock on its identity) and counts its jobs queued or running. */
+export async function lockOwnerAndCountOpen(tx: Executor, ownerSub: string, clinicId: string | null): Promise<number> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`bulk-export:${clinicId ?? ''}:${ownerSub}`}, 0))`);
+  const result = await tx.execute(sql`
+    select count(*)::int as n from ${bulkExportJobs}
+    where ${bulkExportJobs.ownerSub} = ${ownerSub} and ${bulkExportJobs.clinicId} is not distinct from ${clinicId}::text and ${bulkExportJobs.status} in ('queued', 'running')`);
+  return Number((result.rows[0] as { n: number }).n);
+}
+
 export async function insertJob(exec: Executor, job: NewJob): Promise<JobRow> {
   const [row] = await exec.insert(bulkExportJobs).values({ ...job, status: 'queued' }).returning();
   return row!;

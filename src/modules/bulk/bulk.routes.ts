@@ -14,6 +14,15 @@ const IdParams = z.strictObject({ id: z.uuid() });
 const Repeatable = z.union([z.string(), z.array(z.string())]);
 /** The kick-off parameters this server applies; `_format` is read by the negotiation. */
 const APPLIED = new Set(['_type', '_since', '_outputFormat', '_format']);
+/** Bulk Data 2.0 kick-off parameters this server does not apply. */
+const BULK_PARAMETERS = new Set(['_typeFilter', '_elements', 'patient', 'includeAssociatedData', 'organizeOutputBy', 'allowPartialManifests', '_until']);
+
+/** Whether the request says Prefer: handling=lenient itself (the default of FHIR search is not enough here). */
+function explicitlyLenient(req: FastifyRequest): boolean {
+  const prefer = req.headers.prefer;
+  const text = Array.isArray(prefer) ? prefer.join(',') : (prefer ?? '');
+  return /(^|,)\s*handling\s*=\s*"?lenient"?\s*(;|,|$)/i.test(text);
+}
 
 const KickOffQuery = z.looseObject({
   _type: Repeatable.optional().meta({ description: `Comma-separated (or repeated) resource types, of ${EXPORT_TYPES.join(', ')}; default: every one the token may read. Another type is a 400; a type whose read scope the token lacks, a 403` }),
@@ -49,6 +58,17 @@ function kickOffOf(req: FastifyRequest, kind: ExportKind, groupId?: string) {
   requireRespondAsync(req);
   const query = req.query as Record<string, string | string[] | undefined>;
   const unsupported = Object.keys(query).filter((k) => !APPLIED.has(k));
+  // Bulk Data 2.0: a kick-off parameter the server does not support is an error unless the client asked for
+  // Prefer: handling=lenient (an export silently wider than asked, _typeFilter or patient ignored, would hand out
+  // more than was meant). Other parameters follow FHIR search: ignored unless handling=strict.
+  const narrowing = unsupported.filter((k) => BULK_PARAMETERS.has(k));
+  if (narrowing.length && !explicitlyLenient(req)) {
+    throw new BadRequest(
+      `This server does not support ${narrowing.join(', ')} on $export; send the export without it, or with Prefer: handling=lenient to have it ignored.`,
+      narrowing.map((k) => ({ path: `querystring.${k}`, message: 'not supported' })),
+      'unsupported-parameter',
+    );
+  }
   if (unsupported.length && handlingOf(req) === 'strict') {
     throw new BadRequest(`This server does not support ${unsupported.join(', ')} on $export.`, unsupported.map((k) => ({ path: `querystring.${k}`, message: 'not supported' })), 'unsupported-parameter');
   }

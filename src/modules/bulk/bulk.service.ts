@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Actor, Scope } from '../../auth/principal.js';
 import type { Db } from '../../db/client.js';
-import { BadRequest, Forbidden, NotFound } from '../../shared/errors.js';
+import { AppError, BadRequest, Forbidden, NotFound } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
 import { DateTimeInput } from '../../shared/schemas.js';
 import type { AuditLog } from '../audit/audit.service.js';
@@ -52,11 +52,17 @@ export interface BulkDeps {
 
 export type BulkService = ReturnType<typeof createBulkService>;
 
+/** Exports one requester (token subject and clinic) may have queued or running at once. */
+export const MAX_OPEN_JOBS = 5;
+
 /** FHIR Bulk Data Access 2.0 kick-off, status, cancel and files; the jobs run in bulk.worker.ts. */
 export function createBulkService({ db, audit, lots }: BulkDeps) {
   /** The types to export: `_type` (each checked against the token's scopes, 403 when one is missing), else every type the token may read. */
   function typesOf(actor: Actor, given: string[]): ExportType[] {
     const named = given.flatMap((v) => v.split(',')).map((t) => t.trim()).filter((t) => t !== '');
+    if (given.length > 0 && (named.length === 0 || given.flatMap((v) => v.split(',')).some((t) => t.trim() === ''))) {
+      throw new BadRequest('_type names resource types, comma-separated, none empty.', [{ path: 'querystring._type', message: 'an empty type' }], 'unsupported-type');
+    }
     if (named.length === 0) {
       const readable = EXPORT_TYPES.filter((t) => actor.scopes.has(EXPORT_SCOPES[t]));
       if (readable.length === 0) throw new Forbidden(`Exporting needs the read scope of at least one type (${[...new Set(Object.values(EXPORT_SCOPES))].join(', ')}).`, 'insufficient-scope');
@@ -98,6 +104,11 @@ export function createBulkService({ db, audit, lots }: BulkDeps) {
       if (k.kind === 'group') await lots.get(k.groupId!); // 404 for an unknown lot
       const id = newId();
       await db.transaction(async (tx) => {
+        // One requester cannot fill the queue: at most MAX_OPEN_JOBS of its jobs queued or running (serialized per
+        // requester by an advisory lock, so the count holds on every instance).
+        if ((await q.lockOwnerAndCountOpen(tx, actor.sub, actor.clinicId)) >= MAX_OPEN_JOBS) {
+          throw new AppError(429, 'too-many-exports', 'Too Many Requests', `At most ${MAX_OPEN_JOBS} exports of one requester are queued or running at once; wait for one to finish or cancel one (DELETE its status URL).`);
+        }
         await q.insertJob(tx, { id, ownerSub: actor.sub, clinicId: actor.clinicId, kind: k.kind, groupId: k.groupId ?? null, types, since, requestUrl: k.requestUrl });
         await audit.record(tx, actor, {
           action: 'export',

@@ -172,7 +172,11 @@ export async function smartRoutes(app: FastifyInstance, { clients, jwks }: { cli
       if (!/^application\/x-www-form-urlencoded\s*(;|$)/i.test(type ?? '')) {
         throw new OAuthError('invalid_request', 'Send the parameters as application/x-www-form-urlencoded (RFC 6749 §4.4).', type ? 415 : 400);
       }
-      const answer = await clients.token(req.body ?? {}, tokenUrls(req));
+      // RFC 6749 §2.3: one client authentication method per request; the assertion is this endpoint's.
+      if (req.headers.authorization !== undefined || req.body?.client_secret !== undefined) {
+        throw new OAuthError('invalid_request', 'Authenticate with the client_assertion only: no Authorization header, no client_secret.');
+      }
+      const answer = await clients.token(req.body ?? {}, tokenUrls(req), String(req.id));
       return reply.headers(NO_STORE).send(answer);
     });
   });

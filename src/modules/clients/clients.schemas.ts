@@ -47,9 +47,14 @@ export const Jwks = z
   .meta({ id: 'ClientJwks', description: 'A JWK Set (RFC 7517) of the client\'s public keys' });
 
 const JwksUri = z
-  .url({ protocol: /^https$/, normalize: false })
+  .string()
   .max(2000)
-  .meta({ description: 'Where the client publishes its JWK Set (https); fetched when it asks for a token', example: 'https://backend.example.org/.well-known/jwks.json' });
+  .regex(/^https?:\/\/[!-~]+$/, 'an http(s) URL in printable ASCII')
+  .refine((u) => URL.canParse(u), 'not a URL')
+  .meta({
+    description: 'Where the client publishes its JWK Set: https on a public address (422 `jwks-uri-refused` otherwise; WEBHOOK_ALLOW_PRIVATE_URLS relaxes this for development), fetched when it asks for a token',
+    example: 'https://backend.example.org/.well-known/jwks.json',
+  });
 
 const ClientScopes = z
   .array(z.enum(CLIENT_SCOPES))
@@ -124,6 +129,7 @@ export const TokenRequest = z
     client_assertion: z.string().max(16_000).optional().meta({ description: 'A JWT signed with RS384 or ES384 by a registered key: iss = sub = client id, aud = this token URL, exp at most 5 min ahead, a jti never used before' }),
     scope: z.string().max(2000).optional().meta({ description: 'Space-separated: SMART v2 system scopes (`system/Patient.rs`...) or service scopes', example: 'system/Patient.rs system/Procedure.rs' }),
     client_id: z.string().max(200).optional().meta({ description: 'Optional; when sent, it must be the assertion\'s issuer' }),
+    client_secret: z.string().max(2000).optional().meta({ description: 'Refused (invalid_request): clients authenticate with client_assertion only (RFC 6749 §2.3, one method per request)' }),
   })
   .meta({
     id: 'TokenRequest',

@@ -1,17 +1,18 @@
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, decodeJwt, decodeProtectedHeader, errors as joseErrors, importJWK, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { z } from 'zod';
 import type { Actor } from '../../auth/principal.js';
 import type { TokenIssuer } from '../../auth/signing-key.js';
 import type { Db } from '../../db/client.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Clock } from '../../shared/clock.js';
-import { AppError, BadRequest, Forbidden, NotFound, PreconditionFailed, type FieldError } from '../../shared/errors.js';
+import { AppError, BadRequest, Forbidden, NotFound, PreconditionFailed, RuleViolation, type FieldError } from '../../shared/errors.js';
 import { newId } from '../../shared/ids.js';
 import { toPage, type PageRequest } from '../../shared/paging.js';
 import type { AuditLog } from '../audit/audit.service.js';
 import type { ClientCreate, ClientDto, ClientPatch, PublicJwkInput, TokenRequestBody, TokenResponseBody } from './clients.schemas.js';
 import * as q from './clients.queries.js';
 import { expandScopes, permits, serviceScopesOf } from './smart-scopes.js';
+import { AddressRefused, guardedGet, resolveChecked, urlRefusal } from '../webhooks/address.js';
 
 const RESOURCE = 'client';
 export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -62,19 +63,58 @@ export interface ClientsDeps {
   clock: Clock;
   /** Signs the access tokens; undefined when the service has no signing key (the token endpoint answers 503). */
   tokenIssuer?: TokenIssuer;
+  /** WEBHOOK_ALLOW_PRIVATE_URLS: a jwksUri may be http or on a private address (development and tests only). */
+  allowPrivateUrls?: boolean;
 }
 
 export type ClientsService = ReturnType<typeof createClientsService>;
 
+/**
+ * Why an RSA public key must not verify anything, or undefined when it is sound (NIST SP 800-56B / 800-89): a
+ * modulus of at least 2048 bits that is odd, a public exponent that is odd and at least 65537. With e = 1 the
+ * "signature" is the padded hash itself: anyone could sign for the client.
+ */
+export function rsaKeyProblem(jwk: { n?: unknown; e?: unknown }): string | undefined {
+  if (typeof jwk.n !== 'string' || typeof jwk.e !== 'string') return 'an RSA key needs n and e';
+  const n = Buffer.from(jwk.n, 'base64url');
+  const e = Buffer.from(jwk.e, 'base64url');
+  const first = n.findIndex((b) => b !== 0);
+  const bits = first < 0 ? 0 : (n.length - first - 1) * 8 + (32 - Math.clz32(n[first]!));
+  if (bits < 2048) return 'an RSA modulus of at least 2048 bits';
+  if ((n[n.length - 1]! & 1) === 0) return 'an RSA modulus must be odd';
+  const exponent = e.reduce((v, b) => v * 256n + BigInt(b), 0n);
+  if (exponent < 65537n || exponent % 2n === 0n) return 'an RSA public exponent must be odd and at least 65537';
+  return undefined;
+}
+
+/** A fetch of a JWK Set that keeps only sound keys (rsaKeyProblem): a remote set is held to the registration's rules. */
+function soundKeysOnly(fetchSet: (url: string, options: { headers?: Headers; signal?: AbortSignal }) => Promise<Response>) {
+  return async (url: string, options: { headers?: Headers; signal?: AbortSignal }): Promise<Response> => {
+    const res = await fetchSet(url, options);
+    if (res.status !== 200) return res;
+    const doc = (await res.json()) as { keys?: unknown };
+    const keys = Array.isArray(doc.keys) ? doc.keys.filter((k: { kty?: unknown; d?: unknown }) => k && k.d === undefined && (k.kty !== 'RSA' || !rsaKeyProblem(k as { n?: unknown; e?: unknown }))) : [];
+    return new Response(JSON.stringify({ keys }), { status: 200, headers: { 'content-type': 'application/json' } });
+  };
+}
+
 /** SMART Backend Services: registered clients (contract "SMART Backend Services") and the token endpoint's rules. */
-export function createClientsService({ db, uow, audit, clock, tokenIssuer }: ClientsDeps) {
+export function createClientsService({ db, uow, audit, clock, tokenIssuer, allowPrivateUrls = false }: ClientsDeps) {
   const remoteSets = new Map<string, { uri: string; set: JWTVerifyGetKey }>();
   const statusCache = new Map<string, { active: boolean; until: number }>();
 
-  /** 400 unless every key imports as a verification key for its algorithm (an EC point on the curve, an RSA key that parses). */
+  /**
+   * 400 unless every key imports as a verification key for its algorithm (an EC point on the curve, an RSA key
+   * that parses) and an RSA key is sound (rsaKeyProblem: a public exponent of 1 or 3 lets anyone forge).
+   */
   async function checkKeys(keys: PublicJwkInput[]): Promise<void> {
     const errors: FieldError[] = [];
     for (const [i, jwk] of keys.entries()) {
+      const weak = jwk.kty === 'RSA' ? rsaKeyProblem(jwk) : undefined;
+      if (weak) {
+        errors.push({ path: `body.jwks.keys.${i}`, message: weak });
+        continue;
+      }
       try {
         await importJWK({ ...jwk, key_ops: undefined }, jwk.kty === 'RSA' ? 'RS384' : 'ES384');
       } catch {
@@ -96,9 +136,31 @@ export function createClientsService({ db, uow, audit, clock, tokenIssuer }: Cli
     if (c.jwks) return createLocalJWKSet(c.jwks);
     const cached = remoteSets.get(c.id);
     if (cached && cached.uri === c.jwksUri) return cached.set;
-    const set = createRemoteJWKSet(new URL(c.jwksUri!), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+    // Fetched under the webhook rules (public https addresses, checked as the socket connects, no redirects).
+    const set = createRemoteJWKSet(new URL(c.jwksUri!), {
+      timeoutDuration: 5000,
+      cooldownDuration: 30_000,
+      cacheMaxAge: 10 * 60_000,
+      [customFetch]: soundKeysOnly(guardedGet(allowPrivateUrls)),
+    });
     remoteSets.set(c.id, { uri: c.jwksUri!, set });
     return set;
+  }
+
+  /** 422 `jwks-uri-refused` unless the jwksUri is https and resolves only to public addresses (webhooks/address.ts). */
+  async function checkJwksUri(uri: string | undefined): Promise<void> {
+    if (uri === undefined || allowPrivateUrls) return;
+    const url = new URL(uri);
+    let refused = urlRefusal(url, false);
+    if (!refused) {
+      try {
+        await resolveChecked(url.hostname, false);
+      } catch (err) {
+        if (!(err instanceof AddressRefused)) throw err;
+        refused = err.reason;
+      }
+    }
+    if (refused) throw new RuleViolation('jwks-uri-refused', `The jwksUri is refused: ${refused}.`, [{ path: 'body.jwksUri', message: refused }]);
   }
 
   async function owned(actor: Actor, id: string) {
@@ -130,6 +192,7 @@ export function createClientsService({ db, uow, audit, clock, tokenIssuer }: Cli
         throw new BadRequest('Give the client\'s keys as either jwksUri or jwks, one of them.', [{ path: 'body.jwks', message: 'exactly one of jwksUri and jwks' }], 'validation-failed');
       }
       if (input.jwks) await checkKeys(input.jwks.keys);
+      await checkJwksUri(input.jwksUri);
       let clinicId = input.clinicId === undefined ? actor.clinicId : input.clinicId;
       if (actor.clinicId !== null && clinicId !== actor.clinicId) {
         throw new Forbidden('A clinic token registers clients for its own clinic only.', 'clinic-mismatch');
@@ -171,6 +234,7 @@ export function createClientsService({ db, uow, audit, clock, tokenIssuer }: Cli
         throw new BadRequest('Give the new keys as either jwksUri or jwks, not both.', [{ path: 'body.jwks', message: 'at most one of jwksUri and jwks' }], 'validation-failed');
       }
       if (patch.jwks) await checkKeys(patch.jwks.keys);
+      await checkJwksUri(patch.jwksUri);
       if (patch.scopes) checkScopesHeld(actor, patch.scopes);
       const dto = await uow.run(async (tx) => {
         const current = await q.findClient(tx, id, actor.clinicId, true);
@@ -220,7 +284,7 @@ export function createClientsService({ db, uow, audit, clock, tokenIssuer }: Cli
      * one). Every failure of client authentication, a replayed jti included, is invalid_client (SMART: "the
      * authorization server SHALL respond with an invalid_client error"); a scope the client may not have is invalid_scope.
      */
-    async token(body: TokenRequestBody, tokenUrls: string[]): Promise<TokenResponseBody> {
+    async token(body: TokenRequestBody, tokenUrls: string[], requestId: string): Promise<TokenResponseBody> {
       if (!tokenIssuer) throw new OAuthError('temporarily_unavailable', 'This service has no signing key (AUTH_SIGNING_KEY_FILE) and issues no tokens.');
       if (!body.grant_type) throw new OAuthError('invalid_request', 'grant_type is required.');
       if (body.grant_type !== 'client_credentials') throw new OAuthError('unsupported_grant_type', 'Only grant_type=client_credentials is supported.');
@@ -234,6 +298,8 @@ export function createClientsService({ db, uow, audit, clock, tokenIssuer }: Cli
       try {
         const header = decodeProtectedHeader(assertion);
         if (!(ASSERTION_ALGORITHMS as readonly unknown[]).includes(header.alg)) throw new OAuthError('invalid_client', 'The client assertion must be signed with RS384 or ES384.');
+        // SMART Backend Services: the assertion's header names the key (kid), which the client's JWK Set holds.
+        if (typeof header.kid !== 'string' || header.kid.length === 0) throw new OAuthError('invalid_client', 'The client assertion\'s header must name its key (kid).');
         iss = decodeJwt(assertion).iss;
       } catch (err) {
         if (err instanceof OAuthError) throw err;
@@ -262,7 +328,9 @@ export function createClientsService({ db, uow, audit, clock, tokenIssuer }: Cli
         }));
       } catch (err) {
         if (err instanceof joseErrors.JOSEError) throw new OAuthError('invalid_client', refusal(err));
-        throw err;
+        // Only the key lookup reaches out (a jwksUri): whatever failed there, the client is not authenticated. Never a
+        // 500, and no detail that would tell a port scan what it found.
+        throw new OAuthError('invalid_client', 'The client\'s JWK Set could not be fetched or holds no usable key.');
       }
       const nowSec = Math.floor(now.getTime() / 1000);
       if (payload.exp! > nowSec + MAX_ASSERTION_LIFETIME_SEC + CLOCK_TOLERANCE_SEC) {
@@ -286,6 +354,12 @@ export function createClientsService({ db, uow, audit, clock, tokenIssuer }: Cli
         for (const s of services) granted.add(s);
       }
       const issued = await tokenIssuer.issue({ sub: client.id, scope: [...granted].join(' '), clinicId: client.clinicId }, now);
+      // Who was given access to what, and until when (21 CFR 11.10(d)): the client is the actor; never the token.
+      await audit.record(
+        db,
+        { sub: client.id, clinicId: client.clinicId, scopes: new Set<string>(), requestId },
+        { action: 'create', resourceType: 'access-token', clinicId: client.clinicId, details: { clientId: client.id, scope: [...granted], expiresIn: issued.expiresIn } },
+      );
       return { access_token: issued.token, token_type: 'bearer', expires_in: issued.expiresIn, scope: requested.join(' ') };
     },
   };

@@ -1,4 +1,6 @@
 import dns from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import ipaddr from 'ipaddr.js';
 
@@ -289,4 +291,39 @@ export async function resolveChecked(
     if (refused !== undefined) throw refused;
   }
   return answers.map(({ address }) => ({ address, family: familyOf(address) }));
+}
+
+/**
+ * A GET for fetching a remote document (a client's JWKS) under the same rules as webhook deliveries: https and
+ * public addresses only unless `allowPrivate`, the address checked as the socket connects (checkedLookup; an IP
+ * literal before), no redirect followed, at most `maxBytes` read. The signature of `fetch` as jose's `customFetch`
+ * calls it (url, { headers, signal }).
+ */
+export function guardedGet(allowPrivate: boolean, maxBytes = 256 * 1024) {
+  return (url: string, options: { headers?: Headers; signal?: AbortSignal }): Promise<Response> =>
+    new Promise((resolve, reject) => {
+      const target = new URL(url);
+      const refused = urlRefusal(target, allowPrivate);
+      if (refused) return reject(new AddressRefused(target.hostname, refused));
+      const client = target.protocol === 'https:' ? https : http;
+      const headers: Record<string, string> = {};
+      options.headers?.forEach((v, k) => (headers[k] = v));
+      const req = client.request(target, { method: 'GET', headers, lookup: checkedLookup(allowPrivate), agent: false, signal: options.signal }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > maxBytes) res.destroy(new Error(`the document is larger than ${maxBytes} bytes`));
+          else chunks.push(c);
+        });
+        res.on('error', reject);
+        res.on('end', () => {
+          const responseHeaders = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') responseHeaders.set(k, v);
+          resolve(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 502, headers: responseHeaders }));
+        });
+      });
+      req.on('error', reject);
+      req.end();
+    });
 }
