@@ -277,6 +277,9 @@ export interface Snapshot {
  * writing then: a change it commits later carries a time before that instant (rows take their transaction's
  * now()), is not in this snapshot, and a later export with `_since=transactionTime` still finds it.
  */
+/** How long one export cursor may run (6 h): far beyond any export, short of never. */
+const CURSOR_READ_TIMEOUT_MS = 6 * 3600_000;
+
 export async function openSnapshot(pool: pg.Pool): Promise<Snapshot> {
   const client = await pool.connect();
   let lost: Error | undefined;
@@ -298,7 +301,11 @@ export async function openSnapshot(pool: pg.Pool): Promise<Snapshot> {
     const transactionTime = oldest && oldest < snapshot ? oldest : snapshot;
 
     async function* cursor(text: string, values: unknown[], batch: number): AsyncGenerator<Record<string, unknown>[]> {
-      const stream = client.query(new QueryStream(text, values, { batchSize: batch, highWaterMark: batch, types: rowTypes }));
+      const query = new QueryStream(text, values, { batchSize: batch, highWaterMark: batch, types: rowTypes });
+      // pg's client-side read timeout (the pool's query_timeout, the statement timeout + 1 s) would end the cursor
+      // mid-export: a cursor is one query until its last row. The lease, the heartbeat and cancellation bound it instead.
+      (query as unknown as { query_timeout: number }).query_timeout = CURSOR_READ_TIMEOUT_MS;
+      const stream = client.query(query);
       let rows: Record<string, unknown>[] = [];
       try {
         for await (const row of stream as AsyncIterable<Record<string, unknown>>) {

@@ -176,7 +176,9 @@ export function createBulkWorker(deps: { db: Db; pool: Pool; log: Log; products:
           } else {
             const rowType = type as q.RowType;
             const map = MAPPERS[rowType] as (row: unknown) => FhirResource;
+            let read = 0;
             for await (const rows of snapshot.rows(rowType, filter, BATCH)) {
+              read += rows.length;
               check();
               for (const row of rows) {
                 let json: string | undefined;
@@ -190,6 +192,9 @@ export function createBulkWorker(deps: { db: Db; pool: Pool; log: Log; products:
               done += rows.length;
               say(type);
             }
+            // Never a complete manifest of an incomplete file: the snapshot's own count must match what was read.
+            const expected = totals.get(type);
+            if (read !== expected) throw new Error(`the ${type} cursor ended after ${read} of ${expected} rows`);
           }
           await file.close();
         }
