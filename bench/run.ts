@@ -328,11 +328,24 @@ async function api<T = unknown>(baseUrl: string, method: string, path: string, t
  * The bench's subscription of this tenant with this description, pointed at `body.url` and active: the one an
  * earlier run left (paused), or a new one. Reused so that runs do not pile up subscriptions (25 per tenant).
  */
-async function benchSubscription(baseUrl: string, token: string, body: { url: string; types: string[]; description: string }) {
+async function benchSubscription(baseUrl: string, token: string, body: { url: string; types: string[]; description: string }, databaseUrl?: string) {
   const mine = await api<{ items: { id: string; version: number; description: string | null; clinicId: string | null }[] }>(baseUrl, 'GET', '/v1/webhook-subscriptions?limit=200', token);
   const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { clinic_id?: string };
   const found = mine.items.find((s) => s.description === body.description && s.clinicId === (claims.clinic_id ?? null));
   if (!found) return api<{ id: string; version: number }>(baseUrl, 'POST', '/v1/webhook-subscriptions', token, body);
+  if (databaseUrl) {
+    // A fixture reset, while it is still paused: what earlier runs left undelivered, and the events since, are not
+    // this run's. The scenario measures a subscription that is caught up, as a live one is, not one draining a backlog.
+    const db = new pg.Client({ connectionString: databaseUrl });
+    await db.connect();
+    await db.query(
+      `update webhook_deliveries set status = 'failed', completed_at = now(), lease_token = null, lease_until = null, last_error = 'bench: left by an earlier run'
+       where subscription_id = $1 and status = 'pending'`,
+      [found.id],
+    );
+    await db.query('update webhook_subscriptions set cursor_tx = pg_snapshot_xmin(pg_current_snapshot()), cursor_seq = 0 where id = $1', [found.id]);
+    await db.end();
+  }
   return api<{ id: string; version: number }>(baseUrl, 'PATCH', `/v1/webhook-subscriptions/${found.id}`, token, { url: body.url, types: body.types, status: 'active' }, { 'if-match': `"${found.version}"` });
 }
 
@@ -614,7 +627,7 @@ async function main() {
       goal: { shareOf: { scenario: SPREAD_LOTS, share: 0.9 } },
       around: {
         before: async () => {
-          subscription = await benchSubscription(serviceUrl, supplier, { url: receiver.url, types: ['procedure.created'], description: 'bench: every procedure' });
+          subscription = await benchSubscription(serviceUrl, supplier, { url: receiver.url, types: ['procedure.created'], description: 'bench: every procedure' }, db.url);
         },
         after: async () => {
           // Paused, so its backlog does not run under the next scenarios (pending deliveries stay in the table).

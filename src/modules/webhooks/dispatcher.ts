@@ -186,6 +186,7 @@ export function createDispatcher(db: Db, log: Log, opts: DispatchOptions): Dispa
   }
 
   // One pass at a time per instance; a kick during a pass asks for another right after it.
+  let lastFanOut = 0;
   let passing = false;
   let again = false;
   const loop = (fanOut = true) => {
@@ -196,7 +197,10 @@ export function createDispatcher(db: Db, log: Log, opts: DispatchOptions): Dispa
     }
     passing = true;
     again = false;
-    running = tick(fanOut)
+    // A steady stream of kicks (attempts ending) must not starve the fan-out: it runs at least every poll interval.
+    const fanOutNow = fanOut || Date.now() - lastFanOut >= pollMs;
+    if (fanOutNow) lastFanOut = Date.now();
+    running = tick(fanOutNow)
       .then((started) => {
         // A full batch: there may be more due.
         if (started > 0 && inFlight.size < concurrency) again = true;
