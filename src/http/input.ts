@@ -93,6 +93,17 @@ function refuse(where: string, errors: FieldError[]): never {
 /** Largest form body (`application/x-www-form-urlencoded`) a route that takes one reads. */
 export const FORM_BODY_LIMIT_BYTES = 64 * 1024;
 
+/** A body's text: its charset must be UTF-8 if named (else 415) and its bytes UTF-8 (else 400 `invalid-utf8`). */
+function utf8Body(req: FastifyRequest, body: Buffer, notUtf8: string): string | Error {
+  const charset = charsetOf(req.headers['content-type']);
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return new UnsupportedCharset(charset);
+  try {
+    return utf8.decode(body);
+  } catch {
+    return new BadRequest(notUtf8, undefined, 'invalid-utf8');
+  }
+}
+
 /**
  * `application/x-www-form-urlencoded` (for the routes that take it, e.g. the OAuth token endpoint, registered in
  * their own encapsulated context): the same rules as JSON bodies and query strings. UTF-8 only (another charset is
@@ -101,14 +112,8 @@ export const FORM_BODY_LIMIT_BYTES = 64 * 1024;
  */
 export function addUrlEncodedParser(app: FastifyInstance): void {
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer', bodyLimit: FORM_BODY_LIMIT_BYTES }, (req: FastifyRequest, body: Buffer, done) => {
-    const charset = charsetOf(req.headers['content-type']);
-    if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return done(new UnsupportedCharset(charset), undefined);
-    let text: string;
-    try {
-      text = utf8.decode(body);
-    } catch {
-      return done(new BadRequest('The body is not valid UTF-8.', undefined, 'invalid-utf8'), undefined);
-    }
+    const text = utf8Body(req, body, 'The body is not valid UTF-8.');
+    if (text instanceof Error) return done(text, undefined);
     const parsed = parseQueryString(text);
     const errors: FieldError[] = (parsed[INVALID] ?? []).map((key) => ({ path: `body.${key}`, message: 'is not percent-encoded UTF-8' }));
     if (errors.length) return done(invalid('body', errors), undefined);
@@ -125,14 +130,8 @@ export const inputPlugin = fp(
     app.removeContentTypeParser('application/json');
     for (const type of JSON_MEDIA_TYPES) {
       app.addContentTypeParser(type, { parseAs: 'buffer' }, (req: FastifyRequest, body: Buffer, done) => {
-        const charset = charsetOf(req.headers['content-type']);
-        if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return done(new UnsupportedCharset(charset), undefined);
-        let text: string;
-        try {
-          text = utf8.decode(body);
-        } catch {
-          return done(new BadRequest('The body is not valid UTF-8 (RFC 8259 §8.1).', undefined, 'invalid-utf8'), undefined);
-        }
+        const text = utf8Body(req, body, 'The body is not valid UTF-8 (RFC 8259 §8.1).');
+        if (text instanceof Error) return done(text, undefined);
         // The default parser answers through its callback (synchronously); its return value is nothing to await.
         void parseJson(req, text, (err, parsed) => {
           if (err) return done(err, undefined);
