@@ -101,6 +101,13 @@ CREATE TRIGGER webhook_deliveries_no_delete BEFORE DELETE ON webhook_deliveries
 -- a token or subscription with no clinic sees all; a clinic sees its own clinic's events and the supplier
 -- events (no clinic) whose audience (the clinics its lots had reached when it was written) names it. Fixed at
 -- write time, so the answer never changes. SQL and IMMUTABLE, so the planner inlines it into each query.
+-- A supplier event's audience: the clinics its lots have been shipped to, read in the writing transaction (a
+-- shipment and a lot's status change both lock the lot row, so the later sees the earlier).
+CREATE FUNCTION event_audience(lot_ids uuid[]) RETURNS text[]
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT coalesce(array_agg(DISTINCT s.clinic_id ORDER BY s.clinic_id), '{}') FROM shipments s WHERE s.lot_id = ANY (lot_ids)
+$$;
+--> statement-breakpoint
 CREATE FUNCTION event_visible_to(e events, clinic text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT clinic IS NULL OR e.clinic_id = clinic OR (e.clinic_id IS NULL AND clinic = ANY (e.audience))

@@ -3,7 +3,6 @@ import type { Executor } from '../../db/client.js';
 import { builder, part } from '../../db/statement.js';
 import { fromRaw } from '../../db/raw.js';
 import { events } from './events.table.js';
-import { shipments } from '../vials/vials.table.js';
 
 export type EventRow = typeof events.$inferSelect;
 
@@ -20,8 +19,7 @@ export interface EventInsert {
 
 /**
  * The insert of events. A supplier event's audience is the clinics its lots had been shipped to, read in the
- * writing transaction: a shipment and a lot's status change lock the lot row, so the one written later sees the
- * other. A clinic's own events need none.
+ * writing transaction by the database's `event_audience` (migration 0018); a clinic's own events need none.
  */
 export function eventsInsert(exec: Executor, rows: EventInsert[]) {
   return exec.insert(events).values(
@@ -29,8 +27,7 @@ export function eventsInsert(exec: Executor, rows: EventInsert[]) {
       r.clinicId === null && r.lotIds.length
         ? {
             ...r,
-            audience: sql`(select coalesce(array_agg(distinct s.clinic_id order by s.clinic_id), '{}') from ${shipments} s
-                           where s.lot_id = any(${sql.param(r.lotIds)}::uuid[]))`,
+            audience: sql`event_audience(${sql.param(r.lotIds)}::uuid[])`,
           }
         : r,
     ),
