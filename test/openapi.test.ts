@@ -14,6 +14,7 @@ type Operation = {
   operationId?: string;
   tags?: string[];
   summary?: string;
+  description?: string;
   security?: unknown[];
   requestBody?: unknown;
   responses: Record<string, { content?: Record<string, unknown> }>;
@@ -50,6 +51,8 @@ describe('the OpenAPI document', () => {
         const isPublic = Array.isArray(op.security) && op.security.length === 0;
         if (!isPublic) {
           for (const s of ['401', '403']) expect(statuses, `${where} ${s}`).toContain(s);
+          // Each scoped operation names its scope once (a GET's HEAD twin shares its schema object).
+          expect(op.description?.match(/Requires scope/g)?.length ?? 0, `${where} names its scope once`).toBeLessThanOrEqual(1);
         }
         if (op.requestBody) {
           for (const s of ['400', '413', '415']) expect(statuses, `${where} ${s}`).toContain(s);

@@ -18,9 +18,13 @@ type RouteSchema = NonNullable<RouteOptions['schema']> & {
  * security, its scope in the description, and the problems every authenticated call can answer (401, 403,
  * 429, 503); input gets 400; a body gets 413 and 415. Routes list only their own problems (404, 409, 422...).
  */
+const completed = new WeakSet<object>();
+
 function completeOperation(route: RouteOptions): void {
   const schema = route.schema as RouteSchema | undefined;
-  if (!schema || (schema as { hide?: boolean }).hide) return;
+  // A GET's schema object is shared by the HEAD route fastify adds beside it: complete each schema once.
+  if (!schema || (schema as { hide?: boolean }).hide || completed.has(schema)) return;
+  completed.add(schema);
   const statuses: number[] = [];
   const scope = route.config?.scope;
   if (!route.config?.public) {
