@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError, BadRequest, type FieldError } from '../shared/errors.js';
 import { normalizeInput } from '../shared/text.js';
+import { firstRepeatedMember } from './json-members.js';
 
 /**
  * The input boundary (contract: "Input and output rules"): everything a request carries passes here before
@@ -12,6 +13,8 @@ import { normalizeInput } from '../shared/text.js';
  * - Every string of the body, the query and the path becomes NFC; NUL, C0 and C1 controls, DEL and lone
  *   surrogates are 400 naming the field (shared/text.ts). In a POST body `null` means absent; a PATCH keeps merge-patch nulls (RFC 7396).
  * - A query string whose escapes do not decode to UTF-8 (`%E9`) is 400 rather than searched as typed.
+ * - A member named twice in one object (`{"serious": false, "serious": true}`) is 400 naming it (json-members.ts):
+ *   parsers disagree on which one counts (RFC 8259 §4), so the service takes neither.
  */
 export const JSON_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const;
 
@@ -135,6 +138,8 @@ export const inputPlugin = fp(
         // The default parser answers through its callback (synchronously); its return value is nothing to await.
         void parseJson(req, text, (err, parsed) => {
           if (err) return done(err, undefined);
+          const repeated = firstRepeatedMember(text);
+          if (repeated !== null) return done(invalid('body', [{ path: `body.${repeated}`, message: 'is given more than once (RFC 8259 §4): send each member once' }]), undefined);
           const errors: FieldError[] = [];
           const value = normalizeInput(parsed, 'body', { allowLineBreaks: true, nullIsAbsent: req.method === 'POST' }, errors);
           if (errors.length) return done(invalid('body', errors), undefined);

@@ -397,6 +397,67 @@ describe('null in a POST body means absent; a PATCH refuses null for what cannot
   });
 });
 
+describe('a member named twice in one object is 400 naming it (RFC 8259 §4), and changes nothing', () => {
+  /** The body as raw text: `JSON.stringify` cannot write a repeated member. */
+  const raw = (body: object, extra: string) => `${JSON.stringify(body).slice(0, -1)},${extra}}`;
+
+  it('in a POST body, at the top or nested, whichever value comes last', async () => {
+    const s = await clinicSetup(t);
+    const proc = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id));
+    expect(proc.status, JSON.stringify(proc.body)).toBe(201);
+    const ae = { procedureId: proc.body.id, onsetAt: new Date().toISOString(), description: 'Knee effusion', severityGrade: 2, serious: false, seriousnessCriteria: [], relatedness: 'not-related', outcome: 'recovering' };
+    const before = { ae: await count('adverse_events'), patients: await count('patients'), procedures: await count('procedures') };
+    const cases: [string, string, string][] = [
+      ['/v1/adverse-events', raw(ae, '"serious":true'), 'body.serious'],
+      ['/v1/adverse-events', raw(ae, '"relat\\u0065dness":"possible"'), 'body.relatedness'],
+      ['/v1/patients', raw(patientBody(), '"mrn":"OTHER-1"'), 'body.mrn'],
+      ['/v1/procedures', JSON.stringify(procedureBody(s.patientId, s.lot.id)).replace('"laterality"', '"bodySite":"hip-joint","laterality"'), 'body.site.bodySite'],
+    ];
+    for (const [path, text, field] of cases) {
+      const res = await t.http.post(path).set(...auth(path === '/v1/patients' ? clinician : s.clinician)).set('content-type', 'application/json').send(text);
+      expect(res.status, `${path} ${text}`).toBe(400);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(paths(res.body), path).toEqual([field]);
+    }
+    expect({ ae: await count('adverse_events'), patients: await count('patients'), procedures: await count('procedures') }).toEqual(before);
+  });
+
+  it('in a merge patch: the record keeps its version', async () => {
+    const p = await newPatient();
+    const res = await t.http
+      .patch(`/v1/patients/${p.id}`)
+      .set(...auth(clinician))
+      .set('if-match', '"1"')
+      .set('content-type', 'application/merge-patch+json')
+      .send('{"familyName":"Keep","familyName":"Other"}');
+    expect(res.status).toBe(400);
+    expect(paths(res.body)).toEqual(['body.familyName']);
+    expect((await t.http.get(`/v1/patients/${p.id}`).set(...auth(clinician))).body).toMatchObject({ version: 1, familyName: p.familyName });
+  });
+
+  it('a value named twice in a list that is a set (criteria, markers) is 400 too, not stored twice', async () => {
+    const s = await clinicSetup(t);
+    const proc = await t.http.post('/v1/procedures').set(...auth(s.clinician)).send(procedureBody(s.patientId, s.lot.id));
+    const before = await count('adverse_events');
+    const ae = { procedureId: proc.body.id, onsetAt: new Date().toISOString(), description: 'Sepsis', severityGrade: 5, serious: true, seriousnessCriteria: ['death', 'death'], relatedness: 'possible', outcome: 'fatal' };
+    const res = await t.http.post('/v1/adverse-events').set(...auth(s.clinician)).send(ae);
+    expect(res.status).toBe(400);
+    expect(paths(res.body)).toEqual(['body.seriousnessCriteria']);
+    expect(await count('adverse_events')).toBe(before);
+    const donor = await eligibleDonor(t.http, supplier);
+    const body = lotBody([donor.id]) as { characterization: Record<string, unknown> };
+    const lot = await t.http.post('/v1/lots').set(...auth(supplier)).send({ ...body, characterization: { ...body.characterization, positiveMarkers: ['CD63', 'CD81', 'CD63'] } });
+    expect(lot.status).toBe(400);
+    expect(paths(lot.body)).toEqual(['body.characterization.positiveMarkers']);
+  });
+
+  it('the same name in different objects, or inside a string, is not a repeat', async () => {
+    const res = await t.http.post('/v1/patients').set(...auth(clinician)).set('content-type', 'application/json')
+      .send(JSON.stringify(patientBody({ givenName: '"mrn":"x","mrn":"y"', identifiers: [{ system: 'urn:a', value: '1' }, { system: 'urn:b', value: '1' }] })));
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+  });
+});
+
 describe('token claims are incoming text too', () => {
   it('a clinic_id claim is compared in NFC: the decomposed and composed spellings are one clinic', async () => {
     const decomposed = await t.token({ scope: 'patients:read patients:write', clinic: 'Cli\u0301nica-Sur' });

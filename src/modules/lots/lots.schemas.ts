@@ -15,8 +15,8 @@ export const CharacterizationInput = z
     d90Nm: Positive(10_000).optional(),
     sizeMethod: z.enum(SIZE_METHODS),
     proteinUgPerMl: z.number().min(0).max(1e7).optional(),
-    positiveMarkers: z.array(Marker).max(50).default([]).meta({ example: ['CD9', 'CD63', 'CD81', 'TSG101'] }),
-    negativeMarkers: z.array(Marker).max(50).default([]).meta({ example: ['calnexin', 'GM130', 'APOA1'] }),
+    positiveMarkers: z.array(Marker).max(50).refine((xs) => new Set(xs).size === xs.length, 'each marker once').default([]).meta({ example: ['CD9', 'CD63', 'CD81', 'TSG101'] }),
+    negativeMarkers: z.array(Marker).max(50).refine((xs) => new Set(xs).size === xs.length, 'each marker once').default([]).meta({ example: ['calnexin', 'GM130', 'APOA1'] }),
   })
   .meta({ id: 'CharacterizationInput' });
 
