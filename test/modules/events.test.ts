@@ -231,12 +231,13 @@ describe('each change emits its event', () => {
     expect(ae.status).toBe(201);
     const aeCreated = await one('adverse-event.created', ae.body.id);
     expect(aeCreated).toMatchObject({ clinicId: 'clinic-a', subject: { type: 'AdverseEvent', id: ae.body.id } });
-    expect(aeCreated.data).toEqual({ adverseEventId: ae.body.id, patientId, procedureId: p.body.id, grade: 2, serious: false, relatedness: 'probable', version: 1 });
+    const clock = { term: null, expectedness: 'unexpected', reportDueAt: null, reportedAt: null };
+    expect(aeCreated.data).toEqual({ adverseEventId: ae.body.id, patientId, procedureId: p.body.id, grade: 2, serious: false, relatedness: 'probable', ...clock, version: 1 });
 
     const url = `/v1/adverse-events/${ae.body.id}`;
     expect((await t.http.patch(url).set(...bearer(s.clinician)).set('if-match', '"1"').send({ severityGrade: 3 })).status).toBe(200);
     const updated = await one('adverse-event.updated', ae.body.id);
-    expect(updated.data).toEqual({ adverseEventId: ae.body.id, patientId, procedureId: p.body.id, grade: 3, serious: false, relatedness: 'probable', version: 2 });
+    expect(updated.data).toEqual({ adverseEventId: ae.body.id, patientId, procedureId: p.body.id, grade: 3, serious: false, relatedness: 'probable', ...clock, version: 2 });
     // A patch that changes nothing tells nothing.
     const noop = await t.http.patch(url).set(...bearer(s.clinician)).set('if-match', '"2"').send({ severityGrade: 3 });
     expect(noop.status).toBe(200);

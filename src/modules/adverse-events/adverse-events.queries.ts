@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, gt, sql, type SQL } from 'drizzle-orm';
 import type { Executor, Tx } from '../../db/client.js';
 import type { PageRequest } from '../../shared/paging.js';
 import { fromRaw } from '../../db/raw.js';
@@ -42,37 +42,74 @@ export interface AdverseEventFilters {
   lotId?: string;
   patientId?: string;
   serious?: boolean;
+  /** An instant (ISO 8601): only events with a clock, not yet reported, due before it; ordered by due time, then id. */
+  reportDueBefore?: string;
 }
 
 /** A search's values as the SQL takes them. */
 export interface AdverseEventSearchValues extends AdverseEventFilters {
   clinicId: string;
   after?: string;
+  /** With reportDueBefore: the due time (ISO 8601) of the item `after` names (the order is due time, then id). */
+  afterDue?: string;
   limit: number;
 }
 
-export function adverseEventSearchValues(clinicId: string, f: AdverseEventFilters, page?: PageRequest): AdverseEventSearchValues {
-  return { clinicId, procedureId: f.procedureId, lotId: f.lotId, patientId: f.patientId, serious: f.serious, after: page?.after, limit: (page?.limit ?? 0) + 1 };
+/** A page position: the last id seen and, for a due-time order, its due time. */
+export interface AdverseEventPosition {
+  id: string;
+  due?: string;
 }
+
+export function adverseEventSearchValues(clinicId: string, f: AdverseEventFilters, page?: PageRequest<AdverseEventPosition>): AdverseEventSearchValues {
+  return {
+    clinicId,
+    procedureId: f.procedureId,
+    lotId: f.lotId,
+    patientId: f.patientId,
+    serious: f.serious,
+    reportDueBefore: f.reportDueBefore,
+    after: page?.after?.id,
+    afterDue: page?.after?.due,
+    limit: (page?.limit ?? 0) + 1,
+  };
+}
+
+/** Due and not yet reported (the partial index adverse_events_report_due_idx). */
+const reportDue = (before: string) =>
+  sql`${adverseEvents.reportDueAt} is not null and ${adverseEvents.reportedAt} is null and ${adverseEvents.reportDueAt} < ${before}::timestamptz`;
 
 /** The conditions of a search: one per value `present` names. */
 function adverseEventWhere(p: AdverseEventSearchValues, present: ReadonlySet<string>): (SQL | undefined)[] {
   return [
     eq(adverseEvents.clinicId, p.clinicId),
     ...presentEqualities(p, present, { procedureId: adverseEvents.procedureId, lotId: adverseEvents.lotId, patientId: adverseEvents.patientId, serious: adverseEvents.serious }),
+    present.has('reportDueBefore') ? reportDue(p.reportDueBefore!) : undefined,
   ];
 }
 
-/** The clinic's adverse events by filters, in id order, as a named query (AuditLog.searchStatement audits it). */
+/**
+ * The clinic's adverse events by filters, as a named query (AuditLog.searchStatement audits it, order '_ord'): in id order, or,
+ * with reportDueBefore, in due-time order (then id), continuing after the position (afterDue, after).
+ */
 export const search = shapedPart<AdverseEventSearchValues>(
-  { clinicId: true, procedureId: true, lotId: true, patientId: true, serious: true, after: true, limit: true },
-  (p, present) =>
-    builder
-      .select()
+  { clinicId: true, procedureId: true, lotId: true, patientId: true, serious: true, reportDueBefore: true, after: true, afterDue: true, limit: true },
+  (p, present) => {
+    const byDue = present.has('reportDueBefore');
+    const after = !present.has('after')
+      ? undefined
+      : byDue
+        ? sql`(${adverseEvents.reportDueAt}, ${adverseEvents.id}) > (${p.afterDue}::timestamptz, ${p.after}::uuid)`
+        : gt(adverseEvents.id, p.after!);
+    // `_ord`: the page order, for the audited search (AuditLog.searchStatement with order '_ord').
+    const ord = byDue ? sql`row_number() over (order by ${adverseEvents.reportDueAt}, ${adverseEvents.id})` : sql`${adverseEvents.id}`;
+    return builder
+      .select({ ...getTableColumns(adverseEvents), _ord: ord.as('_ord') })
       .from(adverseEvents)
-      .where(and(...adverseEventWhere(p, present), present.has('after') ? gt(adverseEvents.id, p.after!) : undefined))
-      .orderBy(asc(adverseEvents.id))
-      .limit(p.limit),
+      .where(and(...adverseEventWhere(p, present), after))
+      .orderBy(...(byDue ? [asc(adverseEvents.reportDueAt), asc(adverseEvents.id)] : [asc(adverseEvents.id)]))
+      .limit(p.limit);
+  },
 );
 
 export async function countAdverseEvents(exec: Executor, clinicId: string, f: AdverseEventFilters): Promise<number> {

@@ -24,11 +24,13 @@ export interface AuditLog {
   readStatement<V extends object>(entry: ReadEntry, select: Part<V>): (exec: Executor, actor: Actor, values: V) => Promise<Record<string, unknown>[]>;
   /**
    * A search (rows with `id`, at most limit + 1) and one search entry naming the filters (names, never
-   * values) and the ids returned, in one statement built once per set of filters a request has.
+   * values) and the ids returned, in one statement built once per set of filters a request has. Rows in id
+   * order, or with `order: '_ord'` in the order of the select's `_ord` column.
    */
   searchStatement<V extends object>(
     resourceType: string,
     select: Part<V>,
+    order?: 'id' | '_ord',
   ): (exec: Executor, actor: Actor, entry: { clinicId: string | null; filters: string[]; limit: number }, values: V) => Promise<Record<string, unknown>[]>;
   /**
    * One page of a module's search (db/search.ts) and one search entry naming the criteria (`filters`: names,
@@ -57,8 +59,8 @@ export function createAuditLog(): AuditLog {
       return (exec: Executor, actor: Actor, values: V) => read.run(exec, { actor, v: values });
     },
 
-    searchStatement<V extends object>(resourceType: string, select: Part<V>) {
-      const search = statement(auditedSearch(resourceType, select));
+    searchStatement<V extends object>(resourceType: string, select: Part<V>, order: 'id' | '_ord' = 'id') {
+      const search = statement(auditedSearch(resourceType, select, order));
       return (exec: Executor, actor: Actor, entry: { clinicId: string | null; filters: string[]; limit: number }, values: V) =>
         search.run(exec, { actor, entry: { clinicId: entry.clinicId, filters: JSON.stringify(entry.filters), limit: entry.limit }, v: values });
     },

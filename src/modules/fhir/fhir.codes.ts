@@ -25,6 +25,11 @@ export const OWN_CODES = {
   seriousnessCriterion: `${OWN}:CodeSystem:ae-seriousness-criterion`,
   lotStatus: `${OWN}:CodeSystem:lot-status`,
   isolationMethod: `${OWN}:CodeSystem:isolation-method`,
+  /**
+   * CTCAE v5 term names as codes (domain.md's list): CTCAE itself codes terms in MedDRA, which the service does not
+   * hold, and no standard FHIR system for term names is verified, so they go out under the service's own URI.
+   */
+  ctcaeTerm: `${OWN}:CodeSystem:ctcae-v5-term`,
 } as const;
 
 export const OWN_IDENTIFIERS = {

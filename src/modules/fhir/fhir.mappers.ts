@@ -149,7 +149,8 @@ export function toFhirAdverseEvent(a: AdverseEventDto): FhirResource {
       ...a.seriousnessCriteria.map((c) => ({ url: EXTENSIONS.seriousnessCriterion, valueCoding: { system: OWN_CODES.seriousnessCriterion, code: c } })),
     ],
     actuality: 'actual',
-    event: { text: a.description },
+    // The CTCAE term, when the reporter gave one, coded; the description is the text either way.
+    event: a.term ? { coding: [{ system: OWN_CODES.ctcaeTerm, version: '5.0', code: a.term, display: a.term }], text: a.description } : { text: a.description },
     subject: ref('Patient', a.patientId),
     date: a.onsetAt,
     recordedDate: a.createdAt,
