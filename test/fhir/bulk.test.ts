@@ -236,6 +236,43 @@ describe('Bulk Data export', () => {
     expect(byType(rs, 'BiologicallyDerivedProduct')).toEqual(expect.arrayContaining([lotId, otherLotId]));
   });
 
+  it('a file stored as many chunks, or with lines longer than a chunk, is byte for byte the file stored in 1 MiB chunks; every chunk holds whole lines', async () => {
+    const types = 'Patient,Procedure,Observation,BiologicallyDerivedProduct';
+    const texts = async (m: Manifest) => Promise.all(m.output.map(async (o) => ({ type: o.type, count: o.count, text: (await download(o.url, tokenA)).body as string })));
+    const whole = await texts(await complete(await kickOff(`/fhir/R4/$export?_type=${types}`, tokenA), tokenA));
+    expect(whole.find((f) => f.type === 'Procedure')!.count).toBe(4);
+    // Another instance stores chunks of at most 5,000 bytes (a Procedure line here is ~2 kB: two a chunk, two
+    // chunks for the four), then 64 bytes (shorter than any line: each line is a chunk of its own).
+    for (const chunkBytes of [5000, 64]) {
+      const small = await t.another({ bulk: { maxConcurrentJobs: 2, leaseMs: 5000, chunkBytes } });
+      const status = await kickOff(`/fhir/R4/$export?_type=${types}`, tokenA);
+      expect(await small.app.bulkWorker.tick()).toBe(1);
+      await small.app.bulkWorker.idle();
+      const res = await t.http.get(status).set(...auth(tokenA));
+      expect(res.status).toBe(200);
+      const m = res.body as Manifest;
+      expect(await texts(m)).toEqual(whole);
+      const jobId = status.split('/').at(-1);
+      const files = await t.pool.query<{ id: string; type: string; count: number; chunks: number }>(
+        "select f.id, f.type, f.count, f.chunks from bulk_export_files f join bulk_export_jobs j on j.id = f.job_id and j.attempt = f.attempt where j.id = $1 and f.kind = 'output'",
+        [jobId],
+      );
+      expect(files.rows.map((f) => f.type).sort()).toEqual(whole.map((f) => f.type).sort());
+      for (const f of files.rows) {
+        const chunks = await t.pool.query<{ data: Buffer }>('select data from bulk_export_chunks where file_id = $1 order by seq', [f.id]);
+        expect(chunks.rows).toHaveLength(f.chunks);
+        for (const { data } of chunks.rows) {
+          expect(data.at(-1), `${f.type} chunk ends a line`).toBe(0x0a);
+          const lines = data.toString('utf8').split('\n').length - 1;
+          // At most chunkBytes, unless it is one line longer than that.
+          expect(data.length <= chunkBytes || lines === 1, `${f.type} chunk of ${data.length} bytes, ${lines} lines`).toBe(true);
+        }
+        if (chunkBytes === 64) expect(f.chunks, f.type).toBe(f.count);
+      }
+      if (chunkBytes === 5000) expect(files.rows.find((f) => f.type === 'Procedure')!.chunks).toBe(2);
+    }
+  });
+
   it('_type and _since filter', async () => {
     const m = await complete(await kickOff('/fhir/R4/Patient/$export?_type=Procedure', tokenA), tokenA);
     expect(m.output.map((o) => o.type)).toEqual(['Procedure']);
