@@ -201,13 +201,18 @@ const steps: Step[] = [
     name: 'adverse events',
     sql: (p) => `
       insert into adverse_events (id, clinic_id, procedure_id, patient_id, lot_id, onset_at, description, severity_grade, serious, seriousness_criteria,
-                                  relatedness, outcome, version, created_at, created_by, updated_at, updated_by)
+                                  relatedness, outcome, version, created_at, created_by, updated_at, updated_by,
+                                  expectedness, aware_at, report_due_at)
         select gen_random_uuid(), p.clinic_id, p.id, p.patient_id, p.lot_id, p.performed_at + interval '1 day',
                (array['Knee effusion','Injection site pain','Transient fever','Joint stiffness'])[1 + sp.n % 4],
                1 + (sp.n / ${p.adverseEventEvery}) % 3, (sp.n / ${p.adverseEventEvery}) % 3 = 2,
                case when (sp.n / ${p.adverseEventEvery}) % 3 = 2 then '["hospitalization"]'::jsonb else '[]'::jsonb end,
                (array['probable','possible','unlikely','not-related'])[1 + sp.n % 4], (array['resolved','recovering','resolved'])[1 + sp.n % 3],
-               1, p.performed_at + interval '2 days', 'seed', p.performed_at + interval '2 days', 'seed'
+               1, p.performed_at + interval '2 days', 'seed', p.performed_at + interval '2 days', 'seed',
+               -- No term: unexpected; aware when recorded; the serious ones (grade 3, hospitalization) that are suspected
+               -- reactions are due 15 days later (src/modules/adverse-events/rules.ts reportDueAt).
+               'unexpected', p.performed_at + interval '2 days',
+               case when (sp.n / ${p.adverseEventEvery}) % 3 = 2 and sp.n % 4 < 2 then p.performed_at + interval '2 days' + make_interval(hours => 360) end
         from s_procedures sp join procedures p on p.id = sp.id where sp.n % ${p.adverseEventEvery} = 0;`,
   },
   {
@@ -227,6 +232,11 @@ const steps: Step[] = [
                                   'dose', jsonb_build_object('particles', p.dose_particles, 'volumeMl', p.dose_volume_ml), 'vialsUsed', p.vials_used, 'status', p.status, 'version', 1),
                p.created_at, 'seed'
         from procedures p join s_procedures s on s.id = p.id;`,
+  },
+  {
+    // Written around the service, so the event feed does not tell them: the safety monitor rebuilds every lot's counts.
+    name: 'safety counts to rebuild',
+    sql: () => `insert into lot_safety_recount (lot_id) select id from lots on conflict do nothing;`,
   },
   {
     name: 'audit entries (one per record written)',

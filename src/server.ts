@@ -68,6 +68,7 @@ async function main() {
     publicBaseUrl: env.PUBLIC_BASE_URL,
     webhooks: { allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS, pollIntervalMs: env.WEBHOOK_POLL_INTERVAL_MS, attemptTimeoutMs: env.WEBHOOK_ATTEMPT_TIMEOUT_MS },
     bulk: { maxConcurrentJobs: env.BULK_MAX_CONCURRENT_JOBS, pollIntervalMs: env.BULK_POLL_INTERVAL_MS, leaseMs: env.BULK_LEASE_MS },
+    safety: { pollIntervalMs: env.SAFETY_POLL_INTERVAL_MS },
   });
   await app.listen({ port: env.PORT, host: env.HOST });
   log.info(

@@ -47,6 +47,8 @@ export const envSchema = z
     BULK_POLL_INTERVAL_MS: intFrom(500, 0, 60_000),
     /** A running export's lease: another instance takes over a job whose runner died after it (shorter only for tests). */
     BULK_LEASE_MS: intFrom(30_000, 300, 600_000),
+    /** How often an instance counts the event feed into the lot safety counts and judges signals; 0 leaves it to other instances. */
+    SAFETY_POLL_INTERVAL_MS: intFrom(2000, 0, 600_000),
   })
   .superRefine((env, ctx) => {
     if (env.AUTH_JWKS_URL && env.AUTH_PUBLIC_KEY_FILE) {

@@ -14,6 +14,13 @@ import { migrateDatabase } from './migrate.js';
  */
 export const BACKUP_FORMAT = 'exosome-records-backup/1';
 
+/**
+ * Tables a migration itself fills (a singleton position, no clinical or audit row): an empty database has their
+ * rows already, so a restore replaces them with the backup's instead of calling the database not empty.
+ * `safety_monitor`: the safety counts' feed position (migration 0022), restored with the counts it belongs to.
+ */
+const SEEDED_BY_MIGRATIONS = new Set(['safety_monitor']);
+
 interface Manifest {
   format: string;
   createdAt: string;
@@ -84,10 +91,14 @@ export async function restoreDatabase(url: string, dir: string): Promise<Manifes
       throw new Error(`the backup has ${manifest.migrations} migrations applied, this code ${migrations}: restore with the version that made it`);
     }
     for (const t of manifest.tables) {
+      if (SEEDED_BY_MIGRATIONS.has(t.name)) continue;
       const { rows } = await client.query<{ n: number }>(`select count(*)::int as n from ${client.escapeIdentifier(t.name)}`);
       if (rows[0]!.n > 0) throw new Error(`the target database is not empty (${t.name} has rows): restore into an empty database`);
     }
     await client.query('begin');
+    for (const name of SEEDED_BY_MIGRATIONS) {
+      if (manifest.tables.some((t) => t.name === name)) await client.query(`delete from ${client.escapeIdentifier(name)}`);
+    }
     for (const t of manifest.tables) {
       const table = client.escapeIdentifier(t.name);
       // User triggers off while loading: the rows are restored as they were (sealing queue included),

@@ -1,6 +1,6 @@
 /**
  * The event types the feed and webhooks carry (contract "Events and webhooks"), named `<resource>.<what happened>`.
- * `lot.safety-signal` is emitted by the lot-safety report (issue 18); the others by the change they name.
+ * `lot.safety-signal` is emitted by the safety monitor (modules/safety) when a lot is first flagged; the others by the change they name.
  */
 export const EVENT_TYPES = [
   'lot.released',
