@@ -25,6 +25,10 @@ import { createAuditLogService } from './modules/audit/audit-log.service.js';
 import { auditRoutes } from './modules/audit/audit.routes.js';
 import { createTraceabilityService } from './modules/traceability/traceability.service.js';
 import { traceabilityRoutes } from './modules/traceability/traceability.routes.js';
+import { createDossierService } from './modules/dossier/dossier.service.js';
+import { createSafetyService } from './modules/safety/safety.service.js';
+import { createSafetyMonitor, type SafetyMonitorOptions } from './modules/safety/safety.monitor.js';
+import { safetyRoutes } from './modules/safety/safety.routes.js';
 import { createFhirService } from './modules/fhir/fhir.service.js';
 import { createFhirSearch } from './modules/fhir/fhir.search.js';
 import { createFhirVersions } from './modules/fhir/fhir.versions.service.js';
@@ -51,6 +55,8 @@ import { createOutcomesService } from './modules/outcomes/outcomes.service.js';
 import { outcomesRoutes } from './modules/outcomes/outcomes.routes.js';
 import { createAdverseEventsService } from './modules/adverse-events/adverse-events.service.js';
 import { adverseEventsRoutes } from './modules/adverse-events/adverse-events.routes.js';
+import { createProductsService } from './modules/products/products.service.js';
+import { productsRoutes } from './modules/products/products.routes.js';
 import { CapabilityRegistry } from './modules/fhir/capability.js';
 import { createBulkService } from './modules/bulk/bulk.service.js';
 import { createBulkWorker, type BulkOptions } from './modules/bulk/bulk.worker.js';
@@ -90,6 +96,11 @@ export interface AppOptions {
    * `pollIntervalMs: 0` (the default) leaves running them to other instances (tests drive the worker).
    */
   bulk?: BulkOptions;
+  /**
+   * The safety monitor (modules/safety): how often this instance counts the event feed into the lot safety counts
+   * and judges signals; `pollIntervalMs: 0` (the default) leaves it to other instances and to reports, which catch up.
+   */
+  safety?: SafetyMonitorOptions;
 }
 
 declare module 'fastify' {
@@ -98,6 +109,8 @@ declare module 'fastify' {
     webhookDispatcher: import('./modules/webhooks/dispatcher.js').Dispatcher;
     /** This instance's bulk export worker (tests drive `tick()` and `idle()` themselves). */
     bulkWorker: import('./modules/bulk/bulk.worker.js').BulkWorker;
+    /** This instance's safety monitor (tests drive `catchUp()` themselves). */
+    safetyMonitor: import('./modules/safety/safety.monitor.js').SafetyMonitor;
   }
 }
 
@@ -119,7 +132,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    routerOptions: { ignoreTrailingSlash: true, querystringParser: parseQueryString },
+    // maxParamLength: a path parameter may be free text (a product name: 200 characters, each up to 4 UTF-8 bytes
+    // percent-encoded as 12), so its schema, not the router, judges its length (400 rather than 414).
+    routerOptions: { ignoreTrailingSlash: true, querystringParser: parseQueryString, maxParamLength: 2400 },
     // Errors before routing (a path that is not UTF-8, a request Node cannot parse) leave as problem+json too.
     frameworkErrors: frameworkErrorHandler((req, reply, problem) =>
       req.url.startsWith('/fhir/') ? reply.code(problem.status).type(FHIR_JSON).send(toOperationOutcome(problem)) : sendProblemOf(req, reply, problem),
@@ -195,7 +210,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const notices = createRecallNoticesService({ db, uow, audit, events, clock, lots });
   const procedures = createProceduresService({ db, uow, audit, events, history, clock, patients, lots, vials });
   const outcomes = createOutcomesService({ db, uow, audit, events, clock, patients, procedures });
-  const adverseEvents = createAdverseEventsService({ db, uow, audit, events, history, clock, procedures });
+  const products = createProductsService({ db, uow, audit, history, clock });
+  const adverseEvents = createAdverseEventsService({ db, uow, audit, events, history, clock, procedures, products });
   const auditLog = createAuditLogService({ db, audit });
   const feed = createEventFeed({ db });
   const webhookOptions: DispatchOptions = opts.webhooks ?? { allowPrivateUrls: false, pollIntervalMs: 0 };
@@ -217,6 +233,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   }
   app.decorate('webhookDispatcher', dispatcher);
   const reports = createTraceabilityService({ db, pool: opts.pool, audit, clock, lots, donors, vials, patients });
+  // Lot safety: counts kept from the event feed by a monitor any instance may run (one at a time), reports on them.
+  const safetyMonitor = createSafetyMonitor({ pool: opts.pool, events, log: app.log }, opts.safety);
+  if ((opts.safety?.pollIntervalMs ?? 0) > 0) {
+    app.addHook('onReady', async () => safetyMonitor.start());
+    app.addHook('onClose', async () => safetyMonitor.stop());
+  }
+  app.decorate('safetyMonitor', safetyMonitor);
+  const safety = createSafetyService({ db, audit, clock, lots, monitor: safetyMonitor });
+  // The printable lot dossier (PDF, HTML): the lot report, the safety report's rate against the pool, the audit chain head.
+  const dossier = createDossierService({ clock, reports, safety, auditLog });
   const fhirSearch = createFhirSearch({ patients, procedures, outcomes, adverseEvents, lots, donors });
   const fhir = createFhirService({ patients, procedures, outcomes, adverseEvents, lots, search: fhirSearch });
   const fhirVersions = createFhirVersions({ patients, procedures, outcomes, adverseEvents, lots, donors });
@@ -286,11 +312,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       proceduresRoutes(v1, { procedures });
       outcomesRoutes(v1, { outcomes });
       adverseEventsRoutes(v1, { adverseEvents });
+      productsRoutes(v1, { products });
       auditRoutes(v1, { auditLog });
       eventsRoutes(v1, { feed });
       webhooksRoutes(v1, { webhooks });
       clientsRoutes(v1, { clients });
-      traceabilityRoutes(v1, { reports });
+      traceabilityRoutes(v1, { reports, dossier });
+      safetyRoutes(v1, { safety });
     },
     { prefix: '/v1' },
   );

@@ -37,10 +37,17 @@ describe('reports choose JSON or CSV by Accept (RFC 9110 §12.5.1)', () => {
     ['text/*', 'text/csv'],
     ['text/csv', 'text/csv'],
     ['application/json;q=0.2, text/csv', 'text/csv'],
-    ['text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', 'application/json'],
-  ])('Accept %j → %s on every report, with Vary: Accept', async (accept, type) => {
+    // The donor and patient reports have no HTML form: a browser gets JSON there. The lot report is also the
+    // printable dossier (text/html, application/pdf), so a browser asking for HTML first gets the dossier.
+    ['text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', 'application/json', 'text/html'],
+  ])('Accept %j → %s on every report (the lot report: %s), with Vary: Accept', async (accept, type, lotType = type) => {
     for (const path of reports) {
       const res = await get(path, inspector, accept);
+      if (path === reports[0] && lotType !== type) {
+        expect(res.status, path).toBe(200);
+        expect(res.headers['content-type'], path).toMatch(new RegExp(`^${lotType.replace('/', '\\/')}`));
+        continue;
+      }
       expect(res.status, path).toBe(200);
       expect(res.headers['content-type'], path).toMatch(new RegExp(`^${type.replace('/', '\\/')}`));
       expect(varies(res), path).toContain('accept');
@@ -49,7 +56,8 @@ describe('reports choose JSON or CSV by Accept (RFC 9110 §12.5.1)', () => {
     }
   });
 
-  it.each(['text/csv;q=0', 'application/xml', 'application/json;q=0, text/csv;q=0', 'text/*, text/csv;q=0', '*/*;q=0'])(
+  // (text/html is refused too in the wildcard case: the lot report also offers it, as its printable dossier.)
+  it.each(['text/csv;q=0', 'application/xml', 'application/json;q=0, text/csv;q=0', 'text/*, text/csv;q=0, text/html;q=0', '*/*;q=0'])(
     'Accept %j → 406 problem+json on every report, audited as nothing exported',
     async (accept) => {
       const before = (await t.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'export'")).rows[0].n;

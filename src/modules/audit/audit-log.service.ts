@@ -32,6 +32,17 @@ export function createAuditLogService({ db, audit }: { db: Db; audit: AuditLog }
       return result;
     },
 
+    /**
+     * The head of the hash chain once every entry committed before the call is sealed (it waits for the sealer
+     * lock, as verify does): `{ seq, hash, auditEventId, sealedAt }`, or null for an empty log. A document that
+     * prints it can later be checked against the log: GET /audit-events/verify recomputes the chain, and the link
+     * `seq` must still carry `hash` (ADR 0001). Reads no patient data, so it writes no entry itself.
+     */
+    async sealedHead() {
+      await q.sealAll(db, { wait: true });
+      return q.chainHead(db);
+    },
+
     async verify(actor: Actor, from?: string, to?: string): Promise<z.infer<typeof VerifyResult>> {
       await q.sealAll(db, { wait: true });
       const check = await q.verifyChain(db, from, to);

@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, gte, lte, or, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, lte, or, sql, type SQL, type SQLWrapper } from 'drizzle-orm';
 import type { Db, Executor } from '../../db/client.js';
 import { builder, part, sqlOf, type Part } from '../../db/statement.js';
 import type { Actor } from '../../auth/principal.js';
@@ -116,6 +116,16 @@ export async function verifyChain(exec: Executor, from?: string, to?: string): P
   };
 }
 
+/** The chain's last link (highest seq): its entry, hash and when it was sealed; null while nothing is sealed. */
+export async function chainHead(exec: Executor): Promise<{ seq: number; hash: string; auditEventId: number; sealedAt: Date } | null> {
+  const [row] = await exec
+    .select({ seq: auditChain.seq, hash: auditChain.hash, auditEventId: auditChain.eventId, sealedAt: auditChain.sealedAt })
+    .from(auditChain)
+    .orderBy(desc(auditChain.seq))
+    .limit(1);
+  return row ?? null;
+}
+
 export async function queuedCount(exec: Executor): Promise<number> {
   const result = await exec.execute(sql`select count(*)::int as n from audit_unsealed`);
   return (result.rows[0] as { n: number }).n;
@@ -191,13 +201,14 @@ export interface SearchEntry {
 
 /**
  * A search (`select`: at most limit + 1 rows with `id`) and one search entry naming the filters and the ids
- * returned, in one statement, rows in id order: values `{ actor, entry, v }`.
+ * returned, in one statement, rows in id order, or with `order: '_ord'` in the order of the select's `_ord`
+ * column (a search ordered by something else than id): values `{ actor, entry, v }`.
  */
-export function auditedSearch<V>(resourceType: string, select: Part<V>): Part<{ actor: AuditActor; entry: SearchEntry; v: V }> {
+export function auditedSearch<V>(resourceType: string, select: Part<V>, order: 'id' | '_ord' = 'id'): Part<{ actor: AuditActor; entry: SearchEntry; v: V }> {
   return {
     keys: { actor: ACTOR_KEYS, entry: { clinicId: true, filters: true, limit: true }, v: select.keys } as Part<{ actor: AuditActor; entry: SearchEntry; v: V }>['keys'],
     shaped: select.shaped,
-    build: (p, present) => searchedThrough(sqlOf(select, 'v.', present), p.actor, { resourceType, clinicId: p.entry.clinicId, filters: p.entry.filters, limit: p.entry.limit }, 'id'),
+    build: (p, present) => searchedThrough(sqlOf(select, 'v.', present), p.actor, { resourceType, clinicId: p.entry.clinicId, filters: p.entry.filters, limit: p.entry.limit }, order),
   };
 }
 

@@ -203,8 +203,164 @@ export async function streamRows(pool: pg.Pool, text: string, values: unknown[])
 
 const dialect = new PgDialect();
 
+/** The dossier's recipients of one lot, streamed (one row in memory at a time), by time: rows as `recipientsOfLots`'. */
+export function streamLotRecipients(pool: pg.Pool, lotId: string, clinicId: string | null): Promise<Readable> {
+  const query = dialect.sqlToQuery(recipientsSelect([lotId], clinicId, { lotNumber: false, order: sql`p.performed_at, p.id` }));
+  return streamRows(pool, query.sql, query.params);
+}
+
+/** How many procedures of the lot there are (of one clinic, or all), for how many patients at how many clinics. */
+export interface RecipientCountsRow {
+  procedures: number;
+  patients: number;
+  clinics: number;
+  entered_in_error: number;
+}
+
+export async function recipientCounts(exec: Executor, lotId: string, clinicId: string | null): Promise<RecipientCountsRow> {
+  const result = await exec.execute(sql`
+    select count(*)::int as procedures, count(distinct p.patient_id)::int as patients, count(distinct p.clinic_id)::int as clinics,
+      count(*) filter (where p.status = 'entered-in-error')::int as entered_in_error
+    from procedures p
+    where p.lot_id = ${lotId} ${clinicFilter('p.clinic_id', clinicId)}`);
+  return result.rows[0] as unknown as RecipientCountsRow;
+}
+
 /** The CSV export's rows, streamed: the recipients query with each lot's number, by lot, then time. */
 export function streamRecipients(pool: pg.Pool, lotIds: string[], clinicId: string | null): Promise<Readable> {
   const query = dialect.sqlToQuery(recipientsSelect(lotIds, clinicId, { lotNumber: true, order: sql`p.lot_id, p.performed_at, p.id` }));
   return streamRows(pool, query.sql, query.params);
+}
+
+/**
+ * Change from baseline per instrument and follow-up timepoint, over the lot's completed procedures (of one clinic,
+ * or all): `n` scores with a baseline, their mean change and its sample standard deviation (null below 2), each
+ * score against that procedure's latest baseline on the same instrument, as `followUpScores` pairs them. What a
+ * t-interval needs, computed where the rows are.
+ */
+export interface ChangeStatsRow {
+  instrument: string;
+  timepoint: string;
+  n: number;
+  mean: number;
+  sd: number | null;
+}
+
+export async function changeFromBaselineStats(exec: Executor, lotId: string, clinicId: string | null): Promise<ChangeStatsRow[]> {
+  const result = await exec.execute(sql`
+    with s as (
+      select o.procedure_id, o.instrument, o.timepoint, o.score::float8 as score, o.assessed_at, o.id
+      from outcomes o
+      where o.procedure_id = any (array(select id from procedures where lot_id = ${lotId} and status = 'completed' ${clinicFilter('clinic_id', clinicId)}))
+    ),
+    b as (
+      select distinct on (procedure_id, instrument) procedure_id, instrument, score
+      from s where timepoint = 'baseline'
+      order by procedure_id, instrument, assessed_at desc, id desc
+    )
+    select s.instrument, s.timepoint, count(*)::int as n, avg(s.score - b.score)::float8 as mean, stddev_samp(s.score - b.score)::float8 as sd
+    from s join b on b.procedure_id = s.procedure_id and b.instrument = s.instrument
+    where s.timepoint <> 'baseline'
+    group by 1, 2
+    order by 1, 2`);
+  return result.rows as unknown as ChangeStatsRow[];
+}
+
+/** An adverse event as the dossier lists it: the report's fields, what happened, and its reporting clock. */
+export interface DossierAdverseEventRow {
+  id: string;
+  clinic_id: string;
+  procedure_id: string;
+  mrn: string;
+  /** Instants as RFC 3339 UTC text (isoInstant); null where not set. */
+  onset_at: string;
+  description: string;
+  term: string | null;
+  severity_grade: number;
+  serious: boolean;
+  seriousness_criteria: string[];
+  relatedness: string;
+  outcome: string;
+  expectedness: string;
+  aware_at: string;
+  report_due_at: string | null;
+  reported_at: string | null;
+  report_reference: string | null;
+}
+
+export async function dossierAdverseEvents(exec: Executor, lotId: string, clinicId: string | null): Promise<DossierAdverseEventRow[]> {
+  const result = await exec.execute(sql`
+    select a.id, a.clinic_id, a.procedure_id, pt.mrn, ${isoInstant('a.onset_at')} as onset_at, a.description, a.term, a.severity_grade, a.serious,
+      a.seriousness_criteria, a.relatedness, a.outcome, a.expectedness, ${isoInstant('a.aware_at')} as aware_at,
+      ${isoInstant('a.report_due_at')} as report_due_at, ${isoInstant('a.reported_at')} as reported_at, a.report_reference
+    from adverse_events a join patients pt on pt.id = a.patient_id
+    where a.lot_id = ${lotId} ${clinicFilter('a.clinic_id', clinicId)}
+    order by a.onset_at, a.id`);
+  return result.rows as unknown as DossierAdverseEventRow[];
+}
+
+/**
+ * A run of the lot's vials that went to no recipient: consecutive sequence numbers (no vial between them left out)
+ * in the same state, at the same clinic, with the same last movement. Each vial is in exactly one run.
+ */
+export interface UnusedVialRunRow {
+  first_sequence: number;
+  last_sequence: number;
+  vials: number;
+  first_barcode: string;
+  last_barcode: string;
+  /** The stored status, or `expired` for vials still at a clinic past the lot's expiry (as the inventory counts it). */
+  status: string;
+  clinic_id: string | null;
+  moved_action: string | null;
+  moved_at: string | null;
+  moved_reason: string | null;
+}
+
+/**
+ * The lot's vials that no procedure used, as runs in sequence order (gaps and islands: within one state, a
+ * sequence minus its rank is constant along a run of consecutive vials). A clinic token sees those at or last held
+ * by its clinic (as the vials module shows them), others every one, unshipped stock included.
+ */
+export async function unusedVialRuns(exec: Executor, lotId: string, clinicId: string | null, today: string): Promise<UnusedVialRunRow[]> {
+  const result = await exec.execute(sql`
+    with v as (
+      select v.sequence, v.barcode,
+        case when v.status = 'at-clinic' and l.expires_on < ${today}::date then 'expired' else v.status end as status,
+        v.clinic_id, v.moved_action, v.moved_at, v.moved_reason
+      from vials v join lots l on l.id = v.lot_id
+      where v.lot_id = ${lotId} and v.status <> 'administered' ${clinicFilter('v.clinic_id', clinicId)}
+    ),
+    runs as (
+      select v.*, v.sequence - row_number() over (
+        partition by v.status, v.clinic_id, v.moved_action, v.moved_at, v.moved_reason order by v.sequence) as run
+      from v
+    )
+    select min(sequence) as first_sequence, max(sequence) as last_sequence, count(*)::int as vials,
+      (array_agg(barcode order by sequence))[1] as first_barcode, (array_agg(barcode order by sequence desc))[1] as last_barcode,
+      status, clinic_id, moved_action, ${isoInstant('moved_at')} as moved_at, moved_reason
+    from runs
+    group by run, status, clinic_id, moved_action, moved_at, moved_reason
+    order by first_sequence`);
+  return result.rows as unknown as UnusedVialRunRow[];
+}
+
+/** The lot's recall notices (one per notified clinic) and their acknowledgement. */
+export interface NoticeRow {
+  clinic_id: string;
+  recalled_at: string;
+  created_at: string;
+  acknowledged_at: string | null;
+  acknowledged_by: string | null;
+  barcodes: number;
+}
+
+export async function recallNoticesOf(exec: Executor, lotId: string, clinicId: string | null): Promise<NoticeRow[]> {
+  const result = await exec.execute(sql`
+    select n.clinic_id, ${isoInstant('n.recalled_at')} as recalled_at, ${isoInstant('n.created_at')} as created_at,
+      ${isoInstant('n.acknowledged_at')} as acknowledged_at, n.acknowledged_by, cardinality(n.barcodes) as barcodes
+    from recall_notices n
+    where n.lot_id = ${lotId} ${clinicFilter('n.clinic_id', clinicId)}
+    order by n.clinic_id`);
+  return result.rows as unknown as NoticeRow[];
 }

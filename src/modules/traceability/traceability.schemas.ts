@@ -91,3 +91,6 @@ export const PatientExposures = z
   .meta({ id: 'PatientExposuresReport' });
 
 export const CsvText = z.string().meta({ description: 'RFC 4180 CSV, one row per recipient procedure, streamed' });
+
+export const DossierPdf = z.string().meta({ format: 'binary', description: 'The lot dossier as PDF (A4 landscape), streamed' });
+export const DossierHtml = z.string().meta({ description: 'The lot dossier as one self-contained, printable HTML page (no script)' });

@@ -9,6 +9,8 @@ import type { LotsService } from '../lots/lots.service.js';
 import type { VialsService } from '../vials/vials.service.js';
 import { INSTRUMENTS, changeFromBaseline, isResponder, type InstrumentCode, type Timepoint } from '../outcomes/instruments.js';
 import type { PatientsService } from '../patients/patients.service.js';
+import { isReportOverdue } from '../adverse-events/rules.js';
+import { todayIso } from '../../shared/time.js';
 import { csvLine, toCsv } from './csv.js';
 import * as q from './traceability.queries.js';
 
@@ -108,7 +110,14 @@ export function summarizeOutcomes(rows: q.ScoreRow[]) {
     }));
 }
 
+/** A recipient procedure as the lot report lists it. */
+export type ReportRecipient = ReturnType<typeof toRecipient>;
+
+const dateOrNull = (iso: string | null) => (iso === null ? null : new Date(iso));
+
 export type TraceabilityService = ReturnType<typeof createTraceabilityService>;
+/** The dossier's figures: what `lotDossier` answers. */
+export type LotDossierData = Awaited<ReturnType<TraceabilityService['lotDossier']>>;
 
 /** Reports for auditors and quality units. A clinic token sees its own clinic's recipients only. */
 export function createTraceabilityService({ db, pool, audit, clock, lots, donors, vials, patients }: TraceabilityDeps) {
@@ -118,26 +127,72 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
     await audit.record(db, actor, { action: 'export', resourceType, resourceId, clinicId: actor.clinicId, details: { report, ...details } });
   }
 
+  /** The lot report's content but its recipients, for `actor` (its clinic's part for a clinic token); 404 for an unknown lot. */
+  async function lotReportBesidesRecipients(actor: Actor, lotId: string) {
+    const lot = await lots.get(lotId);
+    const [donorDtos, inventory, adverseEvents, scores] = await Promise.all([
+      donors.getMany(lot.donorIds),
+      vials.inventory(actor, lotId),
+      q.adverseEventsOfLots(db, [lotId], actor.clinicId),
+      q.followUpScores(db, lotId, actor.clinicId),
+    ]);
+    return {
+      generatedAt: clock.now().toISOString(),
+      requestedBy: requestedBy(actor),
+      lot,
+      donors: donorDtos,
+      vialAccounting: inventory.clinics,
+      adverseEvents: adverseEvents.map(toReportAdverseEvent),
+      outcomeSummary: summarizeOutcomes(scores),
+    };
+  }
+
+  /** The lot report's content for `actor`; 404 for an unknown lot. */
+  async function lotReport(actor: Actor, lotId: string) {
+    const [report, recipients] = await Promise.all([lotReportBesidesRecipients(actor, lotId), q.recipientsOfLots(db, [lotId], actor.clinicId)]);
+    const { adverseEvents, outcomeSummary, ...head } = report;
+    return { ...head, recipients: recipients.map(toRecipient), adverseEvents, outcomeSummary };
+  }
+
   return {
     async lotTraceability(actor: Actor, lotId: string) {
-      const lot = await lots.get(lotId);
-      const [donorDtos, inventory, recipients, adverseEvents, scores] = await Promise.all([
-        donors.getMany(lot.donorIds),
-        vials.inventory(actor, lotId),
-        q.recipientsOfLots(db, [lotId], actor.clinicId),
-        q.adverseEventsOfLots(db, [lotId], actor.clinicId),
-        q.followUpScores(db, lotId, actor.clinicId),
+      const report = await lotReport(actor, lotId);
+      await exported(actor, 'lot-traceability', 'lot', lotId, { format: 'json', recipients: report.recipients.length });
+      return report;
+    },
+
+    /**
+     * What the printed dossier of a lot shows (GET /reports/lot-traceability/{id} as PDF or HTML): the JSON report
+     * (same tenancy), its recipients counted (`recipientCounts`) and read later as a stream (`recipients()`: a
+     * cursor on a pooled connection, released when the stream ends or is destroyed; rows as the JSON report's), and
+     * beside it the adverse events with what happened and their reporting clocks (21 CFR 312.32; `reportOverdue`
+     * judged now), change from baseline per instrument and timepoint as n, mean and SD (points), the lot's vials
+     * that went to no recipient (as runs of consecutive vials in one state), and its recall notices. Audited as one
+     * export in `format`, with the number of recipient procedures. 404 for an unknown lot.
+     */
+    async lotDossier(actor: Actor, lotId: string, format: 'pdf' | 'html') {
+      const now = clock.now();
+      const [report, counts, changes, events, unused, notices] = await Promise.all([
+        lotReportBesidesRecipients(actor, lotId),
+        q.recipientCounts(db, lotId, actor.clinicId),
+        q.changeFromBaselineStats(db, lotId, actor.clinicId),
+        q.dossierAdverseEvents(db, lotId, actor.clinicId),
+        q.unusedVialRuns(db, lotId, actor.clinicId, todayIso(clock)),
+        q.recallNoticesOf(db, lotId, actor.clinicId),
       ]);
-      await exported(actor, 'lot-traceability', 'lot', lotId, { format: 'json', recipients: recipients.length });
+      await exported(actor, 'lot-traceability', 'lot', lotId, { format, recipients: counts.procedures });
       return {
-        generatedAt: clock.now().toISOString(),
-        requestedBy: requestedBy(actor),
-        lot,
-        donors: donorDtos,
-        vialAccounting: inventory.clinics,
-        recipients: recipients.map(toRecipient),
-        adverseEvents: adverseEvents.map(toReportAdverseEvent),
-        outcomeSummary: summarizeOutcomes(scores),
+        ...report,
+        recipientCounts: counts,
+        recipients: async function* recipients() {
+          const rows = await q.streamLotRecipients(pool, lotId, actor.clinicId);
+          // Leaving the loop early (the reader went away) destroys the stream, which releases its connection.
+          for await (const row of rows) yield toRecipient(row as q.RecipientRow);
+        },
+        adverseEventDetails: events.map((a) => ({ ...a, report_overdue: isReportOverdue({ reportDueAt: dateOrNull(a.report_due_at), reportedAt: dateOrNull(a.reported_at) }, now) })),
+        changeFromBaseline: changes.map((c) => ({ instrument: c.instrument, timepoint: c.timepoint, n: c.n, mean: c.mean, sd: c.sd })),
+        unusedVials: unused,
+        recallNotices: notices,
       };
     },
 
