@@ -105,13 +105,12 @@ export interface ScoreRow {
 }
 
 /**
- * The follow-up scores of the lot's completed procedures, each with that procedure's latest baseline on the
- * same instrument, counted by (instrument, timepoint, score, baseline): scores take few values, so tens of
- * thousands of outcomes come back as a few hundred rows, and the rules of instruments.ts summarize them.
- * `= any(array(...))` makes PostgreSQL look outcomes up by procedure (index) instead of hashing the table.
+ * `with s, b`: the scores of the lot's completed procedures (of one clinic, or all) as `s`, and per procedure and
+ * instrument its latest baseline as `b`, for the statements below to pair. `= any(array(...))` makes PostgreSQL
+ * look outcomes up by procedure (index) instead of hashing the table.
  */
-export async function followUpScores(exec: Executor, lotId: string, clinicId: string | null): Promise<ScoreRow[]> {
-  const result = await exec.execute(sql`
+function scoresWithBaselines(lotId: string, clinicId: string | null): SQL {
+  return sql`
     with s as (
       select o.procedure_id, o.instrument, o.timepoint, o.score::float8 as score, o.assessed_at, o.id
       from outcomes o
@@ -121,7 +120,17 @@ export async function followUpScores(exec: Executor, lotId: string, clinicId: st
       select distinct on (procedure_id, instrument) procedure_id, instrument, score
       from s where timepoint = 'baseline'
       order by procedure_id, instrument, assessed_at desc, id desc
-    )
+    )`;
+}
+
+/**
+ * The follow-up scores of the lot's completed procedures, each with that procedure's latest baseline on the
+ * same instrument, counted by (instrument, timepoint, score, baseline): scores take few values, so tens of
+ * thousands of outcomes come back as a few hundred rows, and the rules of instruments.ts summarize them.
+ */
+export async function followUpScores(exec: Executor, lotId: string, clinicId: string | null): Promise<ScoreRow[]> {
+  const result = await exec.execute(sql`
+    ${scoresWithBaselines(lotId, clinicId)}
     select s.instrument, s.timepoint, s.score, b.score as baseline, count(*)::int as n
     from s left join b on b.procedure_id = s.procedure_id and b.instrument = s.instrument
     where s.timepoint <> 'baseline'
@@ -248,16 +257,7 @@ export interface ChangeStatsRow {
 
 export async function changeFromBaselineStats(exec: Executor, lotId: string, clinicId: string | null): Promise<ChangeStatsRow[]> {
   const result = await exec.execute(sql`
-    with s as (
-      select o.procedure_id, o.instrument, o.timepoint, o.score::float8 as score, o.assessed_at, o.id
-      from outcomes o
-      where o.procedure_id = any (array(select id from procedures where lot_id = ${lotId} and status = 'completed' ${clinicFilter('clinic_id', clinicId)}))
-    ),
-    b as (
-      select distinct on (procedure_id, instrument) procedure_id, instrument, score
-      from s where timepoint = 'baseline'
-      order by procedure_id, instrument, assessed_at desc, id desc
-    )
+    ${scoresWithBaselines(lotId, clinicId)}
     select s.instrument, s.timepoint, count(*)::int as n, avg(s.score - b.score)::float8 as mean, stddev_samp(s.score - b.score)::float8 as sd
     from s join b on b.procedure_id = s.procedure_id and b.instrument = s.instrument
     where s.timepoint <> 'baseline'
