@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Db, Tx } from '../../db/client.js';
+import type { Db, Executor, Tx } from '../../db/client.js';
 import type { IdempotencyRequest, UnitOfWork } from '../../db/unit-of-work.js';
 import type { Actor } from '../../auth/principal.js';
 import type { PageRequest } from '../../shared/paging.js';
@@ -15,7 +15,6 @@ import type { AuditLog } from '../audit/audit.service.js';
 import type { EventLog, NewEvent } from '../events/events.service.js';
 import { historyReads, type History, type VersionPage } from '../history/history.service.js';
 import type { ProceduresService } from '../procedures/procedures.service.js';
-import type { ProductsService } from '../products/products.service.js';
 import * as q from './adverse-events.queries.js';
 import type { AdverseEventCreate, AdverseEventDto, AdverseEventPatch, AdverseEventReported } from './adverse-events.schemas.js';
 import { checkAdverseEvent, checkTermAndTimes, expectednessOf, isReportOverdue, reportDueAt } from './rules.js';
@@ -84,7 +83,8 @@ export interface AdverseEventsDeps {
   clock: Clock;
   procedures: Pick<ProceduresService, 'findInClinic'>;
   /** The lot's product's expected reactions, which expectedness is judged against (in the caller's transaction). */
-  products: Pick<ProductsService, 'expectedForLot'>;
+  /** The lot's product's expected reactions as `exec` sees them (modules/products; [] without a list, undefined for no lot). */
+  products: { expectedForLot(exec: Executor, lotId: string): Promise<string[] | undefined> };
 }
 
 export type AdverseEventsService = ReturnType<typeof createAdverseEventsService>;

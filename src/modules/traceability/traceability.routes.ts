@@ -1,11 +1,11 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Actor } from '../../auth/principal.js';
 import { actorOf } from '../../http/auth.js';
 import { problemResponses } from '../../http/problem.js';
 import { CsvText, DonorLookback, DossierHtml, DossierPdf, LotTraceability, PatientExposures, ReportParams } from './traceability.schemas.js';
 import type { TraceabilityService } from './traceability.service.js';
-import type { DossierService } from '../dossier/dossier.service.js';
 
 const tags = ['reports'];
 /** What the reports answer with, chosen by `Accept` (http/negotiation.ts); JSON when Accept allows any. */
@@ -55,7 +55,13 @@ function sendHtml(reply: FastifyReply, body: Readable) {
   return reply.type('text/html; charset=utf-8').header('Content-Security-Policy', HTML_POLICY).header('X-Content-Type-Options', 'nosniff').send(body);
 }
 
-export function traceabilityRoutes(app: FastifyInstance, { reports, dossier }: { reports: TraceabilityService; dossier: DossierService }) {
+/** The printable dossier (modules/dossier, which reads this module's report): streams of a lot's PDF or HTML; 404 before the first byte. */
+export interface LotDossiers {
+  pdf(actor: Actor, lotId: string): Promise<Readable>;
+  html(actor: Actor, lotId: string): Promise<Readable>;
+}
+
+export function traceabilityRoutes(app: FastifyInstance, { reports, dossier }: { reports: TraceabilityService; dossier: LotDossiers }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.get('/reports/lot-traceability/:id', {
