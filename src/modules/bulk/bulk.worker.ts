@@ -5,6 +5,7 @@ import { toFhirAdverseEvent, toFhirObservation, toFhirPatient, toFhirProcedure, 
 import { toOutcomeScore } from '../outcomes/outcomes.service.js';
 import { toPatientDto } from '../patients/patients.service.js';
 import { toProcedureDto } from '../procedures/procedures.service.js';
+import { createPoller } from '../../shared/poller.js';
 import * as q from './bulk.queries.js';
 
 /** How this instance runs export jobs (BULK_* settings). */
@@ -143,9 +144,6 @@ export function createBulkWorker(deps: { db: Db; pool: Pool; log: Log; products:
   const chunkBytes = opts.chunkBytes ?? CHUNK_BYTES;
   const running = new Set<Promise<void>>();
   let lastSweep = 0;
-  let timer: NodeJS.Timeout | undefined;
-  let passing: Promise<unknown> = Promise.resolve();
-  let stopped = true;
   /** Set by stop(): running jobs end at their next batch and go back to the queue for another instance. */
   let stopping = false;
 
@@ -283,40 +281,24 @@ export function createBulkWorker(deps: { db: Db; pool: Pool; log: Log; products:
     return started;
   }
 
-  let inPass = false;
-  const loop = () => {
-    clearTimeout(timer);
-    if (inPass || stopped) return;
-    inPass = true;
-    passing = tick()
-      .catch((err: unknown) => log.warn({ err: { code: (err as { code?: string }).code } }, 'bulk export poll failed; will retry'))
-      .finally(() => {
-        inPass = false;
-        if (stopped) return;
-        timer = setTimeout(loop, pollMs);
-        timer.unref();
-      });
-  };
-  const kick = () => {
-    if (!stopped && !inPass) loop();
-  };
+  const poller = createPoller(
+    async () => {
+      await tick();
+    },
+    { intervalMs: pollMs, log, failure: 'bulk export poll failed; will retry' },
+  );
+  // A job ended: a slot is free, look for a queued job now.
+  const kick = () => poller.kick();
 
   return {
     tick,
     async idle() {
       while (running.size) await Promise.all([...running]);
     },
-    start() {
-      if (!stopped || pollMs <= 0) return;
-      stopped = false;
-      timer = setTimeout(loop, pollMs);
-      timer.unref();
-    },
+    start: () => poller.start(),
     async stop() {
-      stopped = true;
       stopping = true;
-      clearTimeout(timer);
-      await passing;
+      await poller.stop();
       // Running jobs stop at their next batch; their leases run out and another instance takes them over.
       while (running.size) await Promise.all([...running]);
     },

@@ -1,5 +1,6 @@
 import type { Pool, Tx } from '../../db/client.js';
 import { newId } from '../../shared/ids.js';
+import { createPoller } from '../../shared/poller.js';
 import type { EventLog } from '../events/events.service.js';
 import * as q from './safety.queries.js';
 import { judgeSignal, responderRules } from './signal.js';
@@ -170,38 +171,22 @@ export function createSafetyMonitor(deps: { pool: Pool; events: EventLog; log: L
     return true;
   }
 
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = true;
-  let passing: Promise<unknown> = Promise.resolve();
-  const warn = (err: unknown) => log.warn({ err: { code: (err as { code?: string }).code } }, 'safety monitor pass failed; will retry');
-  const loop = () => {
-    // A rebuild that fails (and fails again) must not hold up counting the feed: then a pass without rebuilds.
-    passing = catchUp({ rebuild: true, maxPasses: 3 })
-      .catch((err: unknown) => {
+  const warn = (err: unknown) => log.warn({ err: { code: (err as { code?: string }).code } }, 'safety monitor rebuild failed; counting the feed without it');
+  const poller = createPoller(
+    async () => {
+      // A rebuild that fails (and fails again) must not hold up counting the feed: then a pass without rebuilds.
+      await catchUp({ rebuild: true, maxPasses: 3 }).catch(async (err: unknown) => {
         warn(err);
-        return catchUp({ rebuild: false, maxPasses: 3 });
-      })
-      .catch(warn)
-      .finally(() => {
-        if (stopped) return;
-        timer = setTimeout(loop, pollMs);
-        timer.unref();
+        await catchUp({ rebuild: false, maxPasses: 3 });
       });
-  };
+    },
+    { intervalMs: pollMs, log, failure: 'safety monitor pass failed; will retry' },
+  );
 
   return {
     catchUp,
-    start() {
-      if (!stopped || pollMs <= 0) return;
-      stopped = false;
-      timer = setTimeout(loop, pollMs);
-      timer.unref();
-    },
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await passing;
-    },
+    start: () => poller.start(),
+    stop: () => poller.stop(),
   };
 }
 

@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Db } from '../../db/client.js';
+import { createPoller } from '../../shared/poller.js';
 import { toEventDto } from '../events/events.service.js';
 import { addressRefusal, checkedLookup } from './address.js';
 import { signedHeaders } from './signing.js';
@@ -140,9 +141,6 @@ export function createDispatcher(db: Db, log: Log, opts: DispatchOptions): Dispa
   // Longer than any attempt (which ends at its timeout), so a lease outlives the attempt that holds it.
   const leaseMs = timeoutMs + 5_000;
   const inFlight = new Set<Promise<void>>();
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
-  let stopped = true;
 
   async function attempt(d: q.ClaimedDelivery): Promise<void> {
     const event = toEventDto(d.event);
@@ -185,55 +183,29 @@ export function createDispatcher(db: Db, log: Log, opts: DispatchOptions): Dispa
     return claimed.length;
   }
 
-  // One pass at a time per instance; a kick during a pass asks for another right after it.
+  // A steady stream of kicks (attempts ending) must not starve the fan-out: it runs on each interval's pass and at
+  // least every interval; a kick (or a full batch asking for more) claims only, new events become deliveries then.
   let lastFanOut = 0;
-  let passing = false;
-  let again = false;
-  const loop = (fanOut = true) => {
-    clearTimeout(timer);
-    if (passing) {
-      again = true;
-      return;
-    }
-    passing = true;
-    again = false;
-    // A steady stream of kicks (attempts ending) must not starve the fan-out: it runs at least every poll interval.
-    const fanOutNow = fanOut || Date.now() - lastFanOut >= pollMs;
-    if (fanOutNow) lastFanOut = Date.now();
-    running = tick(fanOutNow)
-      .then((started) => {
-        // A full batch: there may be more due.
-        if (started > 0 && inFlight.size < concurrency) again = true;
-      })
-      .catch((err: unknown) => log.warn({ err: { code: (err as { code?: string }).code } }, 'webhook dispatch failed; will retry'))
-      .finally(() => {
-        passing = false;
-        if (stopped) return;
-        timer = setTimeout(() => loop(!again), again ? 0 : pollMs);
-        timer.unref();
-      });
-  };
-  // Claims only: new events become deliveries at the next poll.
-  const kick = () => {
-    if (!stopped) loop(false);
-  };
+  const poller = createPoller(
+    async (reason) => {
+      const fanOut = reason === 'interval' || Date.now() - lastFanOut >= pollMs;
+      if (fanOut) lastFanOut = Date.now();
+      const started = await tick(fanOut);
+      // A full batch: there may be more due.
+      return started > 0 && inFlight.size < concurrency;
+    },
+    { intervalMs: pollMs, log, failure: 'webhook dispatch failed; will retry' },
+  );
+  const kick = () => poller.kick();
 
   return {
     tick,
     async idle() {
       while (inFlight.size) await Promise.all([...inFlight]);
     },
-    start() {
-      if (!stopped) return;
-      stopped = false;
-      timer = setTimeout(loop, pollMs);
-      timer.unref();
-    },
+    start: () => poller.start(),
     async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-      clearTimeout(timer);
+      await poller.stop();
       while (inFlight.size) await Promise.all([...inFlight]);
     },
   };
