@@ -27,7 +27,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     'data-dir': { type: 'string' },
     'no-readme': { type: 'boolean', default: false },
-    only: { type: 'string', description: 'run only scenarios whose name contains this' },
+    only: { type: 'string', description: 'run only the scenarios and drills whose name contains this (several: separated by commas)' },
     'cpu-prof': { type: 'boolean', default: false },
     'seal-interval': { type: 'string', description: 'AUDIT_SEAL_INTERVAL_MS for the service (0: no sealing during the run)' },
   },
@@ -522,6 +522,23 @@ async function bulkDrill(baseUrl: string, servicePid: number, token: string) {
   }
 }
 
+/**
+ * The Node flags production starts the service with (`npm run start:prod`, which the Dockerfile's CMD repeats):
+ * the bench measures the process as it is deployed, heap cap included (README "Memory").
+ */
+function productionNodeFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const words = pkg.scripts['start:prod']!.split(/\s+/);
+  if (words[0] !== 'node' || words.at(-1) !== 'dist/server.js') throw new Error(`start:prod is not "node [flags] dist/server.js": ${pkg.scripts['start:prod']}`);
+  return words.slice(1, -1);
+}
+
+/** Whether `--only` selects this scenario or drill: no `--only`, or a name containing one of its comma-separated parts. */
+function chosen(name: string): boolean {
+  if (!values.only) return true;
+  return values.only.split(',').some((part) => part.trim() !== '' && name.includes(part.trim()));
+}
+
 async function main() {
   log(`bench: scale ${scale}, ${seconds} s per scenario and side, ${connections} connections, data under ${path.relative(root, dataDir)}`);
   log('building the production bundle (npm run build)...');
@@ -601,7 +618,7 @@ async function main() {
   const baselinePort = await freePort();
   const service = await startProcess(
     'service',
-    [...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.join(root, 'bench', 'profiles')] : []), 'dist/server.js'],
+    [...(values['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.join(root, 'bench', 'profiles')] : []), ...productionNodeFlags(), 'dist/server.js'],
     {
       // NODE_ENV only decides what configuration is refused; development admits the bench's loopback webhook receiver.
       NODE_ENV: 'development',
@@ -757,7 +774,7 @@ async function main() {
     },
   ];
 
-  const selected = values.only ? scenarios.filter((s) => s.name.includes(values.only!)) : scenarios;
+  const selected = scenarios.filter((s) => chosen(s.name));
   const rssStart = rssMb(service.pid!);
   let rssWarm = rssStart;
   let warmAt = Date.now();
@@ -792,7 +809,7 @@ async function main() {
     }
   }
   let recallLine = '';
-  if (!values.only || RECALL_DRILL.includes(values.only)) {
+  if (chosen(RECALL_DRILL)) {
     log(`\n${RECALL_DRILL}`);
     const drill = await recallDrill(serviceUrl, receiver, supplier, clinicIds.slice(0, 3), sign, quick ? 5 : 20);
     recallLine =
@@ -802,7 +819,7 @@ async function main() {
     log(`  ${recallLine}`);
   }
   let dossierLine = '';
-  if (!values.only || DOSSIER_DRILL.includes(values.only)) {
+  if (chosen(DOSSIER_DRILL)) {
     log(`\n${DOSSIER_DRILL}`);
     const d = await dossierDrill(serviceUrl, service.pid!, inspector, bigLot.lot_id, quick ? 2 : 5);
     const worst = Math.max(d.first.seconds, d.max);
@@ -813,7 +830,7 @@ async function main() {
     log(`  ${dossierLine}`);
   }
   let bulkLine = '';
-  if (!values.only || BULK_DRILL.includes(values.only)) {
+  if (chosen(BULK_DRILL)) {
     log(`\n${BULK_DRILL}`);
     const exporter = await sign({ scope: 'clinical:read' }, 'bench-bulk-exporter');
     const drill = await bulkDrill(serviceUrl, service.pid!, exporter);

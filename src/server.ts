@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import type pg from 'pg';
 import { buildApp } from './app.js';
 import { signingKeyFromEnv, verifierFromEnv } from './auth/from-env.js';
@@ -72,7 +73,14 @@ async function main() {
   });
   await app.listen({ port: env.PORT, host: env.HOST });
   log.info(
-    { auth: mode, database: embedded ? 'embedded' : 'external', startupMs: Math.round(performance.now() - started), docs: '/docs' },
+    {
+      auth: mode,
+      database: embedded ? 'embedded' : 'external',
+      startupMs: Math.round(performance.now() - started),
+      // The V8 heap cap the process runs with (--max-old-space-size in the start scripts and the image; README "Memory").
+      heapLimitMb: Math.round(getHeapStatistics().heap_size_limit / 1048576),
+      docs: '/docs',
+    },
     'ready',
   );
   if (!tokenIssuer) log.warn('AUTH_SIGNING_KEY_FILE is not set: POST /auth/token answers 503 (SMART Backend Services off)');

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { devToken, startService, tempDataDir, type ServiceProcess } from './support/process.js';
+import { devToken, startScriptNodeFlags, startService, tempDataDir, type ServiceProcess } from './support/process.js';
 
 const running: ServiceProcess[] = [];
 const dirs: string[] = [];
@@ -60,6 +60,12 @@ describe('the service process on the embedded database', () => {
 
     const logs = first.output() + again.output();
     expect(logs).toContain('"msg":"request"');
+    // The process runs under the start script's heap cap (old generation; V8 adds the young generation to it).
+    const ready = logs.split('\n').filter((l) => l.includes('"msg":"ready"')).map((l) => JSON.parse(l) as { heapLimitMb: number });
+    const cap = Number((await startScriptNodeFlags()).find((f) => f.startsWith('--max-old-space-size='))!.split('=')[1]);
+    expect(ready).toHaveLength(2);
+    for (const r of ready) expect(r.heapLimitMb).toBeGreaterThanOrEqual(cap);
+    for (const r of ready) expect(r.heapLimitMb).toBeLessThan(cap + 128);
     for (const value of [...Object.values(secret), token, token.split('.')[2]!]) {
       expect(logs.includes(value), `log holds ${value.slice(0, 12)}`).toBe(false);
     }

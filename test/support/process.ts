@@ -33,11 +33,19 @@ export interface ServiceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs the real entry point (src/server.ts) as `npm start` does, on its own data folder. */
+/** The Node flags `npm start` gives the service (`tsx [flags] src/server.ts` in package.json): the heap cap. */
+export async function startScriptNodeFlags(): Promise<string[]> {
+  const pkg = JSON.parse(await fs.readFile(path.join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const words = pkg.scripts.start!.split(/\s+/);
+  if (words[0] !== 'tsx' || words.at(-1) !== 'src/server.ts') throw new Error(`the start script is not "tsx [flags] src/server.ts": ${pkg.scripts.start}`);
+  return words.slice(1, -1);
+}
+
+/** Runs the real entry point (src/server.ts) as `npm start` does (its Node flags too), on its own data folder. */
 export async function startService(env: Record<string, string>, opts: { waitReady?: boolean } = {}): Promise<ServiceProcess> {
   const port = await freePort();
   let out = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [...(await startScriptNodeFlags()), '--import', 'tsx', 'src/server.ts'], {
     cwd: root,
     env: { ...process.env, NODE_ENV: 'development', LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: String(port), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
