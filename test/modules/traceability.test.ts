@@ -177,30 +177,73 @@ describe('recall notices', () => {
   });
 });
 
-describe('an abandoned CSV download', () => {
-  it('gives its database connection back to the pool', async () => {
-    // A lot with enough recipients that the CSV outgrows the socket buffers: the client stops reading mid-way.
-    const { rows } = await t.pool.query('SELECT id FROM procedures WHERE lot_id = $1 LIMIT 1', [lotId]);
+describe('the reports of a lot with 6,000 more recipients', () => {
+  beforeAll(async () => {
+    // Copies of one procedure a minute apart: enough recipients that a report outgrows the socket buffers.
+    const { rows } = await t.pool.query('SELECT id FROM procedures WHERE lot_id = $1 ORDER BY id LIMIT 1', [lotId]);
     await t.pool.query(
       `INSERT INTO procedures (id, clinic_id, patient_id, lot_id, performed_at, performer, indication, route, imaging_guidance, dose_particles, dose_volume_ml, vials_used, created_by)
-       SELECT gen_random_uuid(), clinic_id, patient_id, lot_id, performed_at, performer, indication, route, imaging_guidance, dose_particles, dose_volume_ml, vials_used, 'bulk'
-       FROM procedures p, generate_series(1, 6000) WHERE p.id = $1`,
+       SELECT gen_random_uuid(), clinic_id, patient_id, lot_id, performed_at + make_interval(mins => g % 997), performer, indication, route, imaging_guidance, dose_particles, dose_volume_ml, vials_used, 'bulk'
+       FROM procedures p, generate_series(1, 6000) g WHERE p.id = $1`,
       [rows[0].id],
     );
+  });
+
+  const exportsOf = async (resourceId: string) =>
+    (await t.pool.query("SELECT details FROM audit_events WHERE action = 'export' AND resource_id = $1 ORDER BY id", [resourceId])).rows.map(
+      (r: { details: { format: string; recipients?: number } }) => r.details,
+    );
+
+  it('writes every recipient in time order as it reads them (chunked), each clinic its own, with the count audited', async () => {
+    for (const [token, clinicId] of [[inspector, null], [reportsOf['clinic-a']!, 'clinic-a'], [reportsOf['clinic-b']!, 'clinic-b']] as const) {
+      const expected = (
+        await t.pool.query('SELECT id FROM procedures WHERE lot_id = $1 AND ($2::text IS NULL OR clinic_id = $2) ORDER BY performed_at, id', [lotId, clinicId])
+      ).rows.map((r: { id: string }) => r.id);
+      const res = await get(`/v1/reports/lot-traceability/${lotId}`, token);
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(res.headers['transfer-encoding']).toBe('chunked');
+      const body = res.body as { lot: { id: string }; recipients: { procedureId: string; clinicId: string }[]; adverseEvents: unknown[]; outcomeSummary: unknown[] };
+      expect(Object.keys(body)).toEqual(['generatedAt', 'requestedBy', 'lot', 'donors', 'vialAccounting', 'recipients', 'adverseEvents', 'outcomeSummary']);
+      expect(body.lot.id).toBe(lotId);
+      expect(body.recipients.map((r) => r.procedureId)).toEqual(expected);
+      if (clinicId) expect(new Set(body.recipients.map((r) => r.clinicId))).toEqual(new Set([clinicId]));
+      expect((await exportsOf(lotId)).at(-1)).toMatchObject({ format: 'json', recipients: expected.length });
+    }
+  });
+
+  it('lists the same recipients in the donor lookback, with the count audited', async () => {
+    const lot = await get(`/v1/reports/lot-traceability/${lotId}`, inspector);
+    const res = await get(`/v1/reports/donor-lookback/${donorId}`, inspector);
+    expect(res.status).toBe(200);
+    expect(res.headers['transfer-encoding']).toBe('chunked');
+    expect(res.body.lots).toHaveLength(1);
+    expect(res.body.lots[0].recipients).toEqual(lot.body.recipients);
+    expect((await exportsOf(donorId)).at(-1)).toMatchObject({ format: 'json', lots: 1, recipients: lot.body.recipients.length });
+  });
+
+  it('gives the database connection back to the pool when the client goes away mid-download, in JSON and CSV', async () => {
     const { port } = (await t.app.listen({ port: 0, host: '127.0.0.1' }).then(() => t.app.server.address())) as { port: number };
     const http = await import('node:http');
-    await new Promise<void>((resolve, reject) => {
-      const req = http.get({ host: '127.0.0.1', port, path: `/v1/reports/lot-traceability/${lotId}`, headers: { authorization: `Bearer ${inspector}`, accept: 'text/csv' } }, (res) => {
-        expect(res.statusCode).toBe(200);
-        res.once('data', () => {
-          req.destroy();
-          resolve();
+    for (const [path, accept] of [
+      [`/v1/reports/lot-traceability/${lotId}`, 'text/csv'],
+      [`/v1/reports/lot-traceability/${lotId}`, 'application/json'],
+      [`/v1/reports/donor-lookback/${donorId}`, 'application/json'],
+      [`/v1/reports/donor-lookback/${donorId}`, 'text/csv'],
+    ]) {
+      await new Promise<void>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port, path, headers: { authorization: `Bearer ${inspector}`, accept } }, (res) => {
+          expect(res.statusCode).toBe(200);
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
         });
+        req.on('error', reject);
       });
-      req.on('error', reject);
-    });
-    const deadline = Date.now() + 5000;
-    while (t.pool.totalCount - t.pool.idleCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(t.pool.totalCount - t.pool.idleCount).toBe(0);
+      const deadline = Date.now() + 5000;
+      while (t.pool.totalCount - t.pool.idleCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(t.pool.totalCount - t.pool.idleCount, `${path} as ${accept}`).toBe(0);
+    }
   });
 });

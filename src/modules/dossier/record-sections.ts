@@ -227,7 +227,7 @@ export function recipients(data: LotDossierData): Block[] {
       count,
       async *rows() {
         let n = 0;
-        for await (const r of data.recipients()) yield recipientRow(r, ++n);
+        for await (const r of data.recipients) yield recipientRow(r, ++n);
       },
       empty: 'No recipient.',
     },

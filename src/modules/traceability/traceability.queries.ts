@@ -65,12 +65,6 @@ function recipientsSelect(lotIds: string[], clinicId: string | null, opts: { lot
     order by ${opts.order}`;
 }
 
-export async function recipientsOfLots(exec: Executor, lotIds: string[], clinicId: string | null): Promise<RecipientRow[]> {
-  if (lotIds.length === 0) return [];
-  const result = await exec.execute(recipientsSelect(lotIds, clinicId, { lotNumber: false, order: sql`p.performed_at, p.id` }));
-  return result.rows as unknown as RecipientRow[];
-}
-
 export interface AdverseEventRow {
   id: string;
   procedure_id: string;
@@ -212,13 +206,16 @@ export async function streamRows(pool: pg.Pool, text: string, values: unknown[])
 
 const dialect = new PgDialect();
 
-/** The dossier's recipients of one lot, streamed (one row in memory at a time), by time: rows as `recipientsOfLots`'. */
+/**
+ * A lot's recipient procedures (of one clinic, or all) for the JSON reports and the dossier, streamed (a batch of
+ * rows in memory at a time), by time, then id: `RecipientRow`s with `performed_at` as the API writes it.
+ */
 export function streamLotRecipients(pool: pg.Pool, lotId: string, clinicId: string | null): Promise<Readable> {
   const query = dialect.sqlToQuery(recipientsSelect([lotId], clinicId, { lotNumber: false, order: sql`p.performed_at, p.id` }));
   return streamRows(pool, query.sql, query.params);
 }
 
-/** How many procedures of the lot there are (of one clinic, or all), for how many patients at how many clinics. */
+/** How many procedures of these lots there are (of one clinic, or all), for how many patients at how many clinics. */
 export interface RecipientCountsRow {
   procedures: number;
   patients: number;
@@ -226,12 +223,12 @@ export interface RecipientCountsRow {
   entered_in_error: number;
 }
 
-export async function recipientCounts(exec: Executor, lotId: string, clinicId: string | null): Promise<RecipientCountsRow> {
+export async function recipientCounts(exec: Executor, lotIds: string[], clinicId: string | null): Promise<RecipientCountsRow> {
   const result = await exec.execute(sql`
     select count(*)::int as procedures, count(distinct p.patient_id)::int as patients, count(distinct p.clinic_id)::int as clinics,
       count(*) filter (where p.status = 'entered-in-error')::int as entered_in_error
     from procedures p
-    where p.lot_id = ${lotId} ${clinicFilter('p.clinic_id', clinicId)}`);
+    where p.lot_id = ${anyLot(lotIds)} ${clinicFilter('p.clinic_id', clinicId)}`);
   return result.rows[0] as unknown as RecipientCountsRow;
 }
 

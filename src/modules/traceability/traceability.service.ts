@@ -11,6 +11,7 @@ import { INSTRUMENTS, changeFromBaseline, isResponder, type InstrumentCode, type
 import type { PatientsService } from '../patients/patients.service.js';
 import { isReportOverdue } from '../adverse-events/rules.js';
 import { todayIso } from '../../shared/time.js';
+import { StreamedList } from '../../shared/json-stream.js';
 import { csvLine, toCsv } from './csv.js';
 import * as q from './traceability.queries.js';
 
@@ -147,23 +148,33 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
     };
   }
 
-  /** The lot report's content for `actor`; 404 for an unknown lot. */
-  async function lotReport(actor: Actor, lotId: string) {
-    const [report, recipients] = await Promise.all([lotReportBesidesRecipients(actor, lotId), q.recipientsOfLots(db, [lotId], actor.clinicId)]);
-    const { adverseEvents, outcomeSummary, ...head } = report;
-    return { ...head, recipients: recipients.map(toRecipient), adverseEvents, outcomeSummary };
-  }
+  /**
+   * The lot's recipient procedures (of the actor's clinic, or all) in time order, as the reports list them: read
+   * from a cursor on a pooled connection as they are written, which is released when the list ends or the reader
+   * leaves early (the stream is destroyed when the loop is left).
+   */
+  const lotRecipients = (actor: Actor, lotId: string) =>
+    new StreamedList(async function* recipients() {
+      const rows = await q.streamLotRecipients(pool, lotId, actor.clinicId);
+      for await (const row of rows) yield toRecipient(row as q.RecipientRow);
+    });
 
   return {
+    /**
+     * The lot traceability report (contract "Reports") for `actor`: its recipients are a `StreamedList`, written
+     * as they are read (`jsonBody`), so its memory does not grow with the lot. Audited as one export with the
+     * number of recipient procedures, before the first byte. 404 for an unknown lot.
+     */
     async lotTraceability(actor: Actor, lotId: string) {
-      const report = await lotReport(actor, lotId);
-      await exported(actor, 'lot-traceability', 'lot', lotId, { format: 'json', recipients: report.recipients.length });
-      return report;
+      const [report, counts] = await Promise.all([lotReportBesidesRecipients(actor, lotId), q.recipientCounts(db, [lotId], actor.clinicId)]);
+      await exported(actor, 'lot-traceability', 'lot', lotId, { format: 'json', recipients: counts.procedures });
+      const { adverseEvents, outcomeSummary, ...head } = report;
+      return { ...head, recipients: lotRecipients(actor, lotId), adverseEvents, outcomeSummary };
     },
 
     /**
      * What the printed dossier of a lot shows (GET /reports/lot-traceability/{id} as PDF or HTML): the JSON report
-     * (same tenancy), its recipients counted (`recipientCounts`) and read later as a stream (`recipients()`: a
+     * (same tenancy), its recipients counted (`recipientCounts`) and read later as a stream (`recipients`: a
      * cursor on a pooled connection, released when the stream ends or is destroyed; rows as the JSON report's), and
      * beside it the adverse events with what happened and their reporting clocks (21 CFR 312.32; `reportOverdue`
      * judged now), change from baseline per instrument and timepoint as n, mean and SD (points), the lot's vials
@@ -174,7 +185,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
       const now = clock.now();
       const [report, counts, changes, events, unused, notices] = await Promise.all([
         lotReportBesidesRecipients(actor, lotId),
-        q.recipientCounts(db, lotId, actor.clinicId),
+        q.recipientCounts(db, [lotId], actor.clinicId),
         q.changeFromBaselineStats(db, lotId, actor.clinicId),
         q.dossierAdverseEvents(db, lotId, actor.clinicId),
         q.unusedVialRuns(db, lotId, actor.clinicId, todayIso(clock)),
@@ -184,11 +195,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
       return {
         ...report,
         recipientCounts: counts,
-        recipients: async function* recipients() {
-          const rows = await q.streamLotRecipients(pool, lotId, actor.clinicId);
-          // Leaving the loop early (the reader went away) destroys the stream, which releases its connection.
-          for await (const row of rows) yield toRecipient(row as q.RecipientRow);
-        },
+        recipients: lotRecipients(actor, lotId),
         adverseEventDetails: events.map((a) => ({ ...a, report_overdue: isReportOverdue({ reportDueAt: dateOrNull(a.report_due_at), reportedAt: dateOrNull(a.reported_at) }, now) })),
         changeFromBaseline: changes.map((c) => ({ instrument: c.instrument, timepoint: c.timepoint, n: c.n, mean: c.mean, sd: c.sd })),
         unusedVials: unused,
@@ -209,22 +216,27 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
       return pipeline(rows, toCsv(RECIPIENT_CSV_COLUMNS, RECIPIENT_CSV_NUMERIC), () => undefined);
     },
 
+    /**
+     * The donor lookback report (contract "Reports"): each of the donor's lots with its recipients (a
+     * `StreamedList` per lot, read when the writer reaches it) and adverse events. Audited as one export with the
+     * number of lots and recipient procedures. 404 for an unknown donor.
+     */
     async donorLookback(actor: Actor, donorId: string) {
       const donor = await donors.get(donorId);
       const lotIds = await q.lotIdsOf(db, donorId);
-      const [lotDtos, recipients, adverseEvents] = await Promise.all([
+      const [lotDtos, counts, adverseEvents] = await Promise.all([
         lots.getMany(lotIds),
-        q.recipientsOfLots(db, lotIds, actor.clinicId),
+        q.recipientCounts(db, lotIds, actor.clinicId),
         q.adverseEventsOfLots(db, lotIds, actor.clinicId),
       ]);
-      await exported(actor, 'donor-lookback', 'donor', donorId, { format: 'json', lots: lotIds.length, recipients: recipients.length });
+      await exported(actor, 'donor-lookback', 'donor', donorId, { format: 'json', lots: lotIds.length, recipients: counts.procedures });
       return {
         generatedAt: clock.now().toISOString(),
         requestedBy: requestedBy(actor),
         donor,
         lots: lotDtos.map((lot) => ({
           lot,
-          recipients: recipients.filter((r) => r.lot_id === lot.id).map(toRecipient),
+          recipients: lotRecipients(actor, lot.id),
           adverseEvents: adverseEvents.filter((a) => a.lot_id === lot.id).map(toReportAdverseEvent),
         })),
       };
