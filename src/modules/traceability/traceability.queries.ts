@@ -157,15 +157,46 @@ export async function exposuresOfPatient(exec: Executor, patientId: string): Pro
   return (result.rows as unknown as (Omit<ExposureRow, 'performed_at'> & { performed_at: string })[]).map((e) => ({ ...e, performed_at: parsePgTimestamp(e.performed_at) }));
 }
 
+/** How long a report download may take in all (30 min), and may go without asking for rows (60 s). */
+export const STREAM_LIMITS = { totalMs: 30 * 60_000, idleMs: 60_000 };
+
 /**
- * Streams query rows from a dedicated connection (a server-side cursor, 500 rows at a time): memory stays
- * flat whatever the row count. The connection goes back to the pool when the stream ends or is destroyed,
+ * Streams query rows from a dedicated connection (a server-side cursor, 500 rows at a time, in a read-only
+ * transaction of its own): memory stays flat whatever the row count. The connection goes back to the pool when the stream ends or is destroyed,
  * and is discarded when it failed. If it is lost mid-stream (a restart, pg_terminate_backend), the stream
  * fails at once: the response, whose status has gone out, is cut short rather than left hanging.
+ *
+ * Time: the rows are read as fast as the client takes them, so a slow client's download outlives the pool's
+ * per-query read timeout (statement timeout + 1 s), which would cut it. A stream instead has `limits.totalMs`
+ * in all, and is destroyed (its connection released) when its reader has asked for no rows for `limits.idleMs`:
+ * a client that stopped reading holds a pooled connection for a minute, not for good.
  */
-export async function streamRows(pool: pg.Pool, text: string, values: unknown[]): Promise<Readable> {
+export async function streamRows(pool: pg.Pool, text: string, values: unknown[], limits = STREAM_LIMITS): Promise<Readable> {
   const client = await pool.connect();
+  try {
+    // A suspended cursor keeps its statement's timer running until its last row, so the pool's statement
+    // timeout would cancel the download too: the stream's own limits hold for its transaction only.
+    await client.query(
+      `begin read only; set local statement_timeout = ${Math.floor(limits.totalMs)}; set local idle_in_transaction_session_timeout = ${Math.floor(limits.idleMs * 2)}`,
+    );
+  } catch (err) {
+    client.release(err as Error);
+    throw err;
+  }
   const stream = new QueryStream(text, values, { batchSize: 500 });
+  (stream as unknown as { query_timeout: number }).query_timeout = limits.totalMs;
+  let idle: NodeJS.Timeout | undefined;
+  const awake = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => stream.destroy(new Error(`the reader asked for no rows for ${limits.idleMs} ms`)), limits.idleMs);
+    idle.unref();
+  };
+  const read = stream._read.bind(stream);
+  stream._read = (size: number) => {
+    awake();
+    read(size);
+  };
+  awake();
   // Destroying the stream closes its cursor, which waits for the server's reply; a lost connection sends
   // none, and the stream would never finish being destroyed. Once the connection is gone, stop waiting.
   let lost: Error | undefined;
@@ -192,13 +223,24 @@ export async function streamRows(pool: pg.Pool, text: string, values: unknown[])
   client.on('error', onConnectionLost);
   client.query(stream);
   let released = false;
+  let ended = false;
+  // Read to the end: commit; stopped early (destroyed): roll back once the cursor is closed (pg runs queries in
+  // order); failed or lost: the connection is discarded with its transaction.
   const release = (err?: Error) => {
+    clearTimeout(idle);
     if (released) return;
     released = true;
     client.removeListener('error', onConnectionLost);
-    client.release(err ?? lost);
+    if (err ?? lost) return client.release(err ?? lost);
+    client.query(ended ? 'commit' : 'rollback').then(
+      () => client.release(),
+      (e: Error) => client.release(e),
+    );
   };
-  stream.once('end', () => release());
+  stream.once('end', () => {
+    ended = true;
+    release();
+  });
   stream.once('error', (err) => release(err));
   stream.once('close', () => release());
   return stream;

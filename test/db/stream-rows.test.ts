@@ -1,0 +1,81 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPool, type Pool } from '../../src/db/client.js';
+import { streamRows } from '../../src/modules/traceability/traceability.queries.js';
+import { createTestApp, type TestApp } from '../support/app.js';
+
+let t: TestApp;
+let pool: Pool;
+beforeAll(async () => {
+  t = await createTestApp();
+  // Queries time out after 1.2 s (statement timeout 200 ms + 1 s), as the service's do after 16 s.
+  pool = createPool(t.databaseUrl, { max: 2, connectTimeoutMs: 3000, statementTimeoutMs: 200 });
+});
+afterAll(async () => {
+  await pool?.end();
+  await t?.close();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const checkedOut = () => pool.totalCount - pool.idleCount;
+
+describe('a report stream (reports in CSV and JSON, the dossier\'s recipients)', () => {
+  it('reads to its last row for a slow client: the pool\'s per-query timeout does not cut the download', async () => {
+    const rows = await streamRows(pool, 'select g from generate_series(1, 3000) g', [], { totalMs: 60_000, idleMs: 5_000 });
+    const started = Date.now();
+    let n = 0;
+    for await (const row of rows) {
+      expect((row as { g: number }).g).toBe(++n);
+      if (n % 500 === 0) await sleep(500); // the client's link takes a while for each batch's text
+    }
+    expect(Date.now() - started).toBeGreaterThan(2500);
+    expect(n).toBe(3000);
+    expect(checkedOut()).toBe(0);
+  });
+
+  it('ends, and gives its connection back, when the client stops reading', async () => {
+    const rows = await streamRows(pool, 'select g from generate_series(1, 100000) g', [], { totalMs: 60_000, idleMs: 300 });
+    const failed = new Promise<Error>((resolve) => rows.once('error', resolve));
+    const first = await rows[Symbol.asyncIterator]().next();
+    expect(first.value).toEqual({ g: 1 });
+    // Nothing more is read: the stream's buffer fills and no more rows are asked for.
+    expect((await failed).message).toMatch(/asked for no rows for 300 ms/);
+    const deadline = Date.now() + 3000;
+    while (checkedOut() > 0 && Date.now() < deadline) await sleep(25);
+    expect(checkedOut()).toBe(0);
+  });
+
+  it('gives its connection back out of its transaction when the reader leaves early', async () => {
+    // Left with an error (for await ... break destroys with AbortError, as a response cut off does): discarded.
+    const rows = await streamRows(pool, 'select g from generate_series(1, 100000) g', []);
+    let n = 0;
+    for await (const _ of rows) if (++n === 10) break;
+    // Left without one (destroy()): rolled back, and back in the pool.
+    const other = await streamRows(pool, 'select g from generate_series(1, 100000) g', []);
+    await new Promise<void>((resolve) => {
+      other.once('data', () => other.destroy());
+      other.once('close', () => resolve());
+    });
+    const deadline = Date.now() + 3000;
+    while (checkedOut() > 0 && Date.now() < deadline) await sleep(25);
+    expect(checkedOut()).toBe(0);
+    expect(pool.idleCount).toBeGreaterThan(0);
+    const states = await t.pool.query<{ state: string }>('select state from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
+    expect(states.rows.filter((r) => r.state !== 'idle')).toEqual([]);
+    // The connection serves the next query with the pool's own statement timeout again.
+    expect((await pool.query<{ statement_timeout: string }>('show statement_timeout')).rows[0]!.statement_timeout).toBe('200ms');
+  });
+
+  it('is cut when it runs past its total limit, however fast it is read', async () => {
+    const rows = await streamRows(pool, 'select g, pg_sleep(0.001) from generate_series(1, 100000) g', [], { totalMs: 700, idleMs: 5_000 });
+    let n = 0;
+    await expect(
+      (async () => {
+        for await (const _ of rows) n++;
+      })(),
+    ).rejects.toThrow(/timeout/i);
+    expect(n).toBeLessThan(100000);
+    const deadline = Date.now() + 3000;
+    while (checkedOut() > 0 && Date.now() < deadline) await sleep(25);
+    expect(checkedOut()).toBe(0);
+  });
+});
