@@ -18,7 +18,7 @@ async function* slowly<T>(items: T[]): AsyncGenerator<T> {
   }
 }
 
-/** `value` with every array (at any depth, with probability `share`) replaced by a streamed list of its items. */
+/** `value` with each array (at any depth) that `pick` chooses replaced by a streamed list of its items. */
 function streamArrays(value: unknown, pick: () => boolean): unknown {
   if (Array.isArray(value)) {
     const items = value.map((v) => streamArrays(v, pick));

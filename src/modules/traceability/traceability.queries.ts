@@ -162,9 +162,10 @@ export const STREAM_LIMITS = { totalMs: 30 * 60_000, idleMs: 60_000 };
 
 /**
  * Streams query rows from a dedicated connection (a server-side cursor, 500 rows at a time, in a read-only
- * transaction of its own): memory stays flat whatever the row count. The connection goes back to the pool when the stream ends or is destroyed,
- * and is discarded when it failed. If it is lost mid-stream (a restart, pg_terminate_backend), the stream
- * fails at once: the response, whose status has gone out, is cut short rather than left hanging.
+ * transaction of its own): memory stays flat whatever the row count. The connection goes back to the pool when
+ * the stream ends or is destroyed, and is discarded when it failed. If it is lost mid-stream (a restart,
+ * pg_terminate_backend), the stream fails at once: the response, whose status has gone out, is cut short rather
+ * than left hanging.
  *
  * Time: the rows are read as fast as the client takes them, so a slow client's download outlives the pool's
  * per-query read timeout (statement timeout + 1 s), which would cut it. A stream instead has `limits.totalMs`

@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
-import { jsonBody } from '../../shared/json-stream.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Actor } from '../../auth/principal.js';
+import { jsonBody } from '../../shared/json-stream.js';
 import { actorOf } from '../../http/auth.js';
 import { problemResponses } from '../../http/problem.js';
 import { CsvText, DonorLookback, DossierHtml, DossierPdf, LotTraceability, PatientExposures, ReportParams } from './traceability.schemas.js';
