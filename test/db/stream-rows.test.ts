@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, type Pool } from '../../src/db/client.js';
 import { streamRows } from '../../src/modules/traceability/traceability.queries.js';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { checkedOutAfter } from '../support/downloads.js';
 
 let t: TestApp;
 let pool: Pool;
@@ -16,7 +17,6 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const checkedOut = () => pool.totalCount - pool.idleCount;
 
 describe('a report stream (reports in CSV and JSON, the dossier\'s recipients)', () => {
   it('reads to its last row for a slow client: the pool\'s per-query timeout does not cut the download', async () => {
@@ -29,7 +29,7 @@ describe('a report stream (reports in CSV and JSON, the dossier\'s recipients)',
     }
     expect(Date.now() - started).toBeGreaterThan(2500);
     expect(n).toBe(3000);
-    expect(checkedOut()).toBe(0);
+    expect(await checkedOutAfter(pool)).toBe(0);
   });
 
   it('ends, and gives its connection back, when the client stops reading', async () => {
@@ -39,9 +39,7 @@ describe('a report stream (reports in CSV and JSON, the dossier\'s recipients)',
     expect(first.value).toEqual({ g: 1 });
     // Nothing more is read: the stream's buffer fills and no more rows are asked for.
     expect((await failed).message).toMatch(/asked for no rows for 300 ms/);
-    const deadline = Date.now() + 3000;
-    while (checkedOut() > 0 && Date.now() < deadline) await sleep(25);
-    expect(checkedOut()).toBe(0);
+    expect(await checkedOutAfter(pool)).toBe(0);
   });
 
   it('gives its connection back out of its transaction when the reader leaves early', async () => {
@@ -55,9 +53,7 @@ describe('a report stream (reports in CSV and JSON, the dossier\'s recipients)',
       other.once('data', () => other.destroy());
       other.once('close', () => resolve());
     });
-    const deadline = Date.now() + 3000;
-    while (checkedOut() > 0 && Date.now() < deadline) await sleep(25);
-    expect(checkedOut()).toBe(0);
+    expect(await checkedOutAfter(pool)).toBe(0);
     expect(pool.idleCount).toBeGreaterThan(0);
     const states = await t.pool.query<{ state: string }>('select state from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
     expect(states.rows.filter((r) => r.state !== 'idle')).toEqual([]);
@@ -74,8 +70,6 @@ describe('a report stream (reports in CSV and JSON, the dossier\'s recipients)',
       })(),
     ).rejects.toThrow(/timeout/i);
     expect(n).toBeLessThan(100000);
-    const deadline = Date.now() + 3000;
-    while (checkedOut() > 0 && Date.now() < deadline) await sleep(25);
-    expect(checkedOut()).toBe(0);
+    expect(await checkedOutAfter(pool)).toBe(0);
   });
 });

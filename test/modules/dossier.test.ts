@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getDocument } from 'pdfjs-dist/legacy/build/pdf.mjs';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { abandonDownload, checkedOutAfter } from '../support/downloads.js';
 import { consentBody, patientBody, procedureBody, releasedLot, uniq } from '../support/fixtures.js';
 
 /**
@@ -356,21 +357,9 @@ describe('an abandoned dossier download', () => {
       [rows[0].id],
     );
     const { port } = (await t.app.listen({ port: 0, host: '127.0.0.1' }).then(() => t.app.server.address())) as { port: number };
-    const http = await import('node:http');
     for (const accept of ['application/pdf', 'text/html']) {
-      await new Promise<void>((resolve, reject) => {
-        const req = http.get({ host: '127.0.0.1', port, path: `/v1/reports/lot-traceability/${lotId}`, headers: { authorization: `Bearer ${inspector}`, accept } }, (res) => {
-          expect(res.statusCode).toBe(200);
-          res.once('data', () => {
-            req.destroy();
-            resolve();
-          });
-        });
-        req.on('error', reject);
-      });
-      const deadline = Date.now() + 5000;
-      while (t.pool.totalCount - t.pool.idleCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      expect(t.pool.totalCount - t.pool.idleCount, accept).toBe(0);
+      await abandonDownload(port, `/v1/reports/lot-traceability/${lotId}`, { authorization: `Bearer ${inspector}`, accept });
+      expect(await checkedOutAfter(t.pool), accept).toBe(0);
     }
     // And the next one is whole.
     const res = await pdf(lotId, inspector);

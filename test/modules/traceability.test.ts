@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
+import { abandonDownload, checkedOutAfter } from '../support/downloads.js';
 import { consentBody, patientBody, procedureBody, releasedLot } from '../support/fixtures.js';
 
 let t: TestApp;
@@ -224,26 +225,14 @@ describe('the reports of a lot with 6,000 more recipients', () => {
 
   it('gives the database connection back to the pool when the client goes away mid-download, in JSON and CSV', async () => {
     const { port } = (await t.app.listen({ port: 0, host: '127.0.0.1' }).then(() => t.app.server.address())) as { port: number };
-    const http = await import('node:http');
     for (const [path, accept] of [
       [`/v1/reports/lot-traceability/${lotId}`, 'text/csv'],
       [`/v1/reports/lot-traceability/${lotId}`, 'application/json'],
       [`/v1/reports/donor-lookback/${donorId}`, 'application/json'],
       [`/v1/reports/donor-lookback/${donorId}`, 'text/csv'],
-    ]) {
-      await new Promise<void>((resolve, reject) => {
-        const req = http.get({ host: '127.0.0.1', port, path, headers: { authorization: `Bearer ${inspector}`, accept } }, (res) => {
-          expect(res.statusCode).toBe(200);
-          res.once('data', () => {
-            req.destroy();
-            resolve();
-          });
-        });
-        req.on('error', reject);
-      });
-      const deadline = Date.now() + 5000;
-      while (t.pool.totalCount - t.pool.idleCount > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      expect(t.pool.totalCount - t.pool.idleCount, `${path} as ${accept}`).toBe(0);
+    ] as const) {
+      await abandonDownload(port, path, { authorization: `Bearer ${inspector}`, accept });
+      expect(await checkedOutAfter(t.pool), `${path} as ${accept}`).toBe(0);
     }
   });
 });
