@@ -14,6 +14,7 @@ import { authPlugin } from './http/auth.js';
 import { openapiPlugin } from './http/openapi.js';
 import { healthRoutes } from './http/health.js';
 import { lingeringClosePlugin } from './http/lingering-close.js';
+import { headPlugin } from './http/head.js';
 import { negotiationPlugin } from './http/negotiation.js';
 import { createAuditLog } from './modules/audit/audit.service.js';
 import { createEventFeed, createEventLog } from './modules/events/events.service.js';
@@ -232,7 +233,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     app.addHook('onClose', async () => dispatcher.stop());
   }
   app.decorate('webhookDispatcher', dispatcher);
-  const reports = createTraceabilityService({ db, pool: opts.pool, audit, clock, lots, donors, vials, patients });
+  const reports = createTraceabilityService({ db, pool: opts.pool, audit, clock, lots, donors, vials, patients, log: app.log });
   // Lot safety: counts kept from the event feed by a monitor any instance may run (one at a time), reports on them.
   const safetyMonitor = createSafetyMonitor({ pool: opts.pool, events, log: app.log }, opts.safety);
   if ((opts.safety?.pollIntervalMs ?? 0) > 0) {
@@ -284,6 +285,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   await app.register(errorsPlugin);
   await app.register(lingeringClosePlugin);
+  await app.register(headPlugin);
   await app.register(authPlugin, { verify: verifyToken });
   if ((opts.rateLimitPerMinute ?? 0) > 0) {
     await app.register(rateLimit, {

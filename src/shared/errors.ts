@@ -61,8 +61,9 @@ export class RuleViolation extends AppError {
     super(422, code, 'Unprocessable Content', detail, errors);
   }
 }
+/** 503, answered with Retry-After: the database is unavailable, or (`code`) another resource is busy for now. */
 export class ServiceUnavailable extends AppError {
-  constructor(detail = 'The database is unavailable; try again shortly.') {
-    super(503, 'database-unavailable', 'Service Unavailable', detail);
+  constructor(detail = 'The database is unavailable; try again shortly.', code = 'database-unavailable') {
+    super(503, code, 'Service Unavailable', detail);
   }
 }

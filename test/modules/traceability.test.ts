@@ -190,6 +190,12 @@ describe('the reports of a lot with 6,000 more recipients', () => {
     );
   });
 
+  let port: number | undefined;
+  const listening = async () => {
+    port ??= ((await t.app.listen({ port: 0, host: '127.0.0.1' }).then(() => t.app.server.address())) as { port: number }).port;
+    return port;
+  };
+
   const exportsOf = async (resourceId: string) =>
     (await t.pool.query("SELECT details FROM audit_events WHERE action = 'export' AND resource_id = $1 ORDER BY id", [resourceId])).rows.map(
       (r: { details: { format: string; recipients?: number } }) => r.details,
@@ -223,16 +229,79 @@ describe('the reports of a lot with 6,000 more recipients', () => {
     expect((await exportsOf(donorId)).at(-1)).toMatchObject({ format: 'json', lots: 1, recipients: lot.body.recipients.length });
   });
 
-  it('gives the database connection back to the pool when the client goes away mid-download, in JSON and CSV', async () => {
-    const { port } = (await t.app.listen({ port: 0, host: '127.0.0.1' }).then(() => t.app.server.address())) as { port: number };
-    for (const [path, accept] of [
-      [`/v1/reports/lot-traceability/${lotId}`, 'text/csv'],
-      [`/v1/reports/lot-traceability/${lotId}`, 'application/json'],
-      [`/v1/reports/donor-lookback/${donorId}`, 'application/json'],
-      [`/v1/reports/donor-lookback/${donorId}`, 'text/csv'],
+  it('gives the connection back when the client goes away mid-download, and records the export as incomplete', async () => {
+    const port = await listening();
+    const incomplete = async (resourceId: string) =>
+      (await t.pool.query<{ details: { format: string; reason: string } }>(
+        "SELECT details FROM audit_events WHERE action = 'export' AND outcome = 'incomplete' AND resource_id = $1 ORDER BY id",
+        [resourceId],
+      )).rows.map((r) => r.details);
+    const logged = () => t.logLines.filter((l) => l.includes('report download ended before its last row'));
+    for (const [path, accept, resourceId, format] of [
+      [`/v1/reports/lot-traceability/${lotId}`, 'text/csv', lotId, 'csv'],
+      [`/v1/reports/lot-traceability/${lotId}`, 'application/json', lotId, 'json'],
+      [`/v1/reports/donor-lookback/${donorId}`, 'application/json', donorId, 'json'],
+      [`/v1/reports/donor-lookback/${donorId}`, 'text/csv', donorId, 'csv'],
     ] as const) {
+      const [before, lines] = [(await incomplete(resourceId)).length, logged().length];
       await abandonDownload(port, path, { authorization: `Bearer ${inspector}`, accept });
       expect(await checkedOutAfter(t.pool), `${path} as ${accept}`).toBe(0);
+      const deadline = Date.now() + 3000;
+      while ((await incomplete(resourceId)).length === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      expect((await incomplete(resourceId)).slice(before), `${path} as ${accept}`).toEqual([expect.objectContaining({ format })]);
+      expect(logged().length).toBe(lines + 1);
     }
+    // The warning names the report, never the lot, donor or anything from the request.
+    for (const line of logged()) {
+      expect(line).not.toContain(lotId);
+      expect(line).not.toContain(donorId);
+    }
+    // A download read to its end is not incomplete.
+    const whole = (await incomplete(lotId)).length;
+    expect((await get(`/v1/reports/lot-traceability/${lotId}`, inspector)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await incomplete(lotId)).length).toBe(whole);
+  });
+
+  it('answers 503 report-downloads-busy past the instance\'s share of the pool, while the rest of the API answers', async () => {
+    const port = await listening();
+    const http = await import('node:http');
+    // 50,000 more recipients (about 25 MB of JSON), more than the loopback socket buffers take: a client that
+    // reads the first piece and then stops holds its report stream open.
+    const { rows } = await t.pool.query('SELECT id FROM procedures WHERE lot_id = $1 ORDER BY id LIMIT 1', [lotId]);
+    await t.pool.query(
+      `INSERT INTO procedures (id, clinic_id, patient_id, lot_id, performed_at, performer, indication, route, imaging_guidance, dose_particles, dose_volume_ml, vials_used, created_by)
+       SELECT gen_random_uuid(), clinic_id, patient_id, lot_id, performed_at + make_interval(secs => g), performer, indication, route, imaging_guidance, dose_particles, dose_volume_ml, vials_used, 'bulk'
+       FROM procedures p, generate_series(1, 50000) g WHERE p.id = $1`,
+      [rows[0].id],
+    );
+    const stalled: import('node:http').ClientRequest[] = [];
+    const slots = Math.floor(20 / 4); // the test pool has 20 connections: a quarter may stream reports
+    for (let i = 0; i < slots; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port, path: `/v1/reports/lot-traceability/${lotId}`, headers: { authorization: `Bearer ${inspector}` } }, (res) => {
+          expect(res.statusCode).toBe(200);
+          res.once('data', () => {
+            res.pause();
+            resolve();
+          });
+        });
+        req.on('error', reject);
+        stalled.push(req);
+      });
+    }
+    try {
+      const busy = await get(`/v1/reports/donor-lookback/${donorId}`, inspector, 'text/csv');
+      expect(busy.status).toBe(503);
+      expect(busy.body).toMatchObject({ code: 'report-downloads-busy' });
+      expect(busy.headers['retry-after']).toBeDefined();
+      expect((await get(`/v1/reports/lot-traceability/${lotId}`, inspector)).status).toBe(503);
+      // Everything else still has connections.
+      expect((await get(`/v1/lots/${lotId}`, supplier)).status).toBe(200);
+    } finally {
+      for (const req of stalled) req.destroy();
+    }
+    expect(await checkedOutAfter(t.pool)).toBe(0);
+    expect((await get(`/v1/reports/lot-traceability/${lotId}`, inspector)).status).toBe(200);
   });
 });

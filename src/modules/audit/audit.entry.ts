@@ -7,6 +7,7 @@ export interface AuditEntry {
   resourceId?: string | null;
   /** The clinic the record belongs to (null for supplier records such as donors and lots). */
   clinicId?: string | null;
-  outcome?: 'success';
+  /** `incomplete`: an export whose download ended before its last row (its `success` entry was written first). */
+  outcome?: 'success' | 'incomplete';
   details?: Record<string, unknown>;
 }

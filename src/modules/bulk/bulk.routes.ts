@@ -119,13 +119,13 @@ export function bulkRoutes(app: FastifyInstance, { bulk, capability }: { bulk: B
   // A kick-off needs the read scope of each type it exports (checked by the service), so the route names none.
   capability.systemOperations.push({ name: 'export', definition: `${BULK}/OperationDefinition/export` });
   r.get('/$export', {
-    config: fhirConfig([]),
+    config: { ...fhirConfig([]), exportsData: true },
     schema: kickOffSchema('fhirExport', 'Bulk Data kick-off: every resource of the exported types (a clinic token: its clinic\'s)', false),
   }, async (req, reply) => sendAccepted(req, reply, await bulk.kickOff(actorOf(req), kickOffOf(req, 'system'))));
 
   capability.resource('Patient').operations.push({ name: 'export', definition: `${BULK}/OperationDefinition/patient-export` });
   r.get('/Patient/$export', {
-    config: fhirConfig([]),
+    config: { ...fhirConfig([]), exportsData: true },
     schema: kickOffSchema('fhirPatientExport', 'Bulk Data kick-off: every patient (a clinic token: its clinic\'s) and their records', false),
   }, async (req, reply) => sendAccepted(req, reply, await bulk.kickOff(actorOf(req), kickOffOf(req, 'patient'))));
 
@@ -135,7 +135,7 @@ export function bulkRoutes(app: FastifyInstance, { bulk, capability }: { bulk: B
   group.documentation = 'A product lot\'s recipients (id = the lot\'s id): patients with a procedure of the lot that stands; a clinic token sees its own. $export exports them and their records (a recall cohort).';
   group.operations.push({ name: 'export', definition: `${BULK}/OperationDefinition/group-export` });
   r.get('/Group/:id/$export', {
-    config: fhirConfig('reports:read'),
+    config: { ...fhirConfig('reports:read'), exportsData: true },
     schema: { ...kickOffSchema('fhirGroupExport', 'Bulk Data kick-off: the lot\'s recipients (a recall cohort) and their records', true), params: IdParams },
   }, async (req, reply) => sendAccepted(req, reply, await bulk.kickOff(actorOf(req), kickOffOf(req, 'group', req.params.id))));
 

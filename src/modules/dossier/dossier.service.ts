@@ -2,10 +2,10 @@ import { Readable } from 'node:stream';
 import type { Actor } from '../../auth/principal.js';
 import type { Clock } from '../../shared/clock.js';
 import type { AuditLogService } from '../audit/audit-log.service.js';
-import type { TraceabilityService } from '../traceability/traceability.service.js';
+import type { LotDossierData, TraceabilityService } from '../traceability/traceability.service.js';
 import { TIMEPOINT_CODES, INSTRUMENTS, type InstrumentCode } from '../outcomes/instruments.js';
 import { changeChart, loadCharts, rateChart, type ChangePoint } from './charts.js';
-import { PAGE_WIDTH } from './document.js';
+import { PAGE_WIDTH, type DossierDocument } from './document.js';
 import { renderHtml } from './html.js';
 import { tInterval } from './interval.js';
 import { loadPdf, renderPdf } from './pdf.js';
@@ -41,13 +41,8 @@ const panelTitle = (instrument: string): [string, string] => {
  * (format `pdf` or `html`), sealed into the chain before the head is read, so the head printed covers it.
  */
 export function createDossierService({ clock, reports, safety, auditLog }: DossierDeps) {
-  async function prepare(actor: Actor, lotId: string, format: 'pdf' | 'html') {
-    const generatedAt = clock.now().toISOString();
-    // The first dossier of a process loads the libraries (a second or more): meanwhile the database works.
-    const libraries = Promise.all([loadCharts(), format === 'pdf' ? loadPdf() : null]);
-    libraries.catch(() => undefined); // awaited below; a lot that is not found must not leave it unhandled
-    // The lot first: an unknown lot is a 404 before anything else is asked.
-    const data = await reports.lotDossier(actor, lotId, format);
+  /** The dossier's document, drawn from the lot report's figures (`data`), its charts and the audit chain head. */
+  async function draw(actor: Actor, lotId: string, data: LotDossierData, generatedAt: string, libraries: Promise<unknown>) {
     const figures = await safety.lotFigures(actor, lotId);
     const head = await auditLog.sealedHead();
     await libraries;
@@ -73,15 +68,37 @@ export function createDossierService({ clock, reports, safety, auditLog }: Dossi
     return buildDossier(input);
   }
 
+  /**
+   * The dossier rendered by `render` as a stream. The lot report's recipients are a cursor holding a connection
+   * until read: they are let go when drawing or rendering fails before the first byte, and when the stream ends,
+   * however it ends (read to the end, the client gone, an error).
+   */
+  async function dossier(actor: Actor, lotId: string, format: 'pdf' | 'html', render: (document: DossierDocument) => Readable | Promise<Readable>) {
+    const generatedAt = clock.now().toISOString();
+    // The first dossier of a process loads the libraries (a second or more): meanwhile the database works.
+    const libraries = Promise.all([loadCharts(), format === 'pdf' ? loadPdf() : null]);
+    libraries.catch(() => undefined); // awaited below; a lot that is not found must not leave it unhandled
+    // The lot first: an unknown lot is a 404 before anything else is asked.
+    const data = await reports.lotDossier(actor, lotId, format);
+    try {
+      const out = await render(await draw(actor, lotId, data, generatedAt, libraries));
+      out.once('close', () => data.recipients.abandon());
+      return out;
+    } catch (err) {
+      data.recipients.abandon();
+      throw err;
+    }
+  }
+
   return {
     /** The dossier as PDF, streamed as it is drawn (pdf.ts). Errors before the first byte (404) are thrown. */
     async pdf(actor: Actor, lotId: string): Promise<Readable> {
-      return renderPdf(await prepare(actor, lotId, 'pdf'));
+      return dossier(actor, lotId, 'pdf', renderPdf);
     },
 
     /** The dossier as one self-contained, printable HTML page (html.ts), streamed as it is written. */
     async html(actor: Actor, lotId: string): Promise<Readable> {
-      return Readable.from(renderHtml(await prepare(actor, lotId, 'html')), { objectMode: false });
+      return dossier(actor, lotId, 'html', (document) => Readable.from(renderHtml(document), { objectMode: false }));
     },
   };
 }

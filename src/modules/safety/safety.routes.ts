@@ -12,7 +12,7 @@ export function safetyRoutes(app: FastifyInstance, { safety }: { safety: SafetyS
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.get('/reports/lot-safety/:id', {
-    config: { scope: 'reports:read' },
+    config: { scope: 'reports:read', exportsData: true },
     schema: {
       operationId: 'lotSafetyReport',
       tags,
@@ -27,7 +27,7 @@ export function safetyRoutes(app: FastifyInstance, { safety }: { safety: SafetyS
   }, async (req) => safety.lotSafety(actorOf(req), req.params.id));
 
   r.get('/reports/safety-signals', {
-    config: { scope: 'reports:read' },
+    config: { scope: 'reports:read', exportsData: true },
     schema: {
       operationId: 'safetySignalsReport',
       tags,

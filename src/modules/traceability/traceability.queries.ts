@@ -5,6 +5,7 @@ import type pg from 'pg';
 import QueryStream from 'pg-query-stream';
 import type { Executor } from '../../db/client.js';
 import { parsePgTimestamp } from '../../db/columns.js';
+import { ServiceUnavailable } from '../../shared/errors.js';
 
 /**
  * The traceability read model: SQL across the supply and clinical tables. It owns no tables and writes
@@ -157,47 +158,96 @@ export async function exposuresOfPatient(exec: Executor, patientId: string): Pro
   return (result.rows as unknown as (Omit<ExposureRow, 'performed_at'> & { performed_at: string })[]).map((e) => ({ ...e, performed_at: parsePgTimestamp(e.performed_at) }));
 }
 
-/** How long a report download may take in all (30 min), and may go without asking for rows (60 s). */
+/** How long a report download may take in all (30 min), and may leave rows unread (60 s). */
 export const STREAM_LIMITS = { totalMs: 30 * 60_000, idleMs: 60_000 };
+export type StreamLimits = typeof STREAM_LIMITS;
 
 /**
- * Streams query rows from a dedicated connection (a server-side cursor, 500 rows at a time, in a read-only
- * transaction of its own): memory stays flat whatever the row count. The connection goes back to the pool when
- * the stream ends or is destroyed, and is discarded when it failed. If it is lost mid-stream (a restart,
- * pg_terminate_backend), the stream fails at once: the response, whose status has gone out, is cut short rather
- * than left hanging.
- *
- * Time: the rows are read as fast as the client takes them, so a slow client's download outlives the pool's
- * per-query read timeout (statement timeout + 1 s), which would cut it. A stream instead has `limits.totalMs`
- * in all, and is destroyed (its connection released) when its reader has asked for no rows for `limits.idleMs`:
- * a client that stopped reading holds a pooled connection for a minute, not for good.
+ * Report streams open at once per pool: a quarter of its connections, at least one. Each holds a connection for
+ * as long as its client takes to download, so without a cap a few slow or stalled clients would take every
+ * connection and the rest of the API (and /health/ready) would answer 503.
  */
-export async function streamRows(pool: pg.Pool, text: string, values: unknown[], limits = STREAM_LIMITS): Promise<Readable> {
-  const client = await pool.connect();
+const openStreams = new WeakMap<pg.Pool, number>();
+export const streamSlots = (pool: pg.Pool) => Math.max(1, Math.floor((pool.options.max ?? 10) / 4));
+
+/** A report's rows as they are read, and what `first` answered in the same snapshot just before the cursor opened. */
+export interface RowStream {
+  rows: Readable;
+  first: Record<string, unknown>[];
+}
+
+/**
+ * Streams query rows from a dedicated connection (a server-side cursor, 500 rows at a time, in a REPEATABLE READ
+ * read-only transaction of its own, so `opts.first`, a count say, sees exactly the rows the cursor will read):
+ * memory stays flat whatever the row count. The connection goes back to the pool when the stream ends or is
+ * destroyed, and is discarded when it failed. If it is lost mid-stream (a restart, pg_terminate_backend), the
+ * stream fails at once: the response, whose status has gone out, is cut short rather than left hanging.
+ *
+ * Limits: at most `streamSlots(pool)` streams are open at once; another one is refused before the first byte
+ * (503 `report-downloads-busy`, with Retry-After). The rows are read as fast as the client takes the text, so a
+ * slow client's download outlives the pool's timeouts (a suspended cursor keeps its statement's timer running,
+ * and pg's read timeout covers the whole cursor): a stream has `limits.totalMs` in all instead, and is destroyed
+ * (its connection released) when rows it has read have waited `limits.idleMs` for its reader, so a client that
+ * stopped reading holds a connection for a minute, not for good. A slow database does not count as idle.
+ */
+export async function streamRows(
+  pool: pg.Pool,
+  query: { text: string; values: unknown[] },
+  opts: { limits?: StreamLimits; first?: { text: string; values: unknown[] } } = {},
+): Promise<RowStream> {
+  const limits = opts.limits ?? STREAM_LIMITS;
+  const open = openStreams.get(pool) ?? 0;
+  if (open >= streamSlots(pool)) {
+    throw new ServiceUnavailable('Too many report downloads are in progress on this instance; try again shortly.', 'report-downloads-busy');
+  }
+  openStreams.set(pool, open + 1);
+  let slot = true;
+  const freeSlot = () => {
+    if (!slot) return;
+    slot = false;
+    openStreams.set(pool, (openStreams.get(pool) ?? 1) - 1);
+  };
+  let client: pg.PoolClient;
+  let first: Record<string, unknown>[] = [];
   try {
-    // A suspended cursor keeps its statement's timer running until its last row, so the pool's statement
-    // timeout would cancel the download too: the stream's own limits hold for its transaction only.
-    await client.query(
-      `begin read only; set local statement_timeout = ${Math.floor(limits.totalMs)}; set local idle_in_transaction_session_timeout = ${Math.floor(limits.idleMs * 2)}`,
-    );
+    client = await pool.connect();
   } catch (err) {
-    client.release(err as Error);
+    freeSlot();
     throw err;
   }
-  const stream = new QueryStream(text, values, { batchSize: 500 });
+  try {
+    await client.query(
+      `begin isolation level repeatable read read only; set local statement_timeout = ${Math.floor(limits.totalMs)}; ` +
+        `set local idle_in_transaction_session_timeout = ${Math.floor(limits.idleMs * 2)}`,
+    );
+    if (opts.first) first = (await client.query(opts.first.text, opts.first.values)).rows as Record<string, unknown>[];
+  } catch (err) {
+    client.release(err as Error);
+    freeSlot();
+    throw err;
+  }
+  const stream = new QueryStream(query.text, query.values, { batchSize: 500 });
   (stream as unknown as { query_timeout: number }).query_timeout = limits.totalMs;
+  // Idle: rows are waiting for the reader (the stream's buffer is full) and it has not asked for more. The
+  // timer starts when the buffer fills (or at once: nobody has read yet) and stops when the reader asks.
   let idle: NodeJS.Timeout | undefined;
-  const awake = () => {
+  const waitForReader = () => {
     clearTimeout(idle);
-    idle = setTimeout(() => stream.destroy(new Error(`the reader asked for no rows for ${limits.idleMs} ms`)), limits.idleMs);
+    idle = setTimeout(() => stream.destroy(new Error(`rows waited ${limits.idleMs} ms for the reader`)), limits.idleMs);
     idle.unref();
   };
   const read = stream._read.bind(stream);
   stream._read = (size: number) => {
-    awake();
+    clearTimeout(idle);
     read(size);
   };
-  awake();
+  const push = stream.push.bind(stream);
+  stream.push = (chunk: unknown, encoding?: BufferEncoding) => {
+    const more = push(chunk, encoding);
+    if (!more && chunk !== null) waitForReader();
+    return more;
+  };
+  waitForReader();
   // Destroying the stream closes its cursor, which waits for the server's reply; a lost connection sends
   // none, and the stream would never finish being destroyed. Once the connection is gone, stop waiting.
   let lost: Error | undefined;
@@ -231,6 +281,7 @@ export async function streamRows(pool: pg.Pool, text: string, values: unknown[],
     clearTimeout(idle);
     if (released) return;
     released = true;
+    freeSlot();
     client.removeListener('error', onConnectionLost);
     if (err ?? lost) return client.release(err ?? lost);
     client.query(ended ? 'commit' : 'rollback').then(
@@ -244,18 +295,21 @@ export async function streamRows(pool: pg.Pool, text: string, values: unknown[],
   });
   stream.once('error', (err) => release(err));
   stream.once('close', () => release());
-  return stream;
+  return { rows: stream, first };
 }
 
 const dialect = new PgDialect();
 
 /**
- * A lot's recipient procedures (of one clinic, or all) for the JSON reports and the dossier, streamed (a batch of
- * rows in memory at a time), by time, then id: `RecipientRow`s with `performed_at` as the API writes it.
+ * The recipient procedures of these lots (of one clinic, or all) for the JSON reports and the dossier, streamed (a
+ * batch of rows in memory at a time) by lot, then time, then id: `RecipientRow`s with `performed_at` as the API
+ * writes it; `counts` from the same snapshot, so an audit entry names exactly the rows the stream holds.
  */
-export function streamLotRecipients(pool: pg.Pool, lotId: string, clinicId: string | null): Promise<Readable> {
-  const query = dialect.sqlToQuery(recipientsSelect([lotId], clinicId, { lotNumber: false, order: sql`p.performed_at, p.id` }));
-  return streamRows(pool, query.sql, query.params);
+export async function streamLotRecipients(pool: pg.Pool, lotIds: string[], clinicId: string | null): Promise<{ rows: Readable; counts: RecipientCountsRow }> {
+  const query = dialect.sqlToQuery(recipientsSelect(lotIds, clinicId, { lotNumber: false, order: sql`p.lot_id, p.performed_at, p.id` }));
+  const counts = dialect.sqlToQuery(recipientCountsSelect(lotIds, clinicId));
+  const { rows, first } = await streamRows(pool, { text: query.sql, values: query.params }, { first: { text: counts.sql, values: counts.params } });
+  return { rows, counts: first[0] as unknown as RecipientCountsRow };
 }
 
 /** How many procedures of these lots there are (of one clinic, or all), for how many patients at how many clinics. */
@@ -266,19 +320,16 @@ export interface RecipientCountsRow {
   entered_in_error: number;
 }
 
-export async function recipientCounts(exec: Executor, lotIds: string[], clinicId: string | null): Promise<RecipientCountsRow> {
-  const result = await exec.execute(sql`
+const recipientCountsSelect = (lotIds: string[], clinicId: string | null) => sql`
     select count(*)::int as procedures, count(distinct p.patient_id)::int as patients, count(distinct p.clinic_id)::int as clinics,
       count(*) filter (where p.status = 'entered-in-error')::int as entered_in_error
     from procedures p
-    where p.lot_id = ${anyLot(lotIds)} ${clinicFilter('p.clinic_id', clinicId)}`);
-  return result.rows[0] as unknown as RecipientCountsRow;
-}
+    where p.lot_id = ${anyLot(lotIds)} ${clinicFilter('p.clinic_id', clinicId)}`;
 
 /** The CSV export's rows, streamed: the recipients query with each lot's number, by lot, then time. */
-export function streamRecipients(pool: pg.Pool, lotIds: string[], clinicId: string | null): Promise<Readable> {
+export async function streamRecipients(pool: pg.Pool, lotIds: string[], clinicId: string | null): Promise<Readable> {
   const query = dialect.sqlToQuery(recipientsSelect(lotIds, clinicId, { lotNumber: true, order: sql`p.lot_id, p.performed_at, p.id` }));
-  return streamRows(pool, query.sql, query.params);
+  return (await streamRows(pool, { text: query.sql, values: query.params })).rows;
 }
 
 /**

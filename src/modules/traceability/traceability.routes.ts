@@ -67,7 +67,7 @@ export function traceabilityRoutes(app: FastifyInstance, { reports, dossier }: {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.get('/reports/lot-traceability/:id', {
-    config: { scope: 'reports:read', produces: LOT_REPORT_TYPES },
+    config: { scope: 'reports:read', produces: LOT_REPORT_TYPES, exportsData: true },
     schema: {
       operationId: 'lotTraceabilityReport',
       tags,
@@ -95,7 +95,7 @@ export function traceabilityRoutes(app: FastifyInstance, { reports, dossier }: {
   });
 
   r.get('/reports/donor-lookback/:id', {
-    config: { scope: 'reports:read', produces: REPORT_TYPES },
+    config: { scope: 'reports:read', produces: REPORT_TYPES, exportsData: true },
     schema: {
       operationId: 'donorLookbackReport',
       tags,
@@ -113,7 +113,7 @@ export function traceabilityRoutes(app: FastifyInstance, { reports, dossier }: {
   });
 
   r.get('/reports/patient-exposures/:id', {
-    config: { scope: 'reports:read', produces: REPORT_TYPES },
+    config: { scope: 'reports:read', produces: REPORT_TYPES, exportsData: true },
     schema: {
       operationId: 'patientExposuresReport',
       tags,

@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import { pipeline, type Readable } from 'node:stream';
 import type { Db, Pool } from '../../db/client.js';
 import type { Actor } from '../../auth/principal.js';
@@ -24,6 +25,16 @@ export interface TraceabilityDeps {
   donors: Pick<DonorsService, 'get' | 'getMany'>;
   vials: Pick<VialsService, 'inventory'>;
   patients: Pick<PatientsService, 'findAnywhere' | 'findInClinic'>;
+  /** Where a report download that ended before its last row is told (no values: the report, format and why). */
+  log: { warn(obj: object, msg: string): void };
+}
+
+/** A report being downloaded: what its export audit entry names. */
+interface Delivery {
+  report: 'lot-traceability' | 'donor-lookback';
+  format: 'json' | 'csv' | 'pdf' | 'html';
+  resourceType: 'lot' | 'donor';
+  resourceId: string;
 }
 
 const RECIPIENT_CSV_COLUMNS = [
@@ -121,11 +132,99 @@ export type TraceabilityService = ReturnType<typeof createTraceabilityService>;
 export type LotDossierData = Awaited<ReturnType<TraceabilityService['lotDossier']>>;
 
 /** Reports for auditors and quality units. A clinic token sees its own clinic's recipients only. */
-export function createTraceabilityService({ db, pool, audit, clock, lots, donors, vials, patients }: TraceabilityDeps) {
+export function createTraceabilityService({ db, pool, audit, clock, lots, donors, vials, patients, log }: TraceabilityDeps) {
   const requestedBy = (actor: Actor) => ({ sub: actor.sub, clinicId: actor.clinicId });
 
   async function exported(actor: Actor, report: string, resourceType: string, resourceId: string, details: Record<string, unknown>) {
     await audit.record(db, actor, { action: 'export', resourceType, resourceId, clinicId: actor.clinicId, details: { report, ...details } });
+  }
+
+  /**
+   * Watches a report's rows as they are downloaded. The export entry is written before the first byte; if the
+   * rows then stop before their last (the client left, the database failed, the client stopped reading), a
+   * second export entry with outcome `incomplete` says so (21 CFR 11.10(e): the log must not claim a delivery
+   * that did not happen), and a warning is logged with the report, format and reason only. A client that leaves
+   * after the last row was read, while the end of the text is still on its way, is not detected.
+   */
+  function watchDelivery(actor: Actor, rows: Readable, d: Delivery): void {
+    let ended = false;
+    let reason = 'closed-early';
+    rows.once('end', () => (ended = true));
+    rows.once('error', (err: Error & { code?: string }) => {
+      reason = err.code ?? err.name;
+    });
+    rows.once(
+      'close',
+      // Bound to the request's context, so the entry carries its request id.
+      AsyncResource.bind(() => {
+        if (ended) return;
+        log.warn({ report: d.report, format: d.format, reason }, 'report download ended before its last row');
+        audit
+          .record(db, actor, {
+            action: 'export',
+            resourceType: d.resourceType,
+            resourceId: d.resourceId,
+            clinicId: actor.clinicId,
+            outcome: 'incomplete',
+            details: { report: d.report, format: d.format, reason },
+          })
+          .catch((err: unknown) => log.warn({ err: { code: (err as { code?: string }).code } }, 'could not record an incomplete report download'));
+      }),
+    );
+  }
+
+  /**
+   * Opens the recipient procedures of these lots (of the actor's clinic, or all) for a report about to be written:
+   * one cursor, by lot then time, with `counts` from the same snapshot, so the audit entry names exactly what is
+   * sent. Opened before the first byte, so a busy instance answers 503 (streamRows) rather than a cut-off body.
+   * `of(lotId)` is one lot's list; lists must be read in lot id order (the order of lotIdsOf and lots.getMany).
+   * `abandon()` frees the connection of a report that will not be written (each list also does, when left early).
+   */
+  async function openRecipients(actor: Actor, lotIds: string[], delivery: Delivery) {
+    const { rows, counts } = await q.streamLotRecipients(pool, lotIds, actor.clinicId);
+    watchDelivery(actor, rows, delivery);
+    const items = (rows as AsyncIterable<q.RecipientRow>)[Symbol.asyncIterator]();
+    let ahead: IteratorResult<q.RecipientRow> | undefined;
+    const abandon = () => void rows.destroy();
+    const of = (lotId: string) =>
+      new StreamedList(async function* recipients() {
+        for (;;) {
+          ahead ??= await items.next();
+          if (ahead.done || ahead.value.lot_id !== lotId) return;
+          const row = ahead.value;
+          ahead = undefined;
+          yield toRecipient(row);
+        }
+      }, abandon);
+    return { counts, of, abandon };
+  }
+
+  /**
+   * The recipients of these lots as CSV (one line per procedure, by lot then time), streamed; audited as one
+   * export before the first byte, and watched for a download that ends early.
+   */
+  async function recipientsCsv(actor: Actor, lotIds: string[], d: Delivery, details: Record<string, unknown> = {}): Promise<Readable> {
+    const rows = await q.streamRecipients(pool, lotIds, actor.clinicId);
+    watchDelivery(actor, rows, d);
+    try {
+      await exported(actor, d.report, d.resourceType, d.resourceId, { format: 'csv', ...details });
+    } catch (err) {
+      rows.destroy();
+      throw err;
+    }
+    // pipeline, not pipe: when the client goes away mid-download Fastify destroys `csv`, and the cursor
+    // must be destroyed with it, or its pooled connection would stay checked out for good.
+    return pipeline(rows, toCsv(RECIPIENT_CSV_COLUMNS, RECIPIENT_CSV_NUMERIC), () => undefined);
+  }
+
+  /** Runs `use` with the opened recipients; a failure before the report is handed on frees their connection. */
+  async function withRecipients<T>(opened: { abandon(): void }, use: () => Promise<T>): Promise<T> {
+    try {
+      return await use();
+    } catch (err) {
+      opened.abandon();
+      throw err;
+    }
   }
 
   /** The lot report's content but its recipients, for `actor` (its clinic's part for a clinic token); 404 for an unknown lot. */
@@ -148,17 +247,6 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
     };
   }
 
-  /**
-   * The lot's recipient procedures (of the actor's clinic, or all) in time order, as the reports list them: read
-   * from a cursor on a pooled connection as they are written, which is released when the list ends or the reader
-   * leaves early (the stream is destroyed when the loop is left).
-   */
-  const lotRecipients = (actor: Actor, lotId: string) =>
-    new StreamedList(async function* recipients() {
-      const rows = await q.streamLotRecipients(pool, lotId, actor.clinicId);
-      for await (const row of rows) yield toRecipient(row as q.RecipientRow);
-    });
-
   return {
     /**
      * The lot traceability report (contract "Reports") for `actor`: its recipients are a `StreamedList`, written
@@ -166,10 +254,13 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
      * number of recipient procedures, before the first byte. 404 for an unknown lot.
      */
     async lotTraceability(actor: Actor, lotId: string) {
-      const [report, counts] = await Promise.all([lotReportBesidesRecipients(actor, lotId), q.recipientCounts(db, [lotId], actor.clinicId)]);
-      await exported(actor, 'lot-traceability', 'lot', lotId, { format: 'json', recipients: counts.procedures });
-      const { adverseEvents, outcomeSummary, ...head } = report;
-      return { ...head, recipients: lotRecipients(actor, lotId), adverseEvents, outcomeSummary };
+      const report = await lotReportBesidesRecipients(actor, lotId);
+      const opened = await openRecipients(actor, [lotId], { report: 'lot-traceability', format: 'json', resourceType: 'lot', resourceId: lotId });
+      return withRecipients(opened, async () => {
+        await exported(actor, 'lot-traceability', 'lot', lotId, { format: 'json', recipients: opened.counts.procedures });
+        const { adverseEvents, outcomeSummary, ...head } = report;
+        return { ...head, recipients: opened.of(lotId), adverseEvents, outcomeSummary };
+      });
     },
 
     /**
@@ -183,19 +274,19 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
      */
     async lotDossier(actor: Actor, lotId: string, format: 'pdf' | 'html') {
       const now = clock.now();
-      const [report, counts, changes, events, unused, notices] = await Promise.all([
+      const [report, changes, events, unused, notices] = await Promise.all([
         lotReportBesidesRecipients(actor, lotId),
-        q.recipientCounts(db, [lotId], actor.clinicId),
         q.changeFromBaselineStats(db, lotId, actor.clinicId),
         q.dossierAdverseEvents(db, lotId, actor.clinicId),
         q.unusedVialRuns(db, lotId, actor.clinicId, todayIso(clock)),
         q.recallNoticesOf(db, lotId, actor.clinicId),
       ]);
-      await exported(actor, 'lot-traceability', 'lot', lotId, { format, recipients: counts.procedures });
+      const opened = await openRecipients(actor, [lotId], { report: 'lot-traceability', format, resourceType: 'lot', resourceId: lotId });
+      await withRecipients(opened, () => exported(actor, 'lot-traceability', 'lot', lotId, { format, recipients: opened.counts.procedures }));
       return {
         ...report,
-        recipientCounts: counts,
-        recipients: lotRecipients(actor, lotId),
+        recipientCounts: opened.counts,
+        recipients: opened.of(lotId),
         adverseEventDetails: events.map((a) => ({ ...a, report_overdue: isReportOverdue({ reportDueAt: dateOrNull(a.report_due_at), reportedAt: dateOrNull(a.reported_at) }, now) })),
         changeFromBaseline: changes.map((c) => ({ instrument: c.instrument, timepoint: c.timepoint, n: c.n, mean: c.mean, sd: c.sd })),
         unusedVials: unused,
@@ -205,15 +296,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
 
     async lotTraceabilityCsv(actor: Actor, lotId: string): Promise<Readable> {
       await lots.get(lotId);
-      await exported(actor, 'lot-traceability', 'lot', lotId, { format: 'csv' });
-      return this.recipientsCsv(actor, [lotId]);
-    },
-
-    async recipientsCsv(actor: Actor, lotIds: string[]): Promise<Readable> {
-      const rows = await q.streamRecipients(pool, lotIds, actor.clinicId);
-      // pipeline, not pipe: when the client goes away mid-download Fastify destroys `csv`, and the cursor
-      // must be destroyed with it, or its pooled connection would stay checked out for good.
-      return pipeline(rows, toCsv(RECIPIENT_CSV_COLUMNS, RECIPIENT_CSV_NUMERIC), () => undefined);
+      return recipientsCsv(actor, [lotId], { report: 'lot-traceability', format: 'csv', resourceType: 'lot', resourceId: lotId });
     },
 
     /**
@@ -224,29 +307,28 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
     async donorLookback(actor: Actor, donorId: string) {
       const donor = await donors.get(donorId);
       const lotIds = await q.lotIdsOf(db, donorId);
-      const [lotDtos, counts, adverseEvents] = await Promise.all([
-        lots.getMany(lotIds),
-        q.recipientCounts(db, lotIds, actor.clinicId),
-        q.adverseEventsOfLots(db, lotIds, actor.clinicId),
-      ]);
-      await exported(actor, 'donor-lookback', 'donor', donorId, { format: 'json', lots: lotIds.length, recipients: counts.procedures });
-      return {
-        generatedAt: clock.now().toISOString(),
-        requestedBy: requestedBy(actor),
-        donor,
-        lots: lotDtos.map((lot) => ({
-          lot,
-          recipients: lotRecipients(actor, lot.id),
-          adverseEvents: adverseEvents.filter((a) => a.lot_id === lot.id).map(toReportAdverseEvent),
-        })),
-      };
+      const [lotDtos, adverseEvents] = await Promise.all([lots.getMany(lotIds), q.adverseEventsOfLots(db, lotIds, actor.clinicId)]);
+      const opened = await openRecipients(actor, lotIds, { report: 'donor-lookback', format: 'json', resourceType: 'donor', resourceId: donorId });
+      return withRecipients(opened, async () => {
+        await exported(actor, 'donor-lookback', 'donor', donorId, { format: 'json', lots: lotIds.length, recipients: opened.counts.procedures });
+        return {
+          generatedAt: clock.now().toISOString(),
+          requestedBy: requestedBy(actor),
+          donor,
+          // In lot id order, as the cursor reads them.
+          lots: lotDtos.map((lot) => ({
+            lot,
+            recipients: opened.of(lot.id),
+            adverseEvents: adverseEvents.filter((a) => a.lot_id === lot.id).map(toReportAdverseEvent),
+          })),
+        };
+      });
     },
 
     async donorLookbackCsv(actor: Actor, donorId: string): Promise<Readable> {
       await donors.get(donorId);
       const lotIds = await q.lotIdsOf(db, donorId);
-      await exported(actor, 'donor-lookback', 'donor', donorId, { format: 'csv', lots: lotIds.length });
-      return this.recipientsCsv(actor, lotIds);
+      return recipientsCsv(actor, lotIds, { report: 'donor-lookback', format: 'csv', resourceType: 'donor', resourceId: donorId }, { lots: lotIds.length });
     },
 
     /** The patient's exposures as CSV, one line per (procedure, donor); the export is audited as csv. */
