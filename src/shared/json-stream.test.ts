@@ -95,6 +95,22 @@ describe('jsonBody: a report written as JSON while its lists are read', () => {
     expect(events).toEqual(['open', 'closed']);
   });
 
+  it('lets go of every list it did not read to the end, even when destroyed before its first piece', async () => {
+    const abandoned: string[] = [];
+    const list = (name: string, items: number[]) => new StreamedList(() => slowly(items), () => abandoned.push(name));
+    const body = jsonBody({ a: list('a', [1]), nested: [{ b: list('b', [2]) }] }) as Readable;
+    const closed = new Promise((r) => body.once('close', r));
+    body.destroy();
+    await closed;
+    expect(abandoned.sort()).toEqual(['a', 'b']);
+    // Read to the end: nothing to let go.
+    const whole: string[] = [];
+    const done = jsonBody({ a: new StreamedList(() => slowly([1, 2]), () => whole.push('a')) });
+    expect(await text(done)).toBe('{"a":[1,2]}');
+    await new Promise((r) => setImmediate(r));
+    expect(whole).toEqual([]);
+  });
+
   it('refuses to be written by JSON.stringify, which would write it as {}', () => {
     expect(() => JSON.stringify({ rows: new StreamedList(() => slowly([1])) })).toThrow(/jsonBody/);
   });

@@ -114,20 +114,22 @@ async function* pieces(v: unknown): AsyncGenerator<string> {
 export function jsonBody(value: unknown): string | Readable {
   if (!holdsStream(value)) return JSON.stringify(value);
   async function* text(): AsyncGenerator<string> {
-    try {
-      let buffered = '';
-      for await (const piece of pieces(value)) {
-        buffered += piece;
-        if (buffered.length >= PIECE) {
-          yield buffered;
-          buffered = '';
-        }
+    let buffered = '';
+    for await (const piece of pieces(value)) {
+      buffered += piece;
+      if (buffered.length >= PIECE) {
+        yield buffered;
+        buffered = '';
       }
-      if (buffered) yield buffered;
-    } finally {
-      // Stopped early (the client left, a list failed): lists not read to their end let go of what they hold.
-      for (const list of listsIn(value)) list.abandon();
     }
+    if (buffered) yield buffered;
   }
-  return Readable.from(text(), { objectMode: false });
+  const body = Readable.from(text(), { objectMode: false });
+  // However it ends (read to the end, the client gone, even before the first piece, a list failed), lists not
+  // read to their end let go of what they hold. Not in the generator's finally: a generator destroyed before its
+  // first step never runs it.
+  body.once('close', () => {
+    for (const list of listsIn(value)) list.abandon();
+  });
+  return body;
 }

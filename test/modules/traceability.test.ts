@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/app.js';
 import { abandonDownload, checkedOutAfter } from '../support/downloads.js';
-import { consentBody, patientBody, procedureBody, releasedLot } from '../support/fixtures.js';
+import { consentBody, createDonor, patientBody, procedureBody, releasedLot } from '../support/fixtures.js';
 
 let t: TestApp;
 let supplier: string;
@@ -42,6 +42,13 @@ beforeAll(async () => {
     .send({ procedureId: procedures['clinic-b'], onsetAt: '2026-03-11T08:00:00Z', description: 'Effusion', severityGrade: 2, serious: false, relatedness: 'probable', outcome: 'resolved' });
 });
 afterAll(() => t.close());
+
+/** The app's port on a real socket (for clients that leave mid-download), listening from the first call on. */
+let port: number | undefined;
+const listening = async () => {
+  port ??= ((await t.app.listen({ port: 0, host: '127.0.0.1' }).then(() => t.app.server.address())) as { port: number }).port;
+  return port;
+};
 
 const get = (path: string, token: string, accept?: string) => {
   const req = t.http.get(path).set('authorization', `Bearer ${token}`);
@@ -190,12 +197,6 @@ describe('the reports of a lot with 6,000 more recipients', () => {
     );
   });
 
-  let port: number | undefined;
-  const listening = async () => {
-    port ??= ((await t.app.listen({ port: 0, host: '127.0.0.1' }).then(() => t.app.server.address())) as { port: number }).port;
-    return port;
-  };
-
   const exportsOf = async (resourceId: string) =>
     (await t.pool.query("SELECT details FROM audit_events WHERE action = 'export' AND resource_id = $1 ORDER BY id", [resourceId])).rows.map(
       (r: { details: { format: string; recipients?: number } }) => r.details,
@@ -303,5 +304,60 @@ describe('the reports of a lot with 6,000 more recipients', () => {
     }
     expect(await checkedOutAfter(t.pool)).toBe(0);
     expect((await get(`/v1/reports/lot-traceability/${lotId}`, inspector)).status).toBe(200);
+  });
+});
+
+describe('a report download\'s connection and audit, at the edges', () => {
+  const incompleteOf = async (resourceId: string) =>
+    (await t.pool.query("SELECT count(*)::int AS n FROM audit_events WHERE action = 'export' AND outcome = 'incomplete' AND resource_id = $1", [resourceId])).rows[0].n as number;
+
+  it('holds no connection for a donor with no lots, and records it as delivered', async () => {
+    const lonely = await createDonor(t.http, supplier);
+    for (const accept of ['application/json', 'text/csv']) {
+      const res = await get(`/v1/reports/donor-lookback/${lonely.id}`, inspector, accept);
+      expect(res.status).toBe(200);
+      if (accept === 'application/json') expect(res.body.lots).toEqual([]);
+      expect(await checkedOutAfter(t.pool, 1000), accept).toBe(0);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await incompleteOf(lonely.id)).toBe(0);
+  });
+
+  it('gives the connection back at once when the client leaves before the first byte', async () => {
+    const port = await listening();
+    const http = await import('node:http');
+    for (const accept of ['application/json', 'text/csv', 'application/pdf', 'text/html']) {
+      // The export's audit entry waits on a lock, so the client is gone before the response starts.
+      const locker = await t.pool.connect();
+      await locker.query('BEGIN; LOCK TABLE audit_events IN EXCLUSIVE MODE');
+      const req = http.get({ host: '127.0.0.1', port, path: `/v1/reports/lot-traceability/${lotId}`, headers: { authorization: `Bearer ${inspector}`, accept } });
+      req.on('error', () => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      req.destroy();
+      await locker.query('COMMIT');
+      locker.release();
+      expect(await checkedOutAfter(t.pool, 3000), accept).toBe(0);
+    }
+  });
+
+  it('records no incomplete delivery for an export whose audit entry could not be written', async () => {
+    // The audit entry of this lot's exports fails (a trigger, for this test only): the client gets an error body.
+    const { lot } = await releasedLot(t.http, supplier);
+    await t.pool.query(`CREATE FUNCTION refuse_export() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.action = 'export' AND NEW.resource_id = '${lot.id}' THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NEW; END $$`);
+    await t.pool.query('CREATE TRIGGER refuse_export BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_export()');
+    try {
+      for (const accept of ['application/json', 'text/csv', 'application/pdf']) {
+        const res = await get(`/v1/reports/lot-traceability/${lot.id}`, inspector, accept);
+        expect(res.status, accept).toBeGreaterThanOrEqual(500);
+        expect(await checkedOutAfter(t.pool, 1000), accept).toBe(0);
+      }
+    } finally {
+      await t.pool.query('DROP TRIGGER refuse_export ON audit_events; DROP FUNCTION refuse_export()');
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await incompleteOf(lot.id)).toBe(0);
+    // And the lot's report works again once its entry can be written.
+    expect((await get(`/v1/reports/lot-traceability/${lot.id}`, inspector)).status).toBe(200);
   });
 });

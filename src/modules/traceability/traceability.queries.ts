@@ -233,7 +233,7 @@ export async function streamRows(
   let idle: NodeJS.Timeout | undefined;
   const waitForReader = () => {
     clearTimeout(idle);
-    idle = setTimeout(() => stream.destroy(new Error(`rows waited ${limits.idleMs} ms for the reader`)), limits.idleMs);
+    idle = setTimeout(() => stream.destroy(Object.assign(new Error(`rows waited ${limits.idleMs} ms for the reader`), { code: 'reader-idle' })), limits.idleMs);
     idle.unref();
   };
   const read = stream._read.bind(stream);

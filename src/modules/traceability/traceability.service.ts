@@ -178,11 +178,24 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
    * one cursor, by lot then time, with `counts` from the same snapshot, so the audit entry names exactly what is
    * sent. Opened before the first byte, so a busy instance answers 503 (streamRows) rather than a cut-off body.
    * `of(lotId)` is one lot's list; lists must be read in lot id order (the order of lotIdsOf and lots.getMany).
-   * `abandon()` frees the connection of a report that will not be written (each list also does, when left early).
+   * `recorded(details)` writes the export entry, then watches the download; `abandon()` frees the connection of a
+   * report that will not be written (each list also does, when left early). No lots: no cursor, nothing held.
    */
   async function openRecipients(actor: Actor, lotIds: string[], delivery: Delivery) {
+    if (lotIds.length === 0) {
+      const none: q.RecipientCountsRow = { procedures: 0, patients: 0, clinics: 0, entered_in_error: 0 };
+      return {
+        counts: none,
+        of: () => new StreamedList<ReportRecipient>(async function* nothing() {}),
+        recorded: (details: Record<string, unknown>) => exported(actor, delivery.report, delivery.resourceType, delivery.resourceId, details),
+        abandon: () => undefined,
+      };
+    }
     const { rows, counts } = await q.streamLotRecipients(pool, lotIds, actor.clinicId);
-    watchDelivery(actor, rows, delivery);
+    const recorded = async (details: Record<string, unknown>) => {
+      await exported(actor, delivery.report, delivery.resourceType, delivery.resourceId, details);
+      watchDelivery(actor, rows, delivery);
+    };
     const items = (rows as AsyncIterable<q.RecipientRow>)[Symbol.asyncIterator]();
     let ahead: IteratorResult<q.RecipientRow> | undefined;
     const abandon = () => void rows.destroy();
@@ -196,7 +209,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
           yield toRecipient(row);
         }
       }, abandon);
-    return { counts, of, abandon };
+    return { counts, of, recorded, abandon };
   }
 
   /**
@@ -205,13 +218,13 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
    */
   async function recipientsCsv(actor: Actor, lotIds: string[], d: Delivery, details: Record<string, unknown> = {}): Promise<Readable> {
     const rows = await q.streamRecipients(pool, lotIds, actor.clinicId);
-    watchDelivery(actor, rows, d);
     try {
       await exported(actor, d.report, d.resourceType, d.resourceId, { format: 'csv', ...details });
     } catch (err) {
       rows.destroy();
       throw err;
     }
+    watchDelivery(actor, rows, d);
     // pipeline, not pipe: when the client goes away mid-download Fastify destroys `csv`, and the cursor
     // must be destroyed with it, or its pooled connection would stay checked out for good.
     return pipeline(rows, toCsv(RECIPIENT_CSV_COLUMNS, RECIPIENT_CSV_NUMERIC), () => undefined);
@@ -257,7 +270,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
       const report = await lotReportBesidesRecipients(actor, lotId);
       const opened = await openRecipients(actor, [lotId], { report: 'lot-traceability', format: 'json', resourceType: 'lot', resourceId: lotId });
       return withRecipients(opened, async () => {
-        await exported(actor, 'lot-traceability', 'lot', lotId, { format: 'json', recipients: opened.counts.procedures });
+        await opened.recorded({ format: 'json', recipients: opened.counts.procedures });
         const { adverseEvents, outcomeSummary, ...head } = report;
         return { ...head, recipients: opened.of(lotId), adverseEvents, outcomeSummary };
       });
@@ -282,7 +295,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
         q.recallNoticesOf(db, lotId, actor.clinicId),
       ]);
       const opened = await openRecipients(actor, [lotId], { report: 'lot-traceability', format, resourceType: 'lot', resourceId: lotId });
-      await withRecipients(opened, () => exported(actor, 'lot-traceability', 'lot', lotId, { format, recipients: opened.counts.procedures }));
+      await withRecipients(opened, () => opened.recorded({ format, recipients: opened.counts.procedures }));
       return {
         ...report,
         recipientCounts: opened.counts,
@@ -310,7 +323,7 @@ export function createTraceabilityService({ db, pool, audit, clock, lots, donors
       const [lotDtos, adverseEvents] = await Promise.all([lots.getMany(lotIds), q.adverseEventsOfLots(db, lotIds, actor.clinicId)]);
       const opened = await openRecipients(actor, lotIds, { report: 'donor-lookback', format: 'json', resourceType: 'donor', resourceId: donorId });
       return withRecipients(opened, async () => {
-        await exported(actor, 'donor-lookback', 'donor', donorId, { format: 'json', lots: lotIds.length, recipients: opened.counts.procedures });
+        await opened.recorded({ format: 'json', lots: lotIds.length, recipients: opened.counts.procedures });
         return {
           generatedAt: clock.now().toISOString(),
           requestedBy: requestedBy(actor),
