@@ -1,6 +1,6 @@
 import { and, asc, eq, ne, sql } from 'drizzle-orm';
 import type pg from 'pg';
-import QueryStream from 'pg-query-stream';
+import { openReadSnapshot } from '../../db/read-snapshot.js';
 import { rowTypes, type Executor, type Tx } from '../../db/client.js';
 import { fromRaw } from '../../db/raw.js';
 import { parsePgTimestamp } from '../../db/columns.js';
@@ -268,92 +268,73 @@ export interface Snapshot {
   close(): Promise<void>;
 }
 
+/** How long one export cursor may run (6 h): far beyond any export, short of never. */
+const CURSOR_READ_TIMEOUT_MS = 6 * 3600_000;
+
 /**
- * Opens the export's snapshot on a connection of its own, held for the whole export. Statement timeouts are
- * lifted for it (a cursor is one statement until it ends); it is read-only.
+ * Opens the export's snapshot (db/read-snapshot.ts) on a connection of its own, held for the whole export, with
+ * no statement timeout (a cursor is one statement until it ends).
  *
  * `transactionTime`: the snapshot's time (clock_timestamp() in its first statement, so every transaction
  * committed before the snapshot is older), moved back to the start of the oldest transaction that was still
  * writing then: a change it commits later carries a time before that instant (rows take their transaction's
  * now()), is not in this snapshot, and a later export with `_since=transactionTime` still finds it.
  */
-/** How long one export cursor may run (6 h): far beyond any export, short of never. */
-const CURSOR_READ_TIMEOUT_MS = 6 * 3600_000;
-
 export async function openSnapshot(pool: pg.Pool): Promise<Snapshot> {
-  const client = await pool.connect();
-  let lost: Error | undefined;
-  const onError = (err: Error) => {
-    lost ??= err;
-  };
-  client.on('error', onError);
-  let closed = false;
+  // No statement timeout: a cursor is one statement until its last row. The lease, the heartbeat and
+  // cancellation bound an export instead.
+  const snap = await openReadSnapshot(pool, { statementTimeoutMs: 0, idleInTransactionMs: 10 * 60_000 });
+  let transactionTime: Date;
   try {
-    await client.query('begin isolation level repeatable read read only');
-    await client.query("set local statement_timeout = 0; set local idle_in_transaction_session_timeout = '10min'");
-    const at = await client.query<{ snapshot: string; oldest: string | null }>({
+    const at = await snap.client.query<{ snapshot: string; oldest: string | null }>({
       text: `select clock_timestamp()::text as snapshot,
         (select min(xact_start)::text from pg_stat_activity where backend_xid is not null and pid <> pg_backend_pid()) as oldest`,
       types: rowTypes,
     });
     const snapshot = parsePgTimestamp(at.rows[0]!.snapshot);
     const oldest = at.rows[0]!.oldest ? parsePgTimestamp(at.rows[0]!.oldest) : null;
-    const transactionTime = oldest && oldest < snapshot ? oldest : snapshot;
-
-    async function* cursor(text: string, values: unknown[], batch: number): AsyncGenerator<Record<string, unknown>[]> {
-      const query = new QueryStream(text, values, { batchSize: batch, highWaterMark: batch, types: rowTypes });
-      // pg's client-side read timeout (the pool's query_timeout, the statement timeout + 1 s) would end the cursor
-      // mid-export: a cursor is one query until its last row. The lease, the heartbeat and cancellation bound it instead.
-      (query as unknown as { query_timeout: number }).query_timeout = CURSOR_READ_TIMEOUT_MS;
-      const stream = client.query(query);
-      let rows: Record<string, unknown>[] = [];
-      try {
-        for await (const row of stream as AsyncIterable<Record<string, unknown>>) {
-          rows.push(row);
-          if (rows.length >= batch) {
-            if (lost) throw lost;
-            yield rows;
-            rows = [];
-          }
-        }
-        if (lost) throw lost;
-        if (rows.length) yield rows;
-      } finally {
-        // Stopped early (cancelled, failed): destroying the stream closes the cursor.
-        if (!stream.destroyed) stream.destroy();
-      }
-    }
-
-    return {
-      transactionTime,
-      async count(type, f) {
-        const { text, values } = fromWhere(type, f);
-        const result = await client.query<{ n: number }>(`select count(*)::int8 as n ${text}`, values);
-        return Number(result.rows[0]!.n);
-      },
-      async *rows<T extends RowType>(type: T, f: ExportFilter, batch: number): AsyncGenerator<ExportRows[T][]> {
-        const { text, values } = fromWhere(type, f);
-        const map = SOURCES[type].row as (r: Record<string, unknown>) => ExportRows[T];
-        for await (const rows of cursor(`select t.* ${text} order by t.id`, values, batch)) yield rows.map(map);
-      },
-      async *lotIds(f, batch) {
-        const { text, values } = fromWhere('BiologicallyDerivedProduct', f);
-        for await (const rows of cursor(`select t.id ${text} order by t.id`, values, batch)) yield rows.map((r) => r.id as string);
-      },
-      async close() {
-        if (closed) return;
-        closed = true;
-        try {
-          if (!lost) await client.query('commit');
-        } finally {
-          client.removeListener('error', onError);
-          client.release(lost);
-        }
-      },
-    };
+    transactionTime = oldest && oldest < snapshot ? oldest : snapshot;
   } catch (err) {
-    client.removeListener('error', onError);
-    client.release(err as Error);
+    await snap.close({ err: err as Error });
     throw err;
   }
+
+  async function* cursor(text: string, values: unknown[], batch: number): AsyncGenerator<Record<string, unknown>[]> {
+    const stream = snap.cursor(text, values, { batchSize: batch, highWaterMark: batch, types: rowTypes, readTimeoutMs: CURSOR_READ_TIMEOUT_MS });
+    let rows: Record<string, unknown>[] = [];
+    try {
+      for await (const row of stream as AsyncIterable<Record<string, unknown>>) {
+        rows.push(row);
+        if (rows.length >= batch) {
+          if (snap.lost) throw snap.lost;
+          yield rows;
+          rows = [];
+        }
+      }
+      if (snap.lost) throw snap.lost;
+      if (rows.length) yield rows;
+    } finally {
+      // Stopped early (cancelled, failed): destroying the stream closes the cursor.
+      if (!stream.destroyed) stream.destroy();
+    }
+  }
+
+  return {
+    transactionTime,
+    async count(type, f) {
+      const { text, values } = fromWhere(type, f);
+      const result = await snap.client.query<{ n: number }>(`select count(*)::int8 as n ${text}`, values);
+      return Number(result.rows[0]!.n);
+    },
+    async *rows<T extends RowType>(type: T, f: ExportFilter, batch: number): AsyncGenerator<ExportRows[T][]> {
+      const { text, values } = fromWhere(type, f);
+      const map = SOURCES[type].row as (r: Record<string, unknown>) => ExportRows[T];
+      for await (const rows of cursor(`select t.* ${text} order by t.id`, values, batch)) yield rows.map(map);
+    },
+    async *lotIds(f, batch) {
+      const { text, values } = fromWhere('BiologicallyDerivedProduct', f);
+      for await (const rows of cursor(`select t.id ${text} order by t.id`, values, batch)) yield rows.map((r) => r.id as string);
+    },
+    close: () => snap.close({ commit: true }),
+  };
 }

@@ -2,9 +2,10 @@ import type { Readable } from 'node:stream';
 import { sql, type SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
-import QueryStream from 'pg-query-stream';
+import type QueryStream from 'pg-query-stream';
 import type { Executor } from '../../db/client.js';
 import { parsePgTimestamp } from '../../db/columns.js';
+import { openReadSnapshot, type ReadSnapshot } from '../../db/read-snapshot.js';
 import { ServiceUnavailable } from '../../shared/errors.js';
 
 /**
@@ -207,55 +208,58 @@ export async function streamRows(
     slot = false;
     openStreams.set(pool, (openStreams.get(pool) ?? 1) - 1);
   };
-  let client: pg.PoolClient;
+  const live: { rows?: QueryStream } = {};
+  // Destroying the stream closes its cursor, which waits for the server's reply; a lost connection sends
+  // none, and the stream would never finish being destroyed. Once the connection is gone, stop waiting.
+  let giveUp: ((err: Error) => void) | undefined;
+  let snap: ReadSnapshot;
   let first: Record<string, unknown>[] = [];
   try {
-    client = await pool.connect();
+    snap = await openReadSnapshot(pool, {
+      statementTimeoutMs: limits.totalMs,
+      idleInTransactionMs: limits.idleMs * 2,
+      onLost: (err) => {
+        giveUp?.(err);
+        live.rows?.destroy(err);
+      },
+    });
   } catch (err) {
     freeSlot();
     throw err;
   }
   try {
-    await client.query(
-      `begin isolation level repeatable read read only; set local statement_timeout = ${Math.floor(limits.totalMs)}; ` +
-        `set local idle_in_transaction_session_timeout = ${Math.floor(limits.idleMs * 2)}`,
-    );
-    if (opts.first) first = (await client.query(opts.first.text, opts.first.values)).rows as Record<string, unknown>[];
+    if (opts.first) first = (await snap.client.query(opts.first.text, opts.first.values)).rows as Record<string, unknown>[];
   } catch (err) {
-    client.release(err as Error);
+    await snap.close({ err: err as Error });
     freeSlot();
     throw err;
   }
-  const stream = new QueryStream(query.text, query.values, { batchSize: 500 });
-  (stream as unknown as { query_timeout: number }).query_timeout = limits.totalMs;
+  const rows = snap.cursor(query.text, query.values, { batchSize: 500, readTimeoutMs: limits.totalMs });
+  live.rows = rows;
   // Idle: rows are waiting for the reader (the stream's buffer is full) and it has not asked for more. The
   // timer starts when the buffer fills (or at once: nobody has read yet) and stops when the reader asks.
   let idle: NodeJS.Timeout | undefined;
   const waitForReader = () => {
     clearTimeout(idle);
-    idle = setTimeout(() => stream.destroy(Object.assign(new Error(`rows waited ${limits.idleMs} ms for the reader`), { code: 'reader-idle' })), limits.idleMs);
+    idle = setTimeout(() => rows.destroy(Object.assign(new Error(`rows waited ${limits.idleMs} ms for the reader`), { code: 'reader-idle' })), limits.idleMs);
     idle.unref();
   };
-  const read = stream._read.bind(stream);
-  stream._read = (size: number) => {
+  const read = rows._read.bind(rows);
+  rows._read = (size: number) => {
     clearTimeout(idle);
     read(size);
   };
-  const push = stream.push.bind(stream);
-  stream.push = (chunk: unknown, encoding?: BufferEncoding) => {
+  const push = rows.push.bind(rows);
+  rows.push = (chunk: unknown, encoding?: BufferEncoding) => {
     const more = push(chunk, encoding);
     if (!more && chunk !== null) waitForReader();
     return more;
   };
   waitForReader();
-  // Destroying the stream closes its cursor, which waits for the server's reply; a lost connection sends
-  // none, and the stream would never finish being destroyed. Once the connection is gone, stop waiting.
-  let lost: Error | undefined;
-  let giveUp: ((err: Error) => void) | undefined;
   type Destroy = (err: Error | null, done: (error?: Error | null) => void) => void;
-  const closeCursor = stream._destroy.bind(stream) as Destroy;
+  const closeCursor = rows._destroy.bind(rows) as Destroy;
   const destroy: Destroy = (err, done) => {
-    if (lost) return done(err ?? lost);
+    if (snap.lost) return done(err ?? snap.lost);
     let finished = false;
     const finish = (e: Error | null) => {
       if (finished) return;
@@ -265,37 +269,21 @@ export async function streamRows(
     giveUp = finish;
     closeCursor(err, (e) => finish(e ?? null));
   };
-  stream._destroy = destroy;
-  const onConnectionLost = (err: Error) => {
-    lost ??= err;
-    giveUp?.(err);
-    stream.destroy(err);
-  };
-  client.on('error', onConnectionLost);
-  client.query(stream);
-  let released = false;
+  rows._destroy = destroy;
   let ended = false;
-  // Read to the end: commit; stopped early (destroyed): roll back once the cursor is closed (pg runs queries in
-  // order); failed or lost: the connection is discarded with its transaction.
+  // Read to the end: committed; stopped early (destroyed): rolled back; failed or lost: discarded (ReadSnapshot.close).
   const release = (err?: Error) => {
     clearTimeout(idle);
-    if (released) return;
-    released = true;
     freeSlot();
-    client.removeListener('error', onConnectionLost);
-    if (err ?? lost) return client.release(err ?? lost);
-    client.query(ended ? 'commit' : 'rollback').then(
-      () => client.release(),
-      (e: Error) => client.release(e),
-    );
+    void snap.close({ commit: ended, err });
   };
-  stream.once('end', () => {
+  rows.once('end', () => {
     ended = true;
     release();
   });
-  stream.once('error', (err) => release(err));
-  stream.once('close', () => release());
-  return { rows: stream, first };
+  rows.once('error', (err) => release(err));
+  rows.once('close', () => release());
+  return { rows, first };
 }
 
 const dialect = new PgDialect();
