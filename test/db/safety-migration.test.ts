@@ -1,14 +1,8 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
-import { drizzle } from 'drizzle-orm/node-postgres';
-import { migrate } from 'drizzle-orm/node-postgres/migrator';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { migrateDatabase, migrationsFolder } from '../../src/db/migrate.js';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrateDatabase } from '../../src/db/migrate.js';
 import { reportDueAt } from '../../src/modules/adverse-events/rules.js';
-import { databaseUrl } from '../support/database.js';
+import { createEmptyDatabase, dropDatabase, migrateThrough, withClient } from '../support/migrations.js';
 
 /**
  * Migration 0021 gives adverse events expectedness and the IND safety report clock. Events recorded before it are
@@ -18,56 +12,16 @@ import { databaseUrl } from '../support/database.js';
 
 const LAST_BEFORE_SAFETY = 20;
 
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
 let name: string;
 let url: string;
 
 beforeAll(async () => {
-  name = `${inject('templateDatabase')}_safety_${randomBytes(4).toString('hex')}`;
-  await withClient(inject('adminDatabaseUrl'), async (admin) => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await admin.query(`CREATE DATABASE ${name}`);
-        return;
-      } catch (err) {
-        if ((err as { code?: string }).code !== '55006' || attempt > 50) throw err;
-        await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
-      }
-    }
-  });
-  url = databaseUrl(name);
+  ({ name, url } = await createEmptyDatabase('safety'));
   // Migrations 0000..0020 only, into the same migrations table, so migrateDatabase then applies 0021 onwards.
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'safety-migration-'));
-  try {
-    await fs.cp(migrationsFolder, dir, { recursive: true });
-    const journalPath = path.join(dir, 'meta', '_journal.json');
-    const journal = JSON.parse(await fs.readFile(journalPath, 'utf8')) as { entries: { idx: number; tag: string }[] };
-    const later = journal.entries.filter((e) => e.idx > LAST_BEFORE_SAFETY);
-    expect(later.map((e) => e.tag)).toContain('0021_safety');
-    for (const e of later) await fs.rm(path.join(dir, `${e.tag}.sql`));
-    journal.entries = journal.entries.filter((e) => e.idx <= LAST_BEFORE_SAFETY);
-    await fs.writeFile(journalPath, JSON.stringify(journal, null, 2));
-    await withClient(url, async (client) => {
-      await client.query('SET client_min_messages = warning');
-      await migrate(drizzle({ client }), { migrationsFolder: dir });
-    });
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
+  await migrateThrough(url, LAST_BEFORE_SAFETY, ['0021_safety']);
 });
 
-afterAll(async () => {
-  await withClient(inject('adminDatabaseUrl'), (admin) => admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(name)} WITH (FORCE)`));
-});
+afterAll(() => dropDatabase(name));
 
 describe('migration 0021 (safety)', () => {
   it('backfills expectedness, awareness and the due time of events recorded before it', async () => {

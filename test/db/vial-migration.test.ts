@@ -1,14 +1,9 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { drizzle } from 'drizzle-orm/node-postgres';
-import { migrate } from 'drizzle-orm/node-postgres/migrator';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { migrateDatabase, migrationsFolder } from '../../src/db/migrate.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrateDatabase } from '../../src/db/migrate.js';
 import type { TestApp } from '../support/app.js';
-import { databaseUrl } from '../support/database.js';
+import { createEmptyDatabase, dropDatabase, migrateThrough, withClient } from '../support/migrations.js';
 
 /**
  * Migration 0015 turns the per-clinic counters of lot_stock into one row per vial. A database written by the
@@ -21,60 +16,9 @@ const MFR = 'Vesicle Biologics Inc.';
 
 // --- databases -------------------------------------------------------------------------------------------------
 
-async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
-
-/** An empty database of this file's own; named after the run's template so the global teardown drops it too. */
-async function createEmptyDatabase(label: string): Promise<{ name: string; url: string }> {
-  const name = `${inject('templateDatabase')}_${label}_${randomBytes(4).toString('hex')}`;
-  await withClient(inject('adminDatabaseUrl'), async (admin) => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await admin.query(`CREATE DATABASE ${name}`);
-        return;
-      } catch (err) {
-        // "source database is being accessed by other users": template1 is being copied right now.
-        if ((err as { code?: string }).code !== '55006' || attempt > 50) throw err;
-        await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
-      }
-    }
-  });
-  return { name, url: databaseUrl(name) };
-}
-
-async function dropDatabase(name: string) {
-  await withClient(inject('adminDatabaseUrl'), (admin) => admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(name)} WITH (FORCE)`));
-}
-
-/**
- * Applies migrations 0000..0014 only: a copy of migrations/ without the later files and journal entries, run by
- * drizzle's migrator into the same migrations table, so a later full migrateDatabase applies only what follows.
- */
+/** Applies migrations 0000..0014 only (before the vials), and checks the old lot_stock is what the database has. */
 async function migrateToBeforeVials(url: string) {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'vial-migration-'));
-  try {
-    await fs.cp(migrationsFolder, dir, { recursive: true });
-    const journalPath = path.join(dir, 'meta', '_journal.json');
-    const journal = JSON.parse(await fs.readFile(journalPath, 'utf8')) as { entries: { idx: number; tag: string }[] };
-    const later = journal.entries.filter((e) => e.idx > LAST_BEFORE_VIALS);
-    expect(later.map((e) => e.tag)).toEqual(expect.arrayContaining(['0015_vials', '0016_drop_lot_stock']));
-    for (const e of later) await fs.rm(path.join(dir, `${e.tag}.sql`));
-    journal.entries = journal.entries.filter((e) => e.idx <= LAST_BEFORE_VIALS);
-    await fs.writeFile(journalPath, JSON.stringify(journal, null, 2));
-    await withClient(url, async (client) => {
-      await client.query('SET client_min_messages = warning');
-      await migrate(drizzle({ client }), { migrationsFolder: dir });
-    });
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
+  await migrateThrough(url, LAST_BEFORE_VIALS, ['0015_vials', '0016_drop_lot_stock']);
   await withClient(url, async (c) => {
     const { rows } = await c.query<{ vials: string | null; stock: string | null }>(`select to_regclass('public.vials') as vials, to_regclass('public.lot_stock') as stock`);
     expect(rows[0]).toEqual({ vials: null, stock: 'lot_stock' });
